@@ -1,0 +1,1 @@
+"""Detections -> alerts: dedup, suppression, counters."""

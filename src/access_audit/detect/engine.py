@@ -1,0 +1,62 @@
+"""The rules engine: every event through every rule that applies to its log type."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from access_audit.core.errors import RuleError
+from access_audit.core.events import AccessEvent
+from access_audit.detect.rules import Detection, Rule
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    detections: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    last_errors: list[RuleError] = field(default_factory=list)
+
+
+class DetectionEngine:
+    """Runs rules over events in order. A rule that raises never stops the stream.
+
+    The error is counted per rule and the last few are kept (``stats.last_errors``) for
+    ``access-audit status``; the other rules still see the event.
+    """
+
+    MAX_KEPT_ERRORS = 100
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = list(rules)
+        self.stats = EngineStats()
+        self._any: list[Rule] = [r for r in self.rules if not r.log_types]
+        self._by_type: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            for lt in r.log_types:
+                self._by_type.setdefault(lt, []).append(r)
+        self._cache: dict[str | None, list[Rule]] = {}
+
+    def _rules_for(self, dataset: str | None) -> list[Rule]:
+        rules = self._cache.get(dataset)
+        if rules is None:
+            rules = self._cache[dataset] = self._any + self._by_type.get(dataset or "", [])
+        return rules
+
+    def process(self, ev: AccessEvent) -> list[Detection]:
+        self.stats.events += 1
+        out: list[Detection] = []
+        for rule in self._rules_for(ev.event.dataset):
+            try:
+                found = rule.evaluate(ev)
+            except Exception as e:  # a broken rule must not stop the others or the stream
+                self.stats.errors[rule.id] += 1
+                err = RuleError(f"failed on event {ev.event.id}: {type(e).__name__}: {e}",
+                                rule_id=rule.id, source=rule.source)
+                self.stats.last_errors.append(err)
+                del self.stats.last_errors[:-self.MAX_KEPT_ERRORS]
+                continue
+            if found:
+                self.stats.detections[rule.id] += len(found)
+                out.extend(found)
+        return out

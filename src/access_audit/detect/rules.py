@@ -1,0 +1,263 @@
+"""Rule kinds: match, threshold, sequence.
+
+A rule sees events one at a time (``evaluate``) and returns detections. Windows run on the
+event's own timestamp, never the wall clock, so replaying an old log raises the same alerts as
+seeing it live. Stateful kinds keep bounded state: at most ``max_keys`` groups (the least
+recently seen are evicted and counted) and nothing older than the window.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from access_audit.core.alerts import Severity
+from access_audit.core.events import AccessEvent, get_field
+from access_audit.detect.conditions import Predicate
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EVIDENCE = 50
+
+
+def parse_duration(text: Any) -> timedelta:
+    """'30s', '5m', '1h', '2d', '1w' -> timedelta. Raises ValueError with the accepted forms."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return timedelta(seconds=float(text))
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: use a number and one of s, m, h, d, w (e.g. 5m)")
+    return timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+
+
+@dataclass
+class Detection:
+    """A rule fired. ``timestamp`` is the event time of the event that completed the finding."""
+
+    rule: Rule
+    timestamp: datetime
+    group: dict[str, Any]
+    event: AccessEvent  # the event that triggered
+    evidence: list[str]  # event ids, oldest first (capped)
+    count: int = 1  # how many events make up this finding
+
+    @property
+    def dedup_key(self) -> str:
+        fields = self.rule.dedup_fields or list(self.group)
+        vals = []
+        for f in fields:
+            v = self.group.get(f)
+            if v is None:
+                v = get_field(self.event, tuple(f.split(".")))
+            vals.append(f"{f}={v}")
+        return "|".join(vals)
+
+
+@dataclass(eq=False)
+class Rule:
+    """A compiled rule. Subclasses implement ``evaluate`` for their kind."""
+
+    kind: ClassVar[str] = "match"
+
+    id: str
+    title: str
+    match: Predicate
+    severity: Severity = Severity.medium
+    description: str = ""
+    risk_score: int | None = None
+    log_types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    mitre: tuple[str, ...] = ()
+    personal_data: bool = False
+    dedup_fields: list[str] = field(default_factory=list)
+    suppress: timedelta = timedelta(hours=1)
+    summary: str | None = None
+    source: str | None = None  # file:line of the rule
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    max_keys: int = 100_000
+
+    def evaluate(self, ev: AccessEvent) -> list[Detection]:
+        if not self.match(ev):
+            return []
+        return [Detection(self, ev.timestamp, self.group_values(ev, self.dedup_fields), ev, [ev.id])]
+
+    def group_values(self, ev: AccessEvent, fields: list[str]) -> dict[str, Any]:
+        return {f: _hashable(get_field(ev, tuple(f.split(".")))) for f in fields}
+
+    def reset(self) -> None:
+        """Forget all state (used by the rule test runner between cases)."""
+
+    def state_size(self) -> int:
+        """Number of groups held in memory."""
+        return 0
+
+    def evicted(self) -> int:
+        """Groups dropped because the state cap was reached (least recently seen first)."""
+        return 0
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(v)
+    if hasattr(v, "value"):
+        return v.value
+    return v
+
+
+def _weight(ev: AccessEvent, weight_field: tuple[str, ...] | None) -> int:
+    if weight_field is None:
+        return 1
+    v = get_field(ev, weight_field)
+    try:
+        return max(1, int(v)) if v is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+class _Groups(OrderedDict[tuple[Any, ...], Any]):
+    """LRU map of group key -> state, capped at ``cap`` entries."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+        self.evicted = 0
+
+    def touch(self, key: tuple[Any, ...], factory: Any) -> Any:
+        st = self.get(key)
+        if st is None:
+            st = factory()
+            self[key] = st
+            if len(self) > self.cap:
+                self.popitem(last=False)
+                self.evicted += 1
+        else:
+            self.move_to_end(key)
+        return st
+
+
+@dataclass(eq=False)
+class ThresholdRule(Rule):
+    """N (weighted) matching events per group within a window of event time.
+
+    After firing, the group's window starts afresh, so a continuing attack fires again only after
+    another N events; the alert stage folds those repeats into one alert with a counter.
+    """
+
+    kind: ClassVar[str] = "threshold"
+    group_by: list[str] = field(default_factory=list)
+    count: int = 10
+    window: timedelta = timedelta(minutes=5)
+    weight_field: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self._groups = _Groups(self.max_keys)
+        self._paths = [tuple(f.split(".")) for f in self.group_by]
+
+    def evaluate(self, ev: AccessEvent) -> list[Detection]:
+        if not self.match(ev):
+            return []
+        key = tuple(_hashable(get_field(ev, p)) for p in self._paths)
+        if any(k is None for k in key):
+            return []
+        win: deque[tuple[datetime, int, str]] = self._groups.touch(key, deque)
+        ts = ev.timestamp
+        win.append((ts, _weight(ev, self.weight_field), ev.id))
+        lo = ts - self.window
+        while win and win[0][0] < lo:
+            win.popleft()
+        total = sum(w for _, w, _ in win)
+        if total < self.count:
+            if len(win) > self.count:  # bounded: only the newest `count` entries can matter
+                win.popleft()
+            return []
+        evidence = [i for _, _, i in win][-MAX_EVIDENCE:]
+        win.clear()
+        return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, evidence, count=total)]
+
+    def reset(self) -> None:
+        self._groups.clear()
+        self._groups.evicted = 0
+
+    def state_size(self) -> int:
+        return len(self._groups)
+
+    def evicted(self) -> int:
+        return self._groups.evicted
+
+
+@dataclass
+class Step:
+    name: str
+    match: Predicate
+    min_count: int = 1
+
+
+@dataclass(eq=False)
+class SequenceRule(Rule):
+    """Steps in order by the same key within a window: e.g. N failures, then a success.
+
+    A step's events count only once every earlier step is complete, so order is enforced; the
+    final step completing fires the rule and resets the key.
+    """
+
+    kind: ClassVar[str] = "sequence"
+    by: list[str] = field(default_factory=list)
+    window: timedelta = timedelta(minutes=10)
+    steps: list[Step] = field(default_factory=list)
+    weight_field: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self._groups = _Groups(self.max_keys)
+        self._paths = [tuple(f.split(".")) for f in self.by]
+
+    def evaluate(self, ev: AccessEvent) -> list[Detection]:
+        if not self.match(ev):
+            return []
+        hits = [i for i, s in enumerate(self.steps) if s.match(ev)]
+        if not hits:
+            return []
+        key = tuple(_hashable(get_field(ev, p)) for p in self._paths)
+        if any(k is None for k in key):
+            return []
+        n = len(self.steps)
+        state: list[deque[tuple[datetime, int, str]]] = self._groups.touch(
+            key, lambda: [deque() for _ in range(n)])
+        ts = ev.timestamp
+        lo = ts - self.window
+        for dq in state:
+            while dq and dq[0][0] < lo:
+                dq.popleft()
+
+        def done(i: int) -> bool:
+            return sum(w for _, w, _ in state[i]) >= self.steps[i].min_count
+
+        # The furthest step this event can advance: all steps before it complete.
+        for i in sorted(hits, reverse=True):
+            if all(done(j) for j in range(i)):
+                state[i].append((ts, _weight(ev, self.weight_field), ev.id))
+                if len(state[i]) > max(self.steps[i].min_count, 1) * 2:
+                    state[i].popleft()
+                if i == n - 1 and done(i):
+                    evidence = [eid for dq in state for _, _, eid in dq][-MAX_EVIDENCE:]
+                    total = sum(w for dq in state for _, w, _ in dq)
+                    for dq in state:
+                        dq.clear()
+                    return [Detection(self, ts, dict(zip(self.by, key, strict=True)), ev, evidence, count=total)]
+                break
+        return []
+
+    def reset(self) -> None:
+        self._groups.clear()
+        self._groups.evicted = 0
+
+    def state_size(self) -> int:
+        return len(self._groups)
+
+    def evicted(self) -> int:
+        return self._groups.evicted
+
+
+RULE_KINDS: dict[str, type[Rule]] = {"match": Rule, "threshold": ThresholdRule, "sequence": SequenceRule}
