@@ -87,8 +87,15 @@ def register(cls: type[Parser]) -> type[Parser]:
 
 
 def parser_names() -> list[str]:
+    """The canonical names of the registered parsers."""
     _load_builtin()
     return sorted({c.name for c in _REGISTRY.values()})
+
+
+def known_log_types() -> set[str]:
+    """Every name a parser answers to (names and aliases)."""
+    _load_builtin()
+    return set(_REGISTRY)
 
 
 BUILTIN_MODULES = ("syslog",)

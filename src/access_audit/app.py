@@ -1,0 +1,49 @@
+"""Composition root: settings + adapters -> a pipeline. The only place that picks adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from access_audit.alert.manager import AlertManager
+from access_audit.core.clock import Clock, SystemClock
+from access_audit.core.errors import RuleLoadErrors
+from access_audit.core.ports import AlertSink
+from access_audit.detect.engine import DetectionEngine
+from access_audit.detect.loader import RuleSet, load_rules
+from access_audit.parse.base import ParserRegistry
+from access_audit.pipeline import Pipeline
+from access_audit.settings import Settings
+from access_audit.store.sqlite import SqliteStore
+
+
+def load_ruleset(extra: list[Path] | None = None, *, strict: bool = True) -> RuleSet:
+    """The default pack plus ``extra`` rule paths. With ``strict`` any rule problem raises."""
+    rs = load_rules(extra or [], include_default=True)
+    if rs.errors and strict:
+        raise RuleLoadErrors(rs.errors)
+    return rs
+
+
+def open_store(settings: Settings) -> SqliteStore:
+    if settings.store == "sqlite":
+        return SqliteStore(settings.sqlite_path)
+    raise NotImplementedError(f"store {settings.store!r} is wired in by the production adapters")
+
+
+@dataclass
+class Embedded:
+    pipeline: Pipeline
+    store: SqliteStore
+    rules: RuleSet
+
+
+def build_embedded(settings: Settings, *, sinks: list[AlertSink], rules: list[Path] | None = None,
+                   clock: Clock | None = None) -> Embedded:
+    """The embedded default: SQLite store under the data directory, the given alert sinks."""
+    clock = clock or SystemClock()
+    rs = load_ruleset([*settings.rules, *(rules or [])])
+    store = open_store(settings)
+    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules),
+                        alerts=AlertManager(clock=clock), store=store, sinks=sinks)
+    return Embedded(pipeline, store, rs)

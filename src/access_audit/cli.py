@@ -1,0 +1,330 @@
+"""The ``access-audit`` command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
+from access_audit.settings import Settings
+
+app = typer.Typer(help="Audit who accesses what, detect unusual access, and run the GDPR breach workflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+detectors_app = typer.Typer(help="Detection rules: test, lint, list.", no_args_is_help=True)
+app.add_typer(detectors_app, name="detectors")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (env ACCESS_AUDIT_DATA_DIR; "
+                                              "default ./.access-audit).", show_default=False)]
+Rules = Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file or folder (repeatable).")]
+Fmt = Annotated[str, typer.Option("--format", "-f", help="table | json (one JSON object per line) | csv")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
+def _fail(msg: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {escape(msg)}")
+    return typer.Exit(code)
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+@app.command()
+def run(
+    input: Annotated[list[Path] | None, typer.Option("--input", "-i", help="File or folder to read ('-' for "
+                                                     "stdin; repeatable). Default: stdin.")] = None,
+    log_type: Annotated[str | None, typer.Option("--log-type", "-t", help="Parser to use; default: detect "
+                                                 "per record.")] = None,
+    year: Annotated[int | None, typer.Option(help="Year of the first syslog line (they carry none).")] = None,
+    rules: Rules = None,
+    data_dir: DataDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print alerts, only the summary.")] = False,
+) -> None:
+    """Read access logs, store the events, and raise alerts (embedded mode: no servers needed)."""
+    from access_audit.app import build_embedded
+    from access_audit.ingest.files import LineReader
+    from access_audit.ingest.memory import InMemoryBus
+    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+    from access_audit.parse.base import known_log_types, parser_names
+
+    settings = _settings(data_dir)
+    if log_type and log_type not in known_log_types():
+        raise _fail(f"unknown log type {log_type!r}; known: {', '.join(parser_names())}")
+    try:
+        reader = LineReader(input or [Path("-")], log_type=log_type, year=year)
+    except FileNotFoundError as e:
+        raise _fail(str(e)) from None
+    jsonl = JsonlAlertSink(settings.alerts_path)
+    sinks: list[Any] = [jsonl] if quiet else [ConsoleNotifier(err), jsonl]
+    try:
+        emb = build_embedded(settings, sinks=sinks, rules=rules)
+    except RuleLoadErrors as e:
+        raise _fail(str(e)) from None
+    bus = InMemoryBus()
+    source = bus.source("raw-logs")
+    records = iter(reader)
+    while chunk := list(islice(records, settings.batch_size)):
+        for rec in chunk:
+            bus.produce_record("raw-logs", rec)
+        emb.pipeline.run(source, batch_size=settings.batch_size)
+    jsonl.close()
+    st = emb.pipeline.stats
+    summary = {"records": st.records, "events": st.events, "events_new": st.events_new,
+               "dead_letters": st.dead_letters, "blank_lines": reader.blank_lines,
+               "alerts_new": st.alerts_new, "alert_updates": st.alert_updates,
+               "by_log_type": dict(st.by_log_type), "dead_letter_reasons": dict(st.dead_by_reason),
+               "data_dir": str(settings.data_dir)}
+    emb.store.close()
+    err.print(f"[bold]{st.records}[/] records: [green]{st.events}[/] events ({st.events_new} new), "
+              f"[yellow]{st.dead_letters}[/] dead letters, [red]{st.alerts_new}[/] new alerts "
+              f"({st.alert_updates} updates) -> {escape(str(settings.data_dir))}")
+    if st.dead_letters:
+        for reason, n in st.dead_by_reason.most_common(5):
+            err.print(f"  dead letters: {n} x {escape(reason)}")
+    if not sys.stdout.isatty():
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same traffic.")] = 7,
+    days: Annotated[int, typer.Option(min=1, max=60, help="Days of traffic to generate.")] = 3,
+    rules: Rules = None,
+    data_dir: DataDir = None,
+    write_logs: Annotated[Path | None, typer.Option(help="Also write the generated raw logs to this folder.")] = None,
+) -> None:
+    """Generate a small company's access traffic with injected attacks and run it through the pipeline."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from access_audit.app import build_embedded
+    from access_audit.demo.generator import generate, write_files
+    from access_audit.ingest.memory import InMemoryBus
+    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+
+    settings = _settings(data_dir)
+    records, scenarios = generate(seed=seed, days=days)
+    if write_logs:
+        files = write_files(records, write_logs)
+        err.print(f"raw logs written: {', '.join(str(p) for p in files.values())}")
+    jsonl = JsonlAlertSink(settings.alerts_path)
+    with Progress(TextColumn("[bold]demo[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=False) as progress:
+        task = progress.add_task("records", total=len(records))
+        emb = build_embedded(settings, sinks=[ConsoleNotifier(progress.console), jsonl], rules=rules)
+        bus = InMemoryBus()
+        source = bus.source("raw-logs")
+        from access_audit.core.records import RawRecord
+
+        for i, r in enumerate(records):
+            bus.produce_record("raw-logs", RawRecord(data=r.data, origin=f"{r.source}:{i + 1}", source=r.source,
+                                                     log_type=r.log_type))
+        emb.pipeline.run(source, batch_size=settings.batch_size,
+                         on_batch=lambda res: progress.advance(task, res.events + res.dead_letters))
+    jsonl.close()
+    fired: dict[str, set[str]] = {}
+    for a in emb.store.alerts(limit=100_000):
+        fired.setdefault(a.rule_id, set()).add(a.id)
+    table = Table(title="Injected scenarios", show_lines=False)
+    table.add_column("scenario")
+    table.add_column("expected rules")
+    table.add_column("caught")
+    for sc in scenarios:
+        caught = [r for r in sc.expected_rules if r in fired]
+        mark = "[green]yes[/]" if len(caught) == len(sc.expected_rules) else (
+            "[yellow]partly[/]" if caught else "[red]no[/]")
+        table.add_row(sc.id, ", ".join(sc.expected_rules), mark)
+    err.print(table)
+    st = emb.pipeline.stats
+    err.print(f"{st.events} events, {st.dead_letters} dead letters, {st.alerts_new} alerts "
+              f"-> {escape(str(settings.data_dir))} (try: access-audit status, access-audit query --user ...)")
+    emb.store.close()
+
+
+# --- query --------------------------------------------------------------------------------------
+
+@app.command()
+def query(
+    q: Annotated[str | None, typer.Argument(help='Query, e.g. "user.name:alice AND NOT source.ip:10.0.0.0/8"')] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    source_ip: Annotated[str | None, typer.Option("--source-ip", help="An address or a network (CIDR).")] = None,
+    action: Annotated[str | None, typer.Option("--action")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome")] = None,
+    resource: Annotated[str | None, typer.Option("--resource")] = None,
+    log_type: Annotated[str | None, typer.Option("--log-type")] = None,
+    since: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
+    fmt: Fmt = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Search stored access events: who accessed X, what did Y do."""
+    from access_audit.app import open_store
+    from access_audit.store.query import And, Query, parse_query, parse_when, term_for
+
+    settings = _settings(data_dir)
+    try:
+        terms: list[Any] = [parse_query(q)] if q else []
+        for fname, val in (("user.name", user), ("source.ip", source_ip), ("event.action", action),
+                           ("event.outcome", outcome), ("resource.name", resource), ("event.dataset", log_type)):
+            if val is not None:
+                terms.append(term_for(fname, val))
+        expr = terms[0] if len(terms) == 1 else And(tuple(terms)) if terms else Query().expr
+        qq = Query(expr=expr, since=parse_when(since) if since else None,
+                   until=parse_when(until) if until else None, limit=limit)
+    except QueryError as e:
+        raise _fail(str(e)) from None
+    if not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    store = open_store(settings)
+    events = store.search(qq)
+    store.close()
+    if fmt == "json":
+        for ev in events:
+            sys.stdout.write(orjson.dumps(ev.to_doc()).decode() + "\n")
+        return
+    rows = [_row(ev) for ev in events]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(COLUMNS))
+        w.writeheader()
+        w.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+        return
+    if fmt != "table":
+        raise _fail(f"unknown format {fmt!r}: use table, json or csv")
+    t = Table(show_header=True, header_style="bold")
+    for c in COLUMNS:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(escape(str(r[c] or "")) for c in r))
+    out.print(t)
+    err.print(f"{len(rows)} event(s)")
+
+
+COLUMNS = ("@timestamp", "log_type", "action", "outcome", "user", "source_ip", "host", "resource")
+
+
+def _row(ev: Any) -> dict[str, Any]:
+    return {"@timestamp": ev.timestamp.isoformat(), "log_type": ev.event.dataset, "action": ev.event.action,
+            "outcome": ev.event.outcome.value, "user": ev.user.name if ev.user else None,
+            "source_ip": ev.source.ip if ev.source else None, "host": ev.host.name if ev.host else None,
+            "resource": (ev.resource.name or ev.resource.id) if ev.resource else None}
+
+
+# --- status -------------------------------------------------------------------------------------
+
+@app.command()
+def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
+    """Counts of events, dead letters and alerts, by log type and by rule."""
+    from access_audit.app import open_store
+
+    settings = _settings(data_dir)
+    if not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    store = open_store(settings)
+    st = store.stats()
+    store.close()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(st).decode() + "\n")
+        return
+    t = Table(title=f"access-audit status ({settings.data_dir})")
+    t.add_column("what")
+    t.add_column("key")
+    t.add_column("count", justify="right")
+    for lt, n in sorted(st["events"]["by_log_type"].items()):
+        t.add_row("events", lt, str(n))
+    for lt, n in sorted(st["dead_letters"]["by_log_type"].items()):
+        t.add_row("dead letters", lt, str(n))
+    for rid, v in st["alerts"]["by_rule"].items():
+        t.add_row("alerts", rid, f"{v['alerts']} ({v['events']} events)")
+    t.add_row("[bold]total[/]", "events / dead letters / alerts",
+              f"{st['events']['total']} / {st['dead_letters']['total']} / {st['alerts']['total']}")
+    out.print(t)
+
+
+# --- detectors ----------------------------------------------------------------------------------
+
+@detectors_app.command("test")
+def detectors_test(rules: Rules = None, only: Annotated[str | None, typer.Option(help="Rule id.")] = None,
+                   fmt: Fmt = "table") -> None:
+    """Run every rule's inline positive and negative tests."""
+    from access_audit.detect.loader import load_rules
+    from access_audit.detect.testrunner import run_rule_tests
+
+    rs = load_rules(rules or [], include_default=True)
+    for e in rs.errors:
+        err.print(f"[red]lint[/] {escape(str(e))}")
+    selected = [r for r in rs.rules if only is None or r.id == only]
+    results = run_rule_tests(selected)
+    failed = [r for r in results if not r.passed]
+    if fmt == "json":
+        for r in results:
+            sys.stdout.write(orjson.dumps(r.__dict__).decode() + "\n")
+    else:
+        for r in results:
+            mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+            out.print(f"{mark} {escape(r.rule_id)}: {escape(r.name)}" + (f" -- {escape(r.message)}" if r.message else ""))
+        out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(selected)} rules)")
+    if failed or rs.errors:
+        raise typer.Exit(1)
+
+
+@detectors_app.command("lint")
+def detectors_lint(rules: Rules = None) -> None:
+    """Check every rule file and report every problem with file:line."""
+    from access_audit.detect.loader import load_rules
+
+    rs = load_rules(rules or [], include_default=True)
+    for e in rs.errors:
+        out.print(escape(str(e)))
+    out.print(f"{len(rs.files)} files, {len(rs.rules)} rules, {len(rs.errors)} problems")
+    if rs.errors:
+        raise typer.Exit(1)
+
+
+@detectors_app.command("list")
+def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
+    """The loaded rules with kind, severity and log types."""
+    from access_audit.detect.loader import load_rules
+
+    rs = load_rules(rules or [], include_default=True)
+    rows = [{"id": r.id, "kind": r.kind, "severity": r.severity.value, "log_types": list(r.log_types),
+             "mitre": list(r.mitre), "title": r.title, "source": r.source} for r in rs.rules]
+    if fmt == "json":
+        for row in rows:
+            sys.stdout.write(orjson.dumps(row).decode() + "\n")
+        return
+    t = Table()
+    for c in ("id", "kind", "severity", "log_types", "title"):
+        t.add_column(c)
+    for row in rows:
+        t.add_row(row["id"], row["kind"], row["severity"], ",".join(row["log_types"]), escape(row["title"]))
+    out.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except AccessAuditError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

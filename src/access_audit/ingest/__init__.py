@@ -1,0 +1,1 @@
+"""Sources of raw records: files/stdin, the in-process bus, Kafka."""

@@ -1,0 +1,1 @@
+"""Notifiers: console, JSON Lines, (later) Slack and webhooks."""

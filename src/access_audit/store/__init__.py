@@ -1,0 +1,1 @@
+"""Event stores behind one port: SQLite (embedded) and Elasticsearch; the shared query model."""

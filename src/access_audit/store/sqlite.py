@@ -1,0 +1,309 @@
+"""The embedded store: one SQLite file under the data directory, no server.
+
+Events are keyed by their deterministic id (``INSERT OR IGNORE``), so a replay stores nothing
+twice. Hot query fields have their own indexed columns; every other field is reached through
+SQLite's JSON functions on the stored ECS document. Queries are always parameterised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from access_audit.core.alerts import Alert
+from access_audit.core.errors import StoreError
+from access_audit.core.events import AccessEvent
+from access_audit.core.fields import FIELD_TYPES, is_list_field
+from access_audit.core.records import DeadLetter
+from access_audit.store.query import And, Expr, MatchAll, Not, Or, Query, Term
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  ts_us INTEGER NOT NULL,
+  dataset TEXT, action TEXT, outcome TEXT, user_name TEXT, source_ip TEXT, host_name TEXT, resource_name TEXT,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us, id);
+CREATE INDEX IF NOT EXISTS events_user ON events (user_name, ts_us);
+CREATE INDEX IF NOT EXISTS events_ip ON events (source_ip, ts_us);
+CREATE INDEX IF NOT EXISTS events_action ON events (action, ts_us);
+CREATE INDEX IF NOT EXISTS events_resource ON events (resource_name, ts_us);
+CREATE INDEX IF NOT EXISTS events_dataset ON events (dataset);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id TEXT PRIMARY KEY,
+  received_us INTEGER NOT NULL,
+  stage TEXT NOT NULL, reason TEXT NOT NULL, source TEXT, origin TEXT, log_type TEXT,
+  raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_type ON dead_letters (log_type);
+CREATE TABLE IF NOT EXISTS alerts (
+  id TEXT PRIMARY KEY,
+  rule_id TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
+  first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, count INTEGER NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule_id, last_seen_us);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY, value BLOB NOT NULL
+);
+"""
+
+COLUMNS = {
+    "event.id": "id", "event.dataset": "dataset", "event.action": "action", "event.outcome": "outcome",
+    "user.name": "user_name", "source.ip": "source_ip", "host.name": "host_name", "resource.name": "resource_name",
+}
+
+
+def _us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+
+
+def _cidr_match(ip: Any, net: str) -> int:
+    if not isinstance(ip, str):
+        return 0
+    try:
+        return int(ipaddress.ip_address(ip) in _net(net))
+    except (ValueError, TypeError):
+        return 0
+
+
+@lru_cache(maxsize=256)
+def _net(net: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(net, strict=False)
+
+
+def _json_path(field_name: str) -> str:
+    return "$." + ".".join(f'"{p}"' for p in field_name.split("."))
+
+
+class SqliteStore:
+    """EventStore on SQLite. Safe to share between threads (one connection, one lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.db.create_function("cidr_match", 2, _cidr_match, deterministic=True)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def write_events(self, events: list[AccessEvent]) -> int:
+        rows = []
+        for ev in events:
+            doc = ev.to_doc()
+            rows.append((
+                ev.id, _us(ev.timestamp), ev.event.dataset, ev.event.action, ev.event.outcome.value,
+                ev.user.name if ev.user else None, ev.source.ip if ev.source else None,
+                ev.host.name if ev.host else None, ev.resource.name if ev.resource else None,
+                orjson.dumps(doc).decode(),
+            ))
+        with self._lock:
+            try:
+                before = self.db.total_changes
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO events (id, ts_us, dataset, action, outcome, user_name, source_ip,"
+                    " host_name, resource_name, doc) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                self.db.execute("COMMIT")
+                return self.db.total_changes - before
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StoreError(f"sqlite: cannot store events: {e}") from e
+
+    def write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        rows = [(hashlib.blake2b(f"{d.origin}\x00{d.stage}".encode() + d.raw, digest_size=16).hexdigest(),
+                 _us(d.received_at), d.stage, d.reason, d.source, d.origin, d.log_type, d.raw) for d in letters]
+        with self._lock:
+            try:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO dead_letters (id, received_us, stage, reason, source, origin, log_type, raw)"
+                    " VALUES (?,?,?,?,?,?,?,?)", rows)
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StoreError(f"sqlite: cannot store dead letters: {e}") from e
+
+    def write_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        rows = [(a.id, a.rule_id, a.severity.value, a.status.value, _us(a.first_seen), _us(a.last_seen), a.count,
+                 orjson.dumps(a.to_doc()).decode()) for a in alerts]
+        with self._lock:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO alerts (id, rule_id, severity, status, first_seen_us, last_seen_us, count, doc)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
+                " last_seen_us=max(alerts.last_seen_us, excluded.last_seen_us),"
+                " count=max(alerts.count, excluded.count), doc=excluded.doc", rows)
+            self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # --- key/value state (rule state, outbox cursors) --------------------------------------
+
+    def get_state(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put_state(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                            " value=excluded.value", (key, value))
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def search(self, query: Query) -> list[AccessEvent]:
+        return [AccessEvent.from_doc(orjson.loads(d)) for d in self._select("doc", query)]
+
+    def count(self, query: Query) -> int:
+        where, params = self._where(query)
+        with self._lock:
+            return int(self.db.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0])
+
+    def _where(self, query: Query) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+        clauses = [_sql(query.expr, params)]
+        if query.since:
+            clauses.append("ts_us >= ?")
+            params.append(_us(query.since))
+        if query.until:
+            clauses.append("ts_us < ?")
+            params.append(_us(query.until))
+        if query.after:
+            ts, eid = query.after
+            t = _us(datetime.fromisoformat(ts.replace("Z", "+00:00")))
+            cmp = "<" if query.order == "desc" else ">"
+            clauses.append(f"(ts_us {cmp} ? OR (ts_us = ? AND id {cmp} ?))")
+            params += [t, t, eid]
+        return " AND ".join(clauses), params
+
+    def _select(self, cols: str, query: Query) -> list[Any]:
+        where, params = self._where(query)
+        order = "DESC" if query.order == "desc" else "ASC"
+        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY ts_us {order}, id {order} LIMIT ?"
+        with self._lock:
+            return [r[0] for r in self.db.execute(sql, [*params, max(0, int(query.limit))])]
+
+    def alerts(self, *, rule_id: str | None = None, limit: int = 100) -> list[Alert]:
+        sql = "SELECT doc FROM alerts"
+        params: list[Any] = []
+        if rule_id:
+            sql += " WHERE rule_id = ?"
+            params.append(rule_id)
+        sql += " ORDER BY last_seen_us DESC, id LIMIT ?"
+        with self._lock:
+            return [Alert.model_validate(orjson.loads(r[0])) for r in self.db.execute(sql, [*params, limit])]
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT received_us, stage, reason, source, origin, log_type, raw FROM dead_letters"
+                " ORDER BY received_us, origin LIMIT ?", (limit,)).fetchall()
+        return [{"received_at": _from_us(r[0]).isoformat(), "stage": r[1], "reason": r[2], "source": r[3],
+                 "origin": r[4], "log_type": r[5], "raw": bytes(r[6]).decode("utf-8", "replace")} for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            ev = dict(self.db.execute("SELECT coalesce(dataset, '?'), count(*) FROM events GROUP BY 1").fetchall())
+            dl = dict(self.db.execute(
+                "SELECT coalesce(log_type, 'unknown'), count(*) FROM dead_letters GROUP BY 1").fetchall())
+            reasons = self.db.execute(
+                "SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 2 DESC LIMIT 10").fetchall()
+            al = {r[0]: {"alerts": r[1], "events": r[2]} for r in self.db.execute(
+                "SELECT rule_id, count(*), sum(count) FROM alerts GROUP BY 1 ORDER BY 1")}
+        return {
+            "events": {"total": sum(ev.values()), "by_log_type": ev},
+            "dead_letters": {"total": sum(dl.values()), "by_log_type": dl,
+                             "top_reasons": [{"reason": r, "count": c} for r, c in reasons]},
+            "alerts": {"total": sum(v["alerts"] for v in al.values()), "by_rule": al},
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+
+def _field_sql(field_name: str) -> tuple[str, bool]:
+    """SQL expression for a field, and whether it is a list (needs json_each)."""
+    if field_name == "@timestamp":
+        return "ts_us", False
+    col = COLUMNS.get(field_name)
+    if col:
+        return col, False
+    return f"json_extract(doc, '{_json_path(field_name)}')", is_list_field(field_name)
+
+
+def _param(field_name: str, value: Any) -> Any:
+    t = FIELD_TYPES.get(field_name)
+    if t is bool and isinstance(value, str):
+        return 1 if value.lower() in ("true", "1", "yes") else 0
+    if t in (int, float) and isinstance(value, str):
+        try:
+            return int(value) if t is int else float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _sql(e: Expr, params: list[Any]) -> str:
+    if isinstance(e, MatchAll):
+        return "1"
+    if isinstance(e, And):
+        return "(" + " AND ".join(_sql(x, params) for x in e.items) + ")"
+    if isinstance(e, Or):
+        return "(" + " OR ".join(_sql(x, params) for x in e.items) + ")"
+    if isinstance(e, Not):
+        return f"NOT coalesce({_sql(e.item, params)}, 0)"
+    assert isinstance(e, Term)
+    if e.op == "text":
+        params += [str(e.value).lower(), str(e.value).lower()]
+        return ("(instr(lower(coalesce(json_extract(doc, '$.message'), '')), ?) > 0"
+                " OR instr(lower(coalesce(json_extract(doc, '$.event.original'), '')), ?) > 0)")
+    expr, is_list = _field_sql(e.field)
+    target = "value" if is_list else expr
+    if e.field == "@timestamp" and e.op in ("gt", "gte", "lt", "lte"):
+        value: Any = _us(datetime.fromisoformat(str(e.value)))
+    else:
+        value = _param(e.field, e.value)
+    if e.op == "eq":
+        cond = f"{target} = ?"
+        params.append(value)
+    elif e.op == "prefix":
+        cond = f"substr({target}, 1, ?) = ?"
+        params += [len(str(value)), str(value)]
+    elif e.op == "cidr":
+        cond = f"cidr_match({target}, ?)"
+        params.append(value)
+    elif e.op == "exists":
+        cond = f"{target} IS NOT NULL"
+    else:
+        cond = f"{target} {dict(gt='>', gte='>=', lt='<', lte='<=')[e.op]} ?"
+        params.append(value)
+    if is_list:
+        return f"EXISTS (SELECT 1 FROM json_each(doc, '{_json_path(e.field)}') WHERE {cond})"
+    return cond
