@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.clock import Clock, SystemClock
@@ -29,6 +30,35 @@ def open_store(settings: Settings) -> SqliteStore:
     if settings.store == "sqlite":
         return SqliteStore(settings.sqlite_path)
     raise NotImplementedError(f"store {settings.store!r} is wired in by the production adapters")
+
+
+@dataclass
+class Worker:
+    pipeline: Pipeline
+    store: Any
+    source: Any
+    closers: list[Any]
+
+    def close(self) -> None:
+        for c in self.closers:
+            c.close()
+
+
+def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, rules: list[Path] | None = None,
+                 clock: Clock | None = None) -> Worker:
+    """Production: Kafka in (consumer group), the configured store, alerts and dead letters to Kafka."""
+    from access_audit.ingest.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaRecordSource
+
+    clock = clock or SystemClock()
+    rs = load_ruleset([*settings.rules, *(rules or [])])
+    store = open_store(settings)
+    alert_sink = KafkaAlertSink(settings)
+    dl_sink = KafkaDeadLetterSink(settings)
+    source = KafkaRecordSource(settings)
+    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules),
+                        alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],
+                        dead_letter_sinks=[dl_sink])
+    return Worker(pipeline, store, source, [source, alert_sink, dl_sink, store])
 
 
 @dataclass

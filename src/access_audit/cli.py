@@ -99,6 +99,96 @@ def run(
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
+# --- production: worker and ship ---------------------------------------------------------------
+
+@app.command()
+def worker(
+    rules: Rules = None,
+    data_dir: DataDir = None,
+    max_idle: Annotated[float | None, typer.Option(help="Exit after this many seconds without records "
+                                                   "(for tests and backfills); default: run until stopped.")] = None,
+) -> None:
+    """Consume raw logs from Kafka, store events in the configured store, produce alerts to Kafka.
+
+    Configure with ACCESS_AUDIT_KAFKA_BOOTSTRAP_SERVERS, ACCESS_AUDIT_KAFKA_TOPICS, ACCESS_AUDIT_STORE
+    (sqlite | elasticsearch), ACCESS_AUDIT_ELASTICSEARCH_URL and friends. Stops cleanly on SIGTERM.
+    """
+    import logging
+    import signal
+    import threading
+    import time
+
+    from access_audit.app import build_worker
+    from access_audit.notify.console import ConsoleNotifier
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    w = build_worker(settings, sinks=[ConsoleNotifier(err)], rules=rules)
+    last = [time.monotonic()]
+
+    def on_batch(res: Any) -> None:
+        last[0] = time.monotonic()
+        st = w.pipeline.stats
+        err.print(f"batch: {res.events} events ({res.events_new} new), {res.dead_letters} dead letters; "
+                  f"total {st.events} events, {st.alerts_new} alerts")
+
+    if max_idle is not None:
+        def watchdog() -> None:
+            while not stop.wait(0.5):
+                if w.pipeline.busy:
+                    last[0] = time.monotonic()
+                elif time.monotonic() - last[0] > max_idle:
+                    stop.set()
+        threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        w.pipeline.run(w.source, batch_size=settings.batch_size, stop=stop, until_exhausted=False,
+                       on_batch=on_batch)
+    finally:
+        w.close()
+    st = w.pipeline.stats
+    sys.stdout.write(orjson.dumps({"records": st.records, "events": st.events, "events_new": st.events_new,
+                                   "dead_letters": st.dead_letters, "alerts_new": st.alerts_new,
+                                   "retries": st.store_retries}).decode() + "\n")
+
+
+@app.command()
+def ship(
+    files: Annotated[list[Path], typer.Argument(help="Files or folders to send ('-' for stdin).")],
+    topic: Annotated[str | None, typer.Option(help="Topic (default: the first of ACCESS_AUDIT_KAFKA_TOPICS).")] = None,
+    log_type: Annotated[str | None, typer.Option("--log-type", "-t")] = None,
+    year: Annotated[int | None, typer.Option(help="Year of the first syslog line.")] = None,
+    key_field: Annotated[str | None, typer.Option(help="Event field that keys each message "
+                                                  "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
+) -> None:
+    """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
+    from access_audit.core.events import get_field
+    from access_audit.ingest.files import LineReader
+    from access_audit.ingest.kafka import ship as ship_records
+    from access_audit.parse.base import ParserRegistry, known_log_types
+
+    settings = Settings()
+    if log_type and log_type not in known_log_types():
+        raise _fail(f"unknown log type {log_type!r}")
+    try:
+        reader = LineReader(files, log_type=log_type, year=year)
+    except FileNotFoundError as e:
+        raise _fail(str(e)) from None
+    path = tuple((key_field or settings.kafka_partition_key).split("."))
+    registry = ParserRegistry()
+
+    def key_of(rec: Any) -> bytes | None:
+        res = registry.parse(rec)
+        v = get_field(res.events[0], path) if res.events else None
+        return str(v).encode() if v is not None else None
+
+    n = ship_records(settings, reader, topic or settings.kafka_topics[0], key_of)
+    err.print(f"shipped {n} records to {escape(topic or settings.kafka_topics[0])}")
+    sys.stdout.write(orjson.dumps({"shipped": n}).decode() + "\n")
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 @app.command()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
-from access_audit.core.errors import StoreUnavailableError
+from access_audit.core.errors import BusError, StoreUnavailableError
 from access_audit.core.ports import AlertSink, DeadLetterSink, EventStore, RecordSource
 from access_audit.core.records import RawRecord
 from access_audit.detect.engine import DetectionEngine
@@ -60,6 +60,7 @@ class Pipeline:
         self.sinks = list(sinks or [])
         self.dead_letter_sinks = list(dead_letter_sinks or [])
         self.stats = PipelineStats()
+        self.busy = False  # a batch is in hand (being processed or waiting for the store to return)
 
     def process(self, records: list[RawRecord]) -> BatchResult:
         """Parse, store, detect and emit one batch. Raises StoreUnavailableError before anything
@@ -113,8 +114,9 @@ class Pipeline:
             max_backoff_s: float = 30.0) -> PipelineStats:
         """Consume ``source`` until it is exhausted (files) or ``stop`` is set (streams).
 
-        While the store is unavailable the same batch is retried with backoff and the source is
-        not committed: nothing is skipped and nothing unstored is acknowledged.
+        While the store (or the bus that takes alerts and dead letters) is unavailable the same
+        batch is retried with backoff and the source is not committed: nothing is skipped and
+        nothing unstored is acknowledged.
         """
         stop = stop or threading.Event()
         while not stop.is_set():
@@ -124,18 +126,19 @@ class Pipeline:
                     break
                 continue
             backoff = 0.5
+            self.busy = True
             while True:
                 try:
                     result = self.process(records)
                     break
-                except StoreUnavailableError as e:
+                except (StoreUnavailableError, BusError) as e:
                     self.stats.store_retries += 1
-                    log.warning("store unavailable (%s); retrying the batch in %.1fs, offsets not committed",
-                                e, backoff)
+                    log.warning("%s; retrying the batch in %.1fs, offsets not committed", e, backoff)
                     if stop.wait(backoff):
                         return self.stats
                     backoff = min(backoff * 2, max_backoff_s)
             source.commit()
+            self.busy = False
             if on_batch:
                 on_batch(result)
         return self.stats

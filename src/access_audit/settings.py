@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,21 @@ class Settings(BaseSettings):
     bus: Literal["memory", "kafka"] = "memory"
     rules: list[Path] = Field(default_factory=list)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    # Kafka (bus=kafka)
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topics: list[str] = Field(default_factory=lambda: ["access-audit.raw"])
+    kafka_topic_log_types: dict[str, str] = Field(default_factory=dict)  # topic -> log type
+    kafka_group_id: str = "access-audit-worker"
+    kafka_client_id: str = "access-audit"
+    kafka_alerts_topic: str = "access-audit.alerts"
+    kafka_dead_letter_topic: str = "access-audit.dead-letters"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_partition_key: str = "source.ip"  # field that keys raw messages (stateful rules group by it)
 
     @property
     def sqlite_path(self) -> Path:

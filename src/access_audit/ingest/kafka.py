@@ -1,0 +1,218 @@
+"""Kafka adapters (kafka-python): the raw-log source, the alert and dead-letter producers, ship.
+
+At-least-once: offsets are committed only by ``KafkaRecordSource.commit``, which the pipeline
+calls after the batch's events are stored and its alerts produced and flushed. A crash before
+that replays the batch; the stores and the alert ids make the replay harmless.
+
+A broker that is down at start or goes away later is retried with backoff and logged; the
+worker keeps its position (the committed offsets live in Kafka, the fetch position in the
+consumer).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from access_audit.core.alerts import Alert
+from access_audit.core.errors import BusError
+from access_audit.core.records import DeadLetter, RawRecord
+from access_audit.settings import Settings
+
+try:
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError, NoBrokersAvailable
+except ImportError as e:  # pragma: no cover - kafka-python is a dependency; keep the hint anyway
+    raise ImportError("the Kafka adapter needs kafka-python: pip install kafka-python") from e
+
+log = logging.getLogger(__name__)
+
+H_LOG_TYPE, H_ORIGIN, H_SOURCE, H_YEAR = "log_type", "origin", "source", "year"
+
+
+def client_config(s: Settings) -> dict[str, Any]:
+    """Connection settings shared by consumers and producers (bootstrap, client id, SASL/SSL)."""
+    cfg: dict[str, Any] = {"bootstrap_servers": s.kafka_bootstrap_servers.split(","), "client_id": s.kafka_client_id,
+                           "security_protocol": s.kafka_security_protocol}
+    if s.kafka_sasl_mechanism:
+        cfg["sasl_mechanism"] = s.kafka_sasl_mechanism
+        cfg["sasl_plain_username"] = s.kafka_sasl_username
+        cfg["sasl_plain_password"] = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else None
+    if s.kafka_ssl_cafile:
+        cfg["ssl_cafile"] = str(s.kafka_ssl_cafile)
+    return cfg
+
+
+def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None) -> Any:
+    """Create a client, retrying with backoff while no broker answers."""
+    backoff, waited = 1.0, 0.0
+    while True:
+        try:
+            return factory()
+        except (NoBrokersAvailable, KafkaError) as e:
+            if max_wait_s is not None and waited >= max_wait_s:
+                raise BusError(f"cannot reach Kafka for the {what}: {e}") from e
+            log.warning("Kafka unreachable for the %s (%s); retrying in %.0fs", what, e, backoff)
+            time.sleep(backoff)
+            waited += backoff
+            backoff = min(backoff * 2, 30.0)
+
+
+def record_from_kafka(msg: Any, topic_log_types: dict[str, str]) -> RawRecord:
+    """A RawRecord from a consumed message: log type from the header, else the topic's, else detect."""
+    h = {k: v for k, v in (msg.headers or [])}
+    origin = (h.get(H_ORIGIN) or b"").decode() or f"{msg.topic}/{msg.partition}/{msg.offset}"
+    year = h.get(H_YEAR)
+    return RawRecord(
+        data=msg.value if msg.value is not None else b"",
+        origin=origin,
+        source=(h.get(H_SOURCE) or b"").decode() or f"kafka:{msg.topic}",
+        log_type=(h.get(H_LOG_TYPE) or b"").decode() or topic_log_types.get(msg.topic),
+        year=int(year) if year else None,
+    )
+
+
+class KafkaRecordSource:
+    """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
+
+    def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
+        self.settings = settings
+        self.topic_log_types = dict(settings.kafka_topic_log_types)
+        self.consumer = _retry_connect("consumer", lambda: KafkaConsumer(
+            *settings.kafka_topics, group_id=settings.kafka_group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=settings.batch_size,
+            max_poll_interval_ms=600_000, session_timeout_ms=30_000, heartbeat_interval_ms=3_000,
+            reconnect_backoff_max_ms=10_000, **client_config(settings)), connect_timeout_s)
+        self.polled = 0
+        self.commit_failures = 0
+        self._last_origins: list[tuple[str, int, int]] = []
+
+    def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[RawRecord]:
+        try:
+            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except KafkaError as e:
+            log.warning("Kafka poll failed (%s); will retry", e)
+            time.sleep(1.0)
+            return []
+        out: list[RawRecord] = []
+        for msgs in batches.values():
+            for m in msgs:
+                out.append(record_from_kafka(m, self.topic_log_types))
+        self.polled += len(out)
+        return out
+
+    def commit(self) -> None:
+        """Commit the positions of everything polled. A failed commit is retried at the next one;
+        until then a restart replays (at-least-once), it never skips."""
+        while True:
+            try:
+                self.consumer.commit()
+                return
+            except KafkaError as e:
+                self.commit_failures += 1
+                log.warning("Kafka offset commit failed (%s); retrying", e)
+                if not getattr(e, "retriable", False):
+                    return  # e.g. a rebalance: the new owner replays from the last commit
+                time.sleep(1.0)
+
+    def exhausted(self) -> bool:
+        return False
+
+    def lag(self) -> int:
+        parts = self.consumer.assignment()
+        if not parts:
+            return 0
+        ends = self.consumer.end_offsets(list(parts))
+        return sum(max(0, ends[p] - self.consumer.position(p)) for p in parts)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class _Producer:
+    def __init__(self, settings: Settings, what: str) -> None:
+        self.producer = _retry_connect(what, lambda: KafkaProducer(
+            acks="all", retries=10, linger_ms=20, max_in_flight_requests_per_connection=1,
+            request_timeout_ms=30_000, **client_config(settings)))
+        self._futures: list[Any] = []
+        self.what = what
+
+    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        self._futures.append(self.producer.send(topic, value=value, key=key, headers=headers))
+
+    def flush(self) -> None:
+        """Block until every message sent since the last flush is acknowledged; raise BusError otherwise."""
+        futures, self._futures = self._futures, []
+        try:
+            self.producer.flush(timeout=60)
+        except KafkaError as e:
+            raise BusError(f"{self.what}: flush failed: {e}") from e
+        failed = [f.exception for f in futures if f.failed()]
+        not_done = [f for f in futures if not f.is_done]
+        if failed or not_done:
+            raise BusError(f"{self.what}: {len(failed)} message(s) failed, {len(not_done)} unacknowledged"
+                           + (f": {failed[0]}" if failed else ""))
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
+
+class KafkaAlertSink(_Producer):
+    """Produces alerts (new ones and counter updates) to the alerts topic, keyed by alert id."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "alert producer")
+        self.topic = settings.kafka_alerts_topic
+
+    def emit(self, alert: Alert, new: bool) -> None:
+        self._send(self.topic, orjson.dumps({**alert.to_doc(), "new": new}), alert.id.encode(), [])
+
+
+class KafkaDeadLetterSink(_Producer):
+    """Produces dead letters with the raw bytes, the reason and where the record came from."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "dead-letter producer")
+        self.topic = settings.kafka_dead_letter_topic
+
+    def emit_dead_letter(self, d: DeadLetter) -> None:
+        doc = d.to_doc()
+        doc.pop("raw_text", None)
+        self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
+
+
+def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None) -> int:
+    """Send raw records to ``topic`` with their log type, origin and source as headers.
+
+    ``key_of(record) -> bytes | None`` keys each message (so one key's events meet on one
+    consumer); returns the number of messages acknowledged by the broker.
+    """
+    p = _Producer(settings, "shipper")
+    n = 0
+    try:
+        for rec in records:
+            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode())]
+            if rec.log_type:
+                headers.append((H_LOG_TYPE, rec.log_type.encode()))
+            if rec.year:
+                headers.append((H_YEAR, str(rec.year).encode()))
+            p._send(topic, rec.data, key_of(rec) if key_of else None, headers)
+            n += 1
+            if n % 10_000 == 0:
+                p.flush()
+        p.flush()
+    finally:
+        p.close()
+    return n
+
+
+def dead_letter_from_kafka(value: bytes) -> dict[str, Any]:
+    """Decode a dead-letter message (for tools and tests): the raw bytes are base64 in the JSON."""
+    doc: dict[str, Any] = orjson.loads(value)
+    doc["raw"] = base64.b64decode(doc.pop("raw_b64"))
+    return doc
