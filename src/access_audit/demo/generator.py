@@ -1,0 +1,1539 @@
+"""Deterministic raw access-log traffic of a small company, with injected attacks and ground truth.
+
+The company is Zorgwijk BV, a small Dutch health-insurance firm (26 people). The generator writes
+what its systems would really log, in their real formats, so a demo runs the real parsers:
+
+* ``syslog``: OpenSSH/PAM/sudo/cron lines from the bastion, db-01 and app-01, in rsyslog's
+  RFC 3339 format (Debian 12's default), local time with offset: ``2026-11-02T09:13:01.123456+01:00``;
+* ``http``: the CRM's nginx combined log with the authenticated user (personal and medical data);
+* ``aws.cloudtrail``: CloudTrail records, one JSON object per line;
+* ``okta.system``: Okta System Log events;
+* ``github.audit``: GitHub organisation audit-log events.
+
+Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
+variation: late workers, part-timers, a few weekend logins, one night-shift SRE, and near misses
+that a good rule must not flag (password typos, console logins *with* MFA, a repository made
+*internal*, sudo sessions to root, cron sessions for root). Attack scenarios are injected on top;
+each record they produce carries the scenario id (``DemoRecord.scenario``) and each scenario says
+which rule ids should fire (``Scenario.expected_rules``).
+
+Everything is a function of the seed and the start: no wall clock, no global random state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+DEFAULT_START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+
+SYSLOG = "syslog"
+HTTP = "http"
+CLOUDTRAIL = "aws.cloudtrail"
+OKTA = "okta.system"
+GITHUB = "github.audit"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB)
+
+SRC_BASTION = "demo:bastion-auth.log"
+SRC_DB = "demo:db-01-auth.log"
+SRC_APP = "demo:app-01-auth.log"
+SRC_CRM = "demo:crm-access.log"
+SRC_CLOUDTRAIL = "demo:cloudtrail"
+SRC_OKTA = "demo:okta"
+SRC_GITHUB = "demo:github"
+
+#: source -> (file name written by :func:`write_files`, log type)
+SOURCES: dict[str, tuple[str, str]] = {
+    SRC_BASTION: ("bastion-auth.log", SYSLOG),
+    SRC_DB: ("db-01-auth.log", SYSLOG),
+    SRC_APP: ("app-01-auth.log", SYSLOG),
+    SRC_CRM: ("crm-access.log", HTTP),
+    SRC_CLOUDTRAIL: ("cloudtrail.jsonl", CLOUDTRAIL),
+    SRC_OKTA: ("okta.jsonl", OKTA),
+    SRC_GITHUB: ("github.jsonl", GITHUB),
+}
+
+#: scenario ids
+SSH_BRUTE_FORCE = "ssh_brute_force"
+SSH_BRUTE_FORCE_THEN_SUCCESS = "ssh_brute_force_then_success"
+SSH_ROOT_LOGIN = "ssh_root_login"
+AWS_CONSOLE_LOGIN_WITHOUT_MFA = "aws_console_login_without_mfa"
+OKTA_MFA_DEACTIVATED = "okta_mfa_deactivated"
+GITHUB_REPO_MADE_PUBLIC = "github_repo_made_public"
+MASS_EXPORT = "mass_export"
+
+
+# --------------------------------------------------------------------------------------------
+# Public records
+
+
+@dataclass(frozen=True)
+class DemoRecord:
+    """One raw log line (no newline) with where it goes and, for attack traffic, its scenario."""
+
+    data: bytes
+    log_type: str  # syslog | http | aws.cloudtrail | okta.system | github.audit
+    source: str  # demo:bastion-auth.log, demo:crm-access.log, demo:cloudtrail...
+    scenario: str | None  # None for benign traffic, else the id of the scenario that produced it
+    timestamp: datetime  # event time (UTC), exactly as written in the line
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An injected attack: ground truth for the detection demo and the rule tests.
+
+    ``start``/``end`` span the scenario's records; ``actors`` are the user names and source
+    addresses involved; ``subject_ids`` the data subjects (customer ids) whose personal data it
+    touched, when it touched any; ``record_count`` how many records carry this scenario id.
+    """
+
+    id: str
+    description: str
+    expected_rules: tuple[str, ...]
+    start: datetime
+    end: datetime
+    actors: tuple[str, ...]
+    subject_ids: tuple[str, ...] = ()
+    record_count: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# The company
+
+
+@dataclass(frozen=True)
+class Place:
+    """A source address with the geography Okta would attach to it."""
+
+    ip: str
+    city: str
+    country_iso: str
+    country: str
+    lat: float
+    lon: float
+    isp: str
+    asn: int
+    state: str = ""
+    postal_code: str = ""
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """An employee (or contractor). ``username`` is the login on the servers, the CRM and AWS IAM."""
+
+    username: str
+    full_name: str
+    role: str  # engineer | sre | support | hr | finance | dpo | admin | contractor
+    department: str
+    uid: int
+    homes: tuple[Place, ...]
+    office_share: float = 0.6  # share of working days spent at the office
+    days_off: tuple[int, ...] = ()  # weekdays not worked (part-timers), 0 = Monday
+    late: bool = False  # often works into the evening
+    weekend: float = 0.0  # chance of a short weekend session per weekend day
+    night_shift: bool = False  # on-call SRE working nights
+    ssh_password: bool = False  # logs into the bastion with a password instead of a key
+    claims: bool = False  # support on the claims team: reads medical data
+    aws_console: bool = False  # IAM user with console access (always with MFA)
+    browser: int = 0  # index into _BROWSERS
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@zorgwijk.nl"
+
+    @property
+    def github(self) -> str:
+        return f"{self.username}-zw"
+
+    @property
+    def okta_id(self) -> str:
+        return "00u" + _hid("okta", self.username, 17)
+
+    @property
+    def user_agent(self) -> str:
+        return _BROWSERS[self.browser][0]
+
+
+@dataclass(frozen=True)
+class DemoResource:
+    """Something that holds data, with its classification (what the enrichment stage would know)."""
+
+    type: str  # url | bucket | repository | host | application
+    name: str  # URL path pattern, bucket, owner/repo, host name
+    classification: str  # public | internal | confidential | personal | special
+    data_categories: tuple[str, ...] = ()
+    owner: str | None = None
+
+
+def _nl(ip: str, city: str, lat: float, lon: float, isp: str, asn: int, state: str, postal: str) -> Place:
+    return Place(ip, city, "NL", "Netherlands", lat, lon, isp, asn, state, postal)
+
+
+_OFFICE = tuple(
+    _nl(f"145.100.10.{i}", "Amsterdam", 52.3676, 4.9041, "SURF B.V.", 1103, "North Holland", "1012")
+    for i in (2, 3, 4, 5))
+
+_ZIGGO, _KPN, _ODIDO, _DELTA = ("Ziggo B.V.", 33915), ("KPN B.V.", 1136), ("Odido Netherlands B.V.", 50266), \
+    ("DELTA Fiber Nederland B.V.", 15435)
+
+
+def _home(ip: str, city: str, isp: tuple[str, int]) -> Place:
+    lat, lon, state, postal = _CITIES[city]
+    return _nl(ip, city, lat, lon, isp[0], isp[1], state, postal)
+
+
+_CITIES: dict[str, tuple[float, float, str, str]] = {
+    "Amsterdam": (52.3676, 4.9041, "North Holland", "1091"),
+    "Haarlem": (52.3874, 4.6462, "North Holland", "2011"),
+    "Utrecht": (52.0907, 5.1214, "Utrecht", "3511"),
+    "Amersfoort": (52.1561, 5.3878, "Utrecht", "3811"),
+    "Leiden": (52.1601, 4.4970, "South Holland", "2311"),
+    "Rotterdam": (51.9244, 4.4777, "South Holland", "3011"),
+    "Zaandam": (52.4420, 4.8292, "North Holland", "1506"),
+    "Almere": (52.3508, 5.2647, "Flevoland", "1315"),
+    "Hilversum": (52.2292, 5.1669, "North Holland", "1211"),
+    "Purmerend": (52.5050, 4.9597, "North Holland", "1441"),
+}
+
+_BROWSERS: tuple[tuple[str, str, str], ...] = (  # (user agent, Okta os, Okta browser)
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 "
+     "Safari/537.36", "Windows 10", "CHROME"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.1 "
+     "Safari/605.1.15", "Mac OS X", "SAFARI"),
+    ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:145.0) Gecko/20100101 Firefox/145.0", "Linux", "FIREFOX"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 "
+     "Safari/537.36 Edg/142.0.0.0", "Windows 10", "EDGE_CHROMIUM"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 "
+     "Safari/537.36", "Mac OS X", "CHROME"),
+)
+
+
+def _u(username: str, full_name: str, role: str, department: str, uid: int, homes: tuple[Place, ...],
+       **kw: Any) -> DemoUser:
+    return DemoUser(username, full_name, role, department, uid, homes, **kw)
+
+
+_USERS: tuple[DemoUser, ...] = (
+    _u("jdevries", "Jan de Vries", "engineer", "Engineering", 1001,
+       (_home("84.105.38.17", "Haarlem", _ZIGGO),), office_share=0.7, browser=2, weekend=0.25),
+    _u("sbakker", "Sanne Bakker", "engineer", "Engineering", 1002,
+       (_home("86.87.112.45", "Amsterdam", _KPN),), late=True, browser=4, weekend=0.2),
+    _u("tvandijk", "Thijs van Dijk", "engineer", "Engineering", 1003,
+       (_home("31.151.77.203", "Utrecht", _ZIGGO),), office_share=0.5, browser=2),
+    _u("emeijer", "Emma Meijer", "engineer", "Engineering", 1004,
+       (_home("77.163.201.9", "Leiden", _ODIDO),), days_off=(4,), browser=4),
+    _u("rhendriks", "Ruben Hendriks", "engineer", "Engineering", 1005,
+       (_home("84.104.6.121", "Zaandam", _ZIGGO), _home("77.172.14.66", "Zaandam", _ODIDO)),
+       ssh_password=True, browser=0),
+    _u("lsmit", "Lotte Smit", "engineer", "Engineering", 1006,
+       (_home("94.208.153.30", "Almere", _DELTA),), office_share=0.4, browser=2, late=True),
+    _u("mdekker", "Mark Dekker", "sre", "Operations", 1101,
+       (_home("86.81.54.190", "Amersfoort", _KPN),), late=True, weekend=0.5, aws_console=True, browser=2),
+    _u("abos", "Anouk Bos", "sre", "Operations", 1102,
+       (_home("31.20.140.72", "Hilversum", _ZIGGO),), aws_console=True, browser=4, weekend=0.2),
+    _u("kvisser", "Koen Visser", "sre", "Operations", 1103,
+       (_home("84.86.209.4", "Purmerend", _ZIGGO),), night_shift=True, office_share=0.0, aws_console=True,
+       browser=2),
+    _u("fjanssen", "Fleur Janssen", "support", "Customer Service", 1201,
+       (_home("86.92.18.240", "Amsterdam", _KPN),), claims=True, office_share=0.8),
+    _u("dmulder", "Daan Mulder", "support", "Customer Service", 1202,
+       (_home("77.161.90.58", "Almere", _ODIDO),), office_share=0.5, browser=3),
+    _u("igraaf", "Iris de Graaf", "support", "Customer Service", 1203,
+       (_home("84.107.230.15", "Haarlem", _ZIGGO),), claims=True, days_off=(2,), browser=1),
+    _u("nvermeulen", "Noa Vermeulen", "support", "Customer Service", 1204,
+       (_home("94.209.71.133", "Zaandam", _DELTA),), browser=0),
+    _u("bpeters", "Bram Peters", "support", "Customer Service", 1205,
+       (_home("86.88.3.77", "Utrecht", _KPN),), office_share=0.75, claims=True, browser=3),
+    _u("yvandenberg", "Yara van den Berg", "support", "Customer Service", 1206,
+       (_home("31.151.2.98", "Amsterdam", _ZIGGO),), days_off=(0,), browser=1),
+    _u("ljacobs", "Lucas Jacobs", "support", "Customer Service", 1207,
+       (_home("77.166.45.12", "Purmerend", _ODIDO),), browser=0),
+    _u("wdejong", "Willemijn de Jong", "hr", "People", 1301,
+       (_home("84.106.122.7", "Hilversum", _ZIGGO),), days_off=(4,), browser=1),
+    _u("kbrouwer", "Kim Brouwer", "hr", "People", 1302,
+       (_home("86.86.240.61", "Amersfoort", _KPN),), browser=0),
+    _u("pvanleeuwen", "Pieter van Leeuwen", "finance", "Finance", 1401,
+       (_home("94.210.8.199", "Leiden", _DELTA),), aws_console=True, office_share=0.8, browser=3),
+    _u("mkoster", "Marloes Koster", "finance", "Finance", 1402,
+       (_home("84.104.188.52", "Haarlem", _ZIGGO),), days_off=(2,), browser=1),
+    _u("gprins", "Gijs Prins", "finance", "Finance", 1403,
+       (_home("77.170.99.140", "Rotterdam", _ODIDO),), browser=0),
+    _u("hwillems", "Hanna Willems", "dpo", "Legal & Privacy", 1501,
+       (_home("86.83.77.29", "Utrecht", _KPN),), browser=1),
+    _u("pjansen", "Peter Jansen", "admin", "IT", 1601,
+       (_home("31.21.88.164", "Amsterdam", _ZIGGO),), aws_console=True, weekend=0.15, browser=4),
+    _u("evanderlinden", "Eva van der Linden", "admin", "IT", 1602,
+       (_home("86.90.211.3", "Almere", _KPN),), aws_console=True, late=True, browser=0),
+    _u("akaya", "Ahmet Kaya", "contractor", "Engineering", 1701,
+       (_home("77.168.133.201", "Rotterdam", _ODIDO),), office_share=0.0, browser=2),
+    _u("jwu", "Jun Wu", "contractor", "Engineering", 1702,
+       (Place("85.243.17.92", "Lisbon", "PT", "Portugal", 38.7223, -9.1393, "MEO - Servicos de Comunicacoes "
+              "e Multimedia S.A.", 3243, "Lisbon", "1100"),), office_share=0.0, browser=4),
+)
+
+_RESOURCES: tuple[DemoResource, ...] = (
+    DemoResource("url", "/api/customers/{id}", "personal", ("identity", "contact", "bsn"), "Customer Service"),
+    DemoResource("url", "/api/customers/{id}/medical", "special", ("health",), "Customer Service"),
+    DemoResource("url", "/api/customers/{id}/notes", "personal", ("contact",), "Customer Service"),
+    DemoResource("url", "/api/customers/search", "personal", ("identity", "contact"), "Customer Service"),
+    DemoResource("url", "/api/invoices/{id}", "personal", ("financial",), "Finance"),
+    DemoResource("bucket", "zorgwijk-customer-exports", "personal", ("identity", "contact", "financial"), "Finance"),
+    DemoResource("bucket", "zorgwijk-backups", "special", ("identity", "contact", "financial", "health", "bsn"),
+                 "Operations"),
+    DemoResource("bucket", "zorgwijk-artifacts", "internal", (), "Engineering"),
+    DemoResource("bucket", "zorgwijk-logs", "confidential", (), "Operations"),
+    DemoResource("host", "db-01", "special", ("identity", "contact", "financial", "health", "bsn"), "Operations"),
+    DemoResource("host", "app-01", "confidential", (), "Operations"),
+    DemoResource("host", "bastion", "internal", (), "Operations"),
+    DemoResource("repository", "zorgwijk/claims-engine", "confidential", (), "Engineering"),
+    DemoResource("repository", "zorgwijk/crm-backend", "confidential", (), "Engineering"),
+    DemoResource("repository", "zorgwijk/website", "public", (), "Engineering"),
+)
+
+_REPOS: dict[str, str] = {  # repo -> visibility
+    "zorgwijk/crm-backend": "private",
+    "zorgwijk/crm-frontend": "private",
+    "zorgwijk/claims-engine": "private",
+    "zorgwijk/infra": "private",
+    "zorgwijk/data-pipelines": "private",
+    "zorgwijk/design-system": "private",
+    "zorgwijk/ops-runbooks": "private",
+    "zorgwijk/website": "public",
+}
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    """Zorgwijk BV: its people, places, systems and the resources that hold personal data.
+
+    Fixed (not drawn from the seed) so that rule authors and the identity directory can rely on
+    the names and addresses. The office is 145.100.10.0/29 (egress .2-.5); internal hosts live in
+    10.20.0.0/16; the bastion is the only SSH entry from the internet.
+    """
+
+    name: str = "Zorgwijk BV"
+    domain: str = "zorgwijk.nl"
+    timezone: str = "Europe/Amsterdam"
+    office_hours: tuple[int, int] = (8, 18)  # local time, weekdays
+    office_network: str = "145.100.10.0/29"
+    office: tuple[Place, ...] = _OFFICE
+    users: tuple[DemoUser, ...] = _USERS
+    resources: tuple[DemoResource, ...] = _RESOURCES
+    hosts: tuple[tuple[str, str], ...] = (("bastion", "10.20.0.10"), ("db-01", "10.20.1.11"),
+                                          ("app-01", "10.20.1.21"))
+    bastion_public_ip: str = "145.100.10.6"
+    crm_host: str = "crm.zorgwijk.nl"
+    customer_ids: tuple[int, int] = (100001, 148500)  # inclusive range of CRM customer ids
+    aws_account_id: str = "482915736021"
+    aws_region: str = "eu-central-1"
+    buckets: tuple[str, ...] = ("zorgwijk-customer-exports", "zorgwijk-backups", "zorgwijk-artifacts",
+                                "zorgwijk-logs")
+    github_org: str = "zorgwijk"
+    repos: tuple[tuple[str, str], ...] = tuple(_REPOS.items())
+    okta_org: str = "zorgwijk.okta.com"
+    ci_runner: Place = field(default_factory=lambda: Place(
+        "20.101.154.17", "Amsterdam", "NL", "Netherlands", 52.3740, 4.8897, "Microsoft Corporation", 8075))
+    service_accounts: tuple[str, ...] = ("deploy", "postgres", "backup")
+    services: tuple[tuple[str, str], ...] = (  # name -> what it is and where it logs
+        ("sshd", "OpenSSH on bastion (internet-facing), db-01 and app-01; auth.log per host"),
+        ("crm", "CRM web app at crm.zorgwijk.nl holding customer, medical and invoice data; nginx access log"),
+        ("aws", "AWS account 482915736021 (eu-central-1); CloudTrail incl. S3 data events"),
+        ("okta", "Okta (zorgwijk.okta.com): SSO with MFA for the CRM, GitHub, Slack and others; System Log"),
+        ("github", "GitHub organisation 'zorgwijk'; audit log"),
+    )
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(sorted({u.role for u in self.users}))
+
+    @property
+    def departments(self) -> tuple[str, ...]:
+        return tuple(sorted({u.department for u in self.users}))
+
+    def user(self, username: str) -> DemoUser:
+        for u in self.users:
+            if u.username == username:
+                return u
+        raise KeyError(username)
+
+    def by_role(self, role: str) -> tuple[DemoUser, ...]:
+        return tuple(u for u in self.users if u.role == role)
+
+    def host_ip(self, name: str) -> str:
+        return dict(self.hosts)[name]
+
+    def is_office_hours(self, ts: datetime) -> bool:
+        """Whether ``ts`` falls on a weekday between the office hours, Amsterdam time."""
+        local = ts.astimezone(ZoneInfo(self.timezone))
+        return local.weekday() < 5 and self.office_hours[0] <= local.hour < self.office_hours[1]
+
+    def directory(self) -> list[dict[str, Any]]:
+        """The identity directory as plain dicts (for an enrichment stage or a demo config)."""
+        return [{
+            "name": u.username, "full_name": u.full_name, "email": u.email, "github": u.github,
+            "okta_id": u.okta_id, "roles": [u.role], "department": u.department,
+            "home_ips": [p.ip for p in u.homes], "status": "active",
+        } for u in self.users]
+
+
+COMPANY = DemoCompany()
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers
+
+_MON = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _hid(kind: str, key: str, n: int, alphabet: str = _B62) -> str:
+    """A stable id derived from a name (not from the seed), e.g. Okta user ids."""
+    h = hashlib.sha256(f"{kind}:{key}".encode()).digest()
+    v = int.from_bytes(h, "big")
+    out = []
+    for _ in range(n):
+        v, r = divmod(v, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def _trunc(ts: datetime, unit: str) -> datetime:
+    if unit == "s":
+        return ts.replace(microsecond=0)
+    if unit == "ms":
+        return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+    return ts
+
+
+def _syslog_ts(ts: datetime) -> str:
+    return ts.astimezone(AMSTERDAM).isoformat(timespec="microseconds")
+
+
+def _clf_ts(ts: datetime) -> str:
+    lt = ts.astimezone(AMSTERDAM)
+    off = lt.utcoffset() or timedelta(0)
+    mins = int(off.total_seconds()) // 60
+    sign = "+" if mins >= 0 else "-"
+    mins = abs(mins)
+    return (f"{lt.day:02d}/{_MON[lt.month - 1]}/{lt.year}:{lt.hour:02d}:{lt.minute:02d}:{lt.second:02d} "
+            f"{sign}{mins // 60:02d}{mins % 60:02d}")
+
+
+def _iso_z(ts: datetime, ms: bool = False) -> str:
+    u = ts.astimezone(UTC)
+    base = u.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{u.microsecond // 1000:03d}Z" if ms else f"{base}Z"
+
+
+def _epoch_ms(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _at(day: date, seconds: float) -> datetime:
+    """UTC instant of ``seconds`` after local midnight of ``day`` in Amsterdam (wall clock)."""
+    wall = datetime.combine(day, time(0), tzinfo=AMSTERDAM) + timedelta(seconds=seconds)
+    return wall.astimezone(UTC)
+
+
+H = 3600.0
+
+# --------------------------------------------------------------------------------------------
+# The generator
+
+
+class _Gen:
+    def __init__(self, company: DemoCompany, seed: int, start: datetime, days: int, prefix: str = "b") -> None:
+        self.c = company
+        self.seed = seed
+        self.start = start
+        self.end = start + timedelta(days=days)
+        self.days = days
+        self.out: list[DemoRecord] = []
+        self._prefix = prefix
+        self._tokens = 0
+        self.public_from: dict[str, tuple[datetime, datetime | None]] = {}  # repo -> public from, until
+        first = start.astimezone(AMSTERDAM).date() - timedelta(days=1)
+        last = self.end.astimezone(AMSTERDAM).date()
+        self.local_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def rng(self, part: str) -> random.Random:
+        # One stream per part, so that changing one part does not reshuffle all the others.
+        return random.Random(f"zorgwijk:{self.seed}:{part}")
+
+    # ---- emitting ------------------------------------------------------------------------
+
+    def _emit(self, data: bytes, log_type: str, source: str, scenario: str | None, ts: datetime) -> None:
+        if scenario is None and not (self.start <= ts < self.end):
+            return
+        self.out.append(DemoRecord(data=data, log_type=log_type, source=source, scenario=scenario, timestamp=ts))
+
+    def syslog(self, host: str, ts: datetime, prog: str, msg: str, scenario: str | None = None) -> None:
+        ts = _trunc(ts, "us")
+        line = f"{_syslog_ts(ts)} {host} {prog}: {msg}"
+        src = {"bastion": SRC_BASTION, "db-01": SRC_DB, "app-01": SRC_APP}[host]
+        self._emit(line.encode(), SYSLOG, src, scenario, ts)
+
+    def http(self, ts: datetime, ip: str, user: str | None, method: str, target: str, status: int, size: int,
+             referrer: str | None, ua: str, scenario: str | None = None) -> None:
+        ts = _trunc(ts, "s")
+        line = (f'{ip} - {user or "-"} [{_clf_ts(ts)}] "{method} {target} HTTP/1.1" {status} {size} '
+                f'"{referrer or "-"}" "{ua}"')
+        self._emit(line.encode(), HTTP, SRC_CRM, scenario, ts)
+
+    def json(self, log_type: str, source: str, ts: datetime, obj: dict[str, Any], scenario: str | None) -> None:
+        self._emit(orjson.dumps(obj), log_type, source, scenario, ts)
+
+    def pid(self, host: str, r: random.Random) -> str:
+        """A placeholder for a process id; :func:`_renumber` makes them increase with time per host."""
+        self._tokens += 1
+        return f"\x01P{self._prefix}{self._tokens}\x02"
+
+    def session_id(self) -> str:
+        """A placeholder for a systemd-logind session number (renumbered like process ids)."""
+        self._tokens += 1
+        return f"\x01S{self._prefix}{self._tokens}\x02"
+
+    # ---- sshd ---------------------------------------------------------------------------
+
+    def ssh_session(self, r: random.Random, host: str, ts: datetime, user: str, uid: int, ip: str, *,
+                    method: str = "publickey", duration: float = 600.0, typos: int = 0,
+                    sudo: Iterable[tuple[str, str]] = (), scenario: str | None = None) -> datetime:
+        """A successful login, its session and its logout. Returns when it ended."""
+        pid = self.pid(host, r)
+        port = r.randint(32768, 60999)
+        sshd = f"sshd[{pid}]"
+        t = ts
+        if typos:
+            self.syslog(host, t, sshd, "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh "
+                        f"ruser= rhost={ip}  user={user}", scenario)
+            for _ in range(typos):
+                t += timedelta(seconds=r.uniform(0.5, 2.0))
+                self.syslog(host, t, sshd, f"Failed password for {user} from {ip} port {port} ssh2", scenario)
+                t += timedelta(seconds=r.uniform(3, 9))
+        key = f": ED25519 SHA256:{_hid('sshkey', user, 43, _B62 + '+/')}" if method == "publickey" else ""
+        self.syslog(host, t, sshd, f"Accepted {method} for {user} from {ip} port {port} ssh2{key}", scenario)
+        t += timedelta(milliseconds=r.randint(5, 40))
+        self.syslog(host, t, sshd, f"pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)",
+                    scenario)
+        sid = self.session_id()
+        t += timedelta(milliseconds=r.randint(2, 20))
+        self.syslog(host, t, "systemd-logind[612]", f"New session {sid} of user {user}.", scenario)
+        end = t + timedelta(seconds=duration)
+        cmds = list(sudo)
+        for i, (target, cmd) in enumerate(cmds):
+            tc = t + timedelta(seconds=duration * (i + 1) / (len(cmds) + 1))
+            self.sudo(host, tc, user, uid, target, cmd, r, scenario)
+        self.syslog(host, end, sshd, f"Received disconnect from {ip} port {port}:11: disconnected by user", scenario)
+        self.syslog(host, end + timedelta(microseconds=300), sshd, f"Disconnected from user {user} {ip} port {port}",
+                    scenario)
+        self.syslog(host, end + timedelta(milliseconds=2), sshd,
+                    f"pam_unix(sshd:session): session closed for user {user}", scenario)
+        self.syslog(host, end + timedelta(milliseconds=9), "systemd-logind[612]",
+                    f"Session {sid} logged out. Waiting for processes to exit.", scenario)
+        self.syslog(host, end + timedelta(milliseconds=15), "systemd-logind[612]", f"Removed session {sid}.",
+                    scenario)
+        return end
+
+    def sudo(self, host: str, ts: datetime, user: str, uid: int, target: str, cmd: str, r: random.Random,
+             scenario: str | None) -> None:
+        self.syslog(host, ts, "sudo", f"{user:>8} : TTY=pts/{r.randint(0, 4)} ; PWD=/home/{user} ; USER={target} ; "
+                    f"COMMAND={cmd}", scenario)
+        tuid = {"root": 0, "postgres": 108}.get(target, 1000)
+        ts2 = ts + timedelta(milliseconds=r.randint(3, 12))
+        self.syslog(host, ts2, "sudo", f"pam_unix(sudo:session): session opened for user {target}(uid={tuid}) by "
+                    f"{user}(uid={uid})", scenario)
+        self.syslog(host, ts2 + timedelta(seconds=r.uniform(0.2, 20)), "sudo",
+                    f"pam_unix(sudo:session): session closed for user {target}", scenario)
+
+    def ssh_failed(self, r: random.Random, host: str, ts: datetime, user: str, ip: str, *, valid: bool,
+                   scenario: str) -> datetime:
+        """One brute-force attempt on its own connection, as OpenSSH 9 and PAM log it."""
+        pid = self.pid(host, r)
+        port = r.randint(32768, 60999)
+        sshd = f"sshd[{pid}]"
+        t = ts
+        if not valid:
+            self.syslog(host, t, sshd, f"Invalid user {user} from {ip} port {port}", scenario)
+            t += timedelta(milliseconds=r.randint(200, 900))
+            self.syslog(host, t, sshd, "pam_unix(sshd:auth): check pass; user unknown", scenario)
+            self.syslog(host, t, sshd, "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh "
+                        f"ruser= rhost={ip}", scenario)
+        else:
+            t += timedelta(milliseconds=r.randint(200, 900))
+            self.syslog(host, t, sshd, "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh "
+                        f"ruser= rhost={ip}  user={user}", scenario)
+        t += timedelta(seconds=r.uniform(1.5, 2.6))
+        inv = "" if valid else "invalid user "
+        self.syslog(host, t, sshd, f"Failed password for {inv}{user} from {ip} port {port} ssh2", scenario)
+        t += timedelta(milliseconds=r.randint(100, 400))
+        self.syslog(host, t, sshd, f"Received disconnect from {ip} port {port}:11: Bye Bye [preauth]", scenario)
+        who = "authenticating user" if valid else "invalid user"
+        self.syslog(host, t + timedelta(microseconds=150), sshd, f"Disconnected from {who} {user} {ip} port {port} "
+                    "[preauth]", scenario)
+        return t
+
+    # ---- CRM (nginx) --------------------------------------------------------------------
+
+    def crm_login(self, r: random.Random, ts: datetime, u: DemoUser, ip: str, ua: str | None = None,
+                  scenario: str | None = None) -> datetime:
+        ua = ua or u.user_agent
+        base = f"https://{self.c.crm_host}"
+        t = ts
+        self.http(t, ip, None, "GET", "/login", 200, r.randint(3900, 4200), None, ua, scenario)
+        t += timedelta(seconds=r.uniform(4, 15))
+        self.http(t, ip, None, "POST", "/login", 302, 0, f"{base}/login", ua, scenario)
+        t += timedelta(milliseconds=r.randint(80, 300))
+        self.http(t, ip, u.username, "GET", "/customers", 200, r.randint(5200, 5600), f"{base}/login", ua, scenario)
+        self.static(r, t, ip, ua, f"{base}/customers", scenario)
+        return t + timedelta(seconds=r.uniform(2, 10))
+
+    def static(self, r: random.Random, ts: datetime, ip: str, ua: str, ref: str, scenario: str | None = None,
+               ) -> None:
+        cached = r.random() < 0.6
+        for path, size in (("/static/js/app.4f9a1c2e.js", 412733), ("/static/css/app.8b2d4e71.css", 58211),
+                           ("/static/img/logo-zorgwijk.svg", 6140), ("/favicon.ico", 1150)):
+            ts += timedelta(milliseconds=r.randint(10, 120))
+            self.http(ts, ip, None, "GET", path, 304 if cached else 200, 0 if cached else size, ref, ua, scenario)
+
+    def customer_id(self, r: random.Random) -> int:
+        return r.randint(*self.c.customer_ids)
+
+    def crm_case(self, r: random.Random, t: datetime, u: DemoUser, ip: str) -> datetime:
+        """One piece of work on one customer (support, finance, DPO): a few requests."""
+        base = f"https://{self.c.crm_host}"
+        ua = u.user_agent
+        cid = self.customer_id(r)
+        ref = f"{base}/customers"
+        if r.random() < 0.4 or u.role == "dpo":
+            q = r.choice(_SEARCHES)
+            self.http(t, ip, u.username, "GET", f"/api/customers/search?q={q}", 200, r.randint(900, 7800), ref, ua)
+            t += timedelta(seconds=r.uniform(3, 25))
+        if u.role == "finance" and r.random() < 0.65:
+            inv = r.randint(700000, 799999)
+            self.http(t, ip, u.username, "GET", f"/api/invoices/{inv}", 200, r.randint(1400, 3100), ref, ua)
+            t += timedelta(seconds=r.uniform(10, 90))
+            if r.random() < 0.5:
+                return t
+        status = 404 if r.random() < 0.01 else 200
+        self.http(t, ip, u.username, "GET", f"/api/customers/{cid}", status,
+                  r.randint(2100, 4800) if status == 200 else 61, ref, ua)
+        if status == 404:
+            return t
+        cref = f"{base}/customers/{cid}"
+        for _ in range(r.choice((0, 1, 1, 2, 2, 3))):
+            t += timedelta(seconds=r.uniform(4, 70))
+            x = r.random()
+            if (u.role == "support" and u.claims and x < 0.35) or (u.role == "dpo" and x < 0.3):
+                self.http(t, ip, u.username, "GET", f"/api/customers/{cid}/medical", 200, r.randint(1800, 9500), cref,
+                          ua)
+            elif u.role == "support" and not u.claims and x < 0.01:
+                self.http(t, ip, u.username, "GET", f"/api/customers/{cid}/medical", 403, 87, cref, ua)
+            elif x < 0.6:
+                self.http(t, ip, u.username, "GET", f"/api/invoices/{r.randint(700000, 799999)}", 200,
+                          r.randint(1400, 3100), cref, ua)
+            elif x < 0.85:
+                self.http(t, ip, u.username, "GET", f"/api/customers/{cid}/notes", 200, r.randint(300, 5200), cref, ua)
+            elif x < 0.93 and u.role == "support":
+                self.http(t, ip, u.username, "POST", f"/api/customers/{cid}/notes", 201, 96, cref, ua)
+            else:
+                self.http(t, ip, u.username, "PUT", f"/api/customers/{cid}", 204, 0, cref, ua)
+        return t
+
+    # ---- Okta ---------------------------------------------------------------------------
+
+    def okta(self, ts: datetime, event_type: str, actor: DemoUser, place: Place, r: random.Random, *,
+             outcome: str = "SUCCESS", reason: str | None = None, target: list[dict[str, Any]] | None = None,
+             display: str = "", legacy: str | None = None, ua: int | None = None, session: str | None = None,
+             severity: str = "INFO", scenario: str | None = None) -> None:
+        ts = _trunc(ts, "ms")
+        b = _BROWSERS[actor.browser if ua is None else ua]
+        geo = {"city": place.city, "state": place.state, "country": place.country, "postalCode": place.postal_code,
+               "geolocation": {"lat": place.lat, "lon": place.lon}}
+        obj: dict[str, Any] = {
+            "actor": {"id": actor.okta_id, "type": "User", "alternateId": actor.email,
+                      "displayName": actor.full_name, "detailEntry": None},
+            "client": {"userAgent": {"rawUserAgent": b[0], "os": b[1], "browser": b[2]}, "zone": "null",
+                       "device": "Computer", "id": None, "ipAddress": place.ip, "geographicalContext": geo},
+            "device": None,
+            "authenticationContext": {"authenticationProvider": None, "credentialProvider": None,
+                                      "credentialType": None, "issuer": None, "interface": None,
+                                      "authenticationStep": 0,
+                                      "externalSessionId": session or "102" + _rid(r, 22)},
+            "displayMessage": display,
+            "eventType": event_type,
+            "outcome": {"result": outcome, "reason": reason},
+            "published": _iso_z(ts, ms=True),
+            "securityContext": {"asNumber": place.asn, "asOrg": place.isp.split()[0].strip(",.").lower(),
+                                "isp": place.isp, "domain": None, "isProxy": False},
+            "severity": severity,
+            "debugContext": {"debugData": {"requestId": _rid(r, 27), "dtHash": _rid(r, 64, "0123456789abcdef")}},
+            "legacyEventType": legacy,
+            "transaction": {"type": "WEB", "id": _rid(r, 27), "detail": {}},
+            "uuid": _uuid(r),
+            "version": "0",
+            "request": {"ipChain": [{"ip": place.ip, "geographicalContext": geo, "version": "V4", "source": None}]},
+            "target": target or [],
+        }
+        self.json(OKTA, SRC_OKTA, ts, obj, scenario)
+
+    def okta_login(self, r: random.Random, ts: datetime, u: DemoUser, place: Place, apps: Iterable[str],
+                   scenario: str | None = None, typo: bool = False, mfa_retry: bool = False) -> tuple[datetime, str]:
+        session = "102" + _rid(r, 22)
+        t = ts
+        if typo:
+            self.okta(t, "user.session.start", u, place, r, outcome="FAILURE", reason="INVALID_CREDENTIALS",
+                      display="User login to Okta", legacy="core.user_auth.login_failed", scenario=scenario)
+            t += timedelta(seconds=r.uniform(6, 20))
+        if mfa_retry:
+            self.okta(t, "user.authentication.auth_via_mfa", u, place, r, outcome="FAILURE",
+                      reason="INVALID_CREDENTIALS", display="Authentication of user via MFA", session=session,
+                      target=[_factor(u)], scenario=scenario)
+            t += timedelta(seconds=r.uniform(8, 30))
+        self.okta(t, "user.authentication.auth_via_mfa", u, place, r, display="Authentication of user via MFA",
+                  session=session, target=[_factor(u)], legacy="core.user.factor.attempt_success", scenario=scenario)
+        t += timedelta(milliseconds=r.randint(300, 1500))
+        self.okta(t, "user.session.start", u, place, r, display="User login to Okta",
+                  legacy="core.user_auth.login_success", session=session, scenario=scenario)
+        for app in apps:
+            t += timedelta(seconds=r.uniform(1, 6))
+            self.okta_sso(r, t, u, place, app, session, scenario)
+        return t, session
+
+    def okta_sso(self, r: random.Random, t: datetime, u: DemoUser, place: Place, app: str, session: str,
+                 scenario: str | None = None) -> None:
+        self.okta(t, "user.authentication.sso", u, place, r, display="User single sign on to app", session=session,
+                  legacy="app.auth.sso", scenario=scenario,
+                  target=[{"id": "0oa" + _hid("app", app, 17), "type": "AppInstance", "alternateId": app,
+                           "displayName": _APPS[app], "detailEntry": {"signOnModeType": "SAML_2_0"}},
+                          {"id": "0ua" + _hid("appuser", app + u.username, 17), "type": "AppUser",
+                           "alternateId": u.email, "displayName": u.full_name, "detailEntry": None}])
+
+    # ---- CloudTrail ---------------------------------------------------------------------
+
+    def _ct_base(self, r: random.Random, ts: datetime, identity: dict[str, Any], source: str, name: str, ip: str,
+                 ua: str, req: Any, resp: Any, *, read_only: bool, data: bool = False) -> dict[str, Any]:
+        return {
+            "eventVersion": "1.10" if data else "1.09",
+            "userIdentity": identity,
+            "eventTime": _iso_z(ts),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": self.c.aws_region,
+            "sourceIPAddress": ip,
+            "userAgent": ua,
+            "requestParameters": req,
+            "responseElements": resp,
+            "requestID": _rid(r, 16, "0123456789ABCDEF") if data else _uuid(r),
+            "eventID": _uuid(r),
+            "readOnly": read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": not data,
+            "recipientAccountId": self.c.aws_account_id,
+            "eventCategory": "Data" if data else "Management",
+        }
+
+    def iam_user(self, username: str, *, console_mfa: bool | None = None) -> dict[str, Any]:
+        acct = self.c.aws_account_id
+        ident: dict[str, Any] = {"type": "IAMUser", "principalId": "AIDA" + _hid("aida", username, 17, _UPPER),
+                                 "arn": f"arn:aws:iam::{acct}:user/{username}", "accountId": acct,
+                                 "userName": username}
+        if console_mfa is not None:
+            ident["accessKeyId"] = "ASIA" + _hid("console", username, 16, _UPPER)
+            ident["sessionContext"] = {"sessionIssuer": {}, "webIdFederationData": {},
+                                       "attributes": {"creationDate": None,
+                                                      "mfaAuthenticated": "true" if console_mfa else "false"}}
+        return ident
+
+    def assumed(self, role: str, session: str, created: datetime, mfa: bool = True) -> dict[str, Any]:
+        acct = self.c.aws_account_id
+        rid = "AROA" + _hid("aroa", role, 17, _UPPER)
+        return {"type": "AssumedRole", "principalId": f"{rid}:{session}",
+                "arn": f"arn:aws:sts::{acct}:assumed-role/{role}/{session}", "accountId": acct,
+                "accessKeyId": "ASIA" + _hid("sts", role + session + created.isoformat(), 16, _UPPER),
+                "sessionContext": {
+                    "sessionIssuer": {"type": "Role", "principalId": rid, "arn": f"arn:aws:iam::{acct}:role/{role}",
+                                      "accountId": acct, "userName": role},
+                    "webIdFederationData": {},
+                    "attributes": {"creationDate": _iso_z(created), "mfaAuthenticated": "true" if mfa else "false"}}}
+
+    def console_login(self, r: random.Random, ts: datetime, username: str, ip: str, ua: str, *, mfa: bool,
+                      success: bool = True, scenario: str | None = None) -> None:
+        ts = _trunc(ts, "s")
+        acct = self.c.aws_account_id
+        extra: dict[str, Any] = {
+            "LoginTo": f"https://{self.c.aws_region}.console.aws.amazon.com/console/home?region={self.c.aws_region}"
+                       "&state=hashArgs%23&isauthcode=true",
+            "MobileVersion": "No", "MFAUsed": "Yes" if mfa else "No"}
+        if mfa:
+            extra["MFAIdentifier"] = f"arn:aws:iam::{acct}:mfa/{username}-yubikey"
+        obj = self._ct_base(r, ts, self.iam_user(username), "signin.amazonaws.com", "ConsoleLogin", ip, ua, None,
+                            {"ConsoleLogin": "Success" if success else "Failure"}, read_only=False)
+        obj["additionalEventData"] = extra
+        obj["eventType"] = "AwsConsoleSignIn"
+        obj["requestID"] = None
+        if not success:
+            obj["errorMessage"] = "Failed authentication"
+        obj["tlsDetails"] = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                             "clientProvidedHostHeader": "signin.aws.amazon.com"}
+        self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, scenario)
+
+    def assume_role(self, r: random.Random, ts: datetime, username: str, role: str, ip: str, ua: str) -> dict[str, Any]:
+        ts = _trunc(ts, "s")
+        acct = self.c.aws_account_id
+        ident = self.assumed(role, username, ts)
+        req = {"roleArn": f"arn:aws:iam::{acct}:role/{role}", "roleSessionName": username, "durationSeconds": 3600,
+               "serialNumber": f"arn:aws:iam::{acct}:mfa/{username}-yubikey"}
+        resp = {"credentials": {"accessKeyId": ident["accessKeyId"], "sessionToken": "<redacted>",
+                                "expiration": _aws_expiry(ts + timedelta(hours=1))},
+                "assumedRoleUser": {"assumedRoleId": ident["principalId"], "arn": ident["arn"]}}
+        obj = self._ct_base(r, ts, self.iam_user(username), "sts.amazonaws.com", "AssumeRole", ip, ua, req, resp,
+                            read_only=True)
+        obj["resources"] = [{"accountId": acct, "type": "AWS::IAM::Role", "ARN": f"arn:aws:iam::{acct}:role/{role}"}]
+        self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, None)
+        return ident
+
+    def api(self, r: random.Random, ts: datetime, ident: dict[str, Any], ip: str, ua: str, call: str,
+            scenario: str | None = None, *, bucket: str | None = None, key: str | None = None,
+            size: int | None = None, vpce: bool = False) -> None:
+        ts = _trunc(ts, "s")
+        service, name = call.split(":")
+        acct = self.c.aws_account_id
+        if service == "s3" and name in ("GetObject", "PutObject", "ListObjects", "HeadObject"):
+            assert bucket is not None
+            req: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.{self.c.aws_region}.amazonaws.com"}
+            res: list[dict[str, Any]] = [
+                {"accountId": acct, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+            if name == "ListObjects":
+                req.update({"list-type": "2", "prefix": key or "", "delimiter": "/", "encoding-type": "url"})
+            else:
+                req["key"] = key
+                res.insert(0, {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"})
+            obj = self._ct_base(r, ts, ident, "s3.amazonaws.com", name, ip, ua, req, None,
+                                read_only=name != "PutObject", data=True)
+            xfer = size if size is not None else r.randint(2_000, 900_000)
+            obj["additionalEventData"] = {
+                "SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
+                "bytesTransferredIn": xfer if name == "PutObject" else 0,
+                "AuthenticationMethod": "AuthHeader", "x-amz-id-2": _rid(r, 56),
+                "bytesTransferredOut": 0 if name == "PutObject" else (xfer if name == "GetObject" else 1350)}
+            obj["resources"] = res
+            obj["tlsDetails"] = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                                 "clientProvidedHostHeader": req["Host"]}
+            if vpce:
+                obj["vpcEndpointId"] = "vpce-0a1b2c3d4e5f60718"
+                obj["vpcEndpointAccountId"] = acct
+        else:
+            params: dict[str, Any] | None = {
+                "DescribeInstances": {"instancesSet": {}, "filterSet": {}},
+                "DescribeSecurityGroups": {"securityGroupSet": {}, "securityGroupIdSet": {}, "filterSet": {}},
+                "DescribeVolumes": {"volumeSet": {}, "filterSet": {}},
+                "DescribeDBInstances": None,
+                "ListBuckets": None,
+                "GetCallerIdentity": None,
+                "ListUsers": None,
+                "GetAccountSummary": None,
+                "DescribeLogGroups": {"limit": 50},
+                "GetMetricData": None,
+            }.get(name)
+            host = {"ec2": "ec2", "rds": "rds", "s3": "s3", "sts": "sts", "iam": "iam", "logs": "logs",
+                    "monitoring": "monitoring"}[service]
+            obj = self._ct_base(r, ts, ident, f"{host}.amazonaws.com", name, ip, ua, params, None, read_only=True)
+            if service == "iam":
+                obj["awsRegion"] = "us-east-1"
+        self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, scenario)
+
+    def aws_service_assume(self, r: random.Random, ts: datetime, role: str, instance: str) -> None:
+        ts = _trunc(ts, "s")
+        acct = self.c.aws_account_id
+        req = {"roleArn": f"arn:aws:iam::{acct}:role/{role}", "roleSessionName": instance}
+        resp = {"credentials": {"accessKeyId": "ASIA" + _rid(r, 16, _UPPER), "sessionToken": "<redacted>",
+                                "expiration": _aws_expiry(ts + timedelta(hours=6))}}
+        obj = self._ct_base(r, ts, {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}, "sts.amazonaws.com",
+                            "AssumeRole", "ec2.amazonaws.com", "ec2.amazonaws.com", req, resp, read_only=True)
+        obj["sharedEventID"] = _uuid(r)
+        obj["resources"] = [{"accountId": acct, "type": "AWS::IAM::Role", "ARN": f"arn:aws:iam::{acct}:role/{role}"}]
+        self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, None)
+
+    # ---- GitHub -------------------------------------------------------------------------
+
+    def gh(self, r: random.Random, ts: datetime, action: str, actor: DemoUser, place: Place, repo: str | None = None,
+           scenario: str | None = None, **extra: Any) -> None:
+        ts = _trunc(ts, "ms")
+        ms = _epoch_ms(ts)
+        obj: dict[str, Any] = {
+            "@timestamp": ms,
+            "_document_id": _rid(r, 22),
+            "action": action,
+            "actor": actor.github,
+            "actor_id": 10_000_000 + actor.uid * 7919,
+            "actor_ip": place.ip,
+            "actor_location": {"country_code": place.country_iso},
+            "business": "zorgwijk",
+            "created_at": ms,
+            "operation_type": _GH_OPS.get(action, "modify"),
+            "org": self.c.github_org,
+            "org_id": 91827364,
+        }
+        if repo:
+            obj["repo"] = repo
+            obj["repo_id"] = 600_000_000 + int(_hid("repo", repo, 6, "0123456789"))
+            obj["repository"] = repo
+            obj["repository_public"] = self.repo_public(repo, ts)
+        if action.startswith("git."):
+            obj["transport_protocol"] = 1
+            obj["transport_protocol_name"] = "ssh"
+            obj["user_agent"] = "git/2.47.1"
+            obj["programmatic_access_type"] = "SSH key"
+        else:
+            obj["user_agent"] = _BROWSERS[actor.browser][0]
+        obj.update(extra)
+        self.json(GITHUB, SRC_GITHUB, ts, obj, scenario)
+
+    def repo_public(self, repo: str, ts: datetime) -> bool:
+        if _REPOS.get(repo) == "public":
+            return True
+        window = self.public_from.get(repo)
+        return window is not None and window[0] <= ts and (window[1] is None or ts < window[1])
+
+
+def _aws_expiry(ts: datetime) -> str:
+    """STS credential expiry as CloudTrail writes it: ``Nov 2, 2026, 9:13:01 AM``."""
+    u = ts.astimezone(UTC)
+    hour = u.hour % 12 or 12
+    ampm = "AM" if u.hour < 12 else "PM"
+    return f"{_MON[u.month - 1]} {u.day}, {u.year}, {hour}:{u.minute:02d}:{u.second:02d} {ampm}"
+
+
+def _rid(r: random.Random, n: int, alphabet: str = _B62) -> str:
+    return "".join(r.choices(alphabet, k=n))
+
+
+def _uuid(r: random.Random) -> str:
+    h = f"{r.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) % 4]}{h[17:20]}-{h[20:]}"
+
+
+def _factor(u: DemoUser) -> dict[str, Any]:
+    return {"id": "pfd" + _hid("factor", u.username, 17), "type": "AuthenticatorEnrollment",
+            "alternateId": "unknown", "displayName": "Okta Verify", "detailEntry": {"methodTypeUsed": "Push"}}
+
+
+_APPS = {"Zorgwijk CRM": "SAML 2.0 App", "GitHub Enterprise Cloud - Organization": "GitHub",
+         "Slack": "Slack", "Google Workspace": "Google Workspace", "AFAS Online": "AFAS HR",
+         "Exact Online": "Exact Online", "Atlassian Cloud": "Jira"}
+_ROLE_APPS: dict[str, tuple[str, ...]] = {
+    "engineer": ("Slack", "GitHub Enterprise Cloud - Organization", "Atlassian Cloud"),
+    "sre": ("Slack", "GitHub Enterprise Cloud - Organization", "Atlassian Cloud"),
+    "support": ("Slack", "Zorgwijk CRM", "Google Workspace"),
+    "hr": ("Slack", "AFAS Online", "Google Workspace"),
+    "finance": ("Slack", "Exact Online", "Zorgwijk CRM", "Google Workspace"),
+    "dpo": ("Slack", "Zorgwijk CRM", "Google Workspace"),
+    "admin": ("Slack", "Google Workspace", "GitHub Enterprise Cloud - Organization", "Zorgwijk CRM"),
+    "contractor": ("Slack", "GitHub Enterprise Cloud - Organization"),
+}
+_GH_OPS = {"git.clone": "access", "git.fetch": "access", "git.push": "modify", "repo.create": "create",
+           "pull_request.create": "create", "pull_request.merge": "modify", "pull_request_review.submit": "create",
+           "protected_branch.update": "modify", "protected_branch.create": "create", "repo.access": "modify",
+           "team.add_member": "modify", "org.add_member": "create"}
+_SEARCHES = ("de+vries", "jansen", "bakker", "visser", "smit", "meijer", "de+boer", "mulder", "de+groot", "bos",
+             "vos", "peters", "hendriks", "van+leeuwen", "dekker", "brouwer", "de+wit", "dijkstra", "smits",
+             "de+graaf", "van+der+meer", "kok", "jacobs", "de+haan", "vermeulen", "3511AB", "1012LG", "2311EZ",
+             "van+den+heuvel", "schouten", "willems", "hoekstra", "koster", "prins", "huisman", "postma")
+_CLI_UA = "aws-cli/2.22.4 md/awscrt#0.22.0 ua/2.0 os/linux#6.8.0-48-generic md/arch#x86_64 lang/python#3.12.6 " \
+          "md/pyimpl#CPython cfg/retry-mode#standard md/installer#exe md/distrib#ubuntu.24 md/prompt#off"
+_CONSOLE_UA = "AWS Internal"
+_BOTO_UA = "Boto3/1.35.54 md/Botocore#1.35.54 ua/2.0 os/linux#6.1.0-26-cloud-amd64 md/arch#x86_64 " \
+           "lang/python#3.11.2 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.35.54"
+_SUDO_CMDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "bastion": (("root", "/usr/bin/systemctl status ssh"), ("root", "/usr/bin/journalctl -u ssh --since today"),
+                ("root", "/usr/bin/apt-get upgrade -y")),
+    "db-01": (("postgres", "/usr/bin/psql -c SELECT now()"), ("root", "/usr/bin/systemctl status postgresql@16-main"),
+              ("postgres", "/usr/bin/psql -d crm -c \\dt+"), ("root", "/usr/bin/df -h /var/lib/postgresql")),
+    "app-01": (("root", "/usr/bin/systemctl restart crm-api"), ("root", "/usr/bin/journalctl -u crm-api -n 200"),
+               ("root", "/usr/bin/docker ps")),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Benign traffic
+
+
+@dataclass
+class _Block:
+    start: datetime
+    end: datetime
+    place: Place
+
+
+def _plan(g: _Gen, u: DemoUser, day: date, r: random.Random) -> list[_Block]:
+    """When and where a user works on a local day."""
+    wd = day.weekday()
+    place = r.choice(g.c.office) if r.random() < u.office_share else r.choice(u.homes)
+    if u.night_shift:
+        if wd > 3 or r.random() < 0.05:  # Mon-Thu nights
+            return []
+        s = 22 * H + r.gauss(0, 900)
+        return [_Block(_at(day, s), _at(day, 30.5 * H + r.gauss(0, 900)), place)]
+    if wd >= 5:
+        if r.random() >= u.weekend:
+            return []
+        place = r.choice(u.homes)
+        s = r.uniform(10, 20) * H
+        return [_Block(_at(day, s), _at(day, s + r.uniform(0.3, 1.5) * H), place)]
+    if wd in u.days_off or r.random() < 0.04:  # part-time day or a day off
+        return []
+    arrive = min(max(r.gauss(8.6, 0.55), 7.2), 10.5) * H
+    leave = min(max(r.gauss(17.2, 0.6), 15.5), 19.0) * H
+    if u.late and r.random() < 0.5:
+        leave += r.uniform(0.5, 2.0) * H
+    lunch = r.uniform(12.0, 12.8) * H
+    blocks = [_Block(_at(day, arrive), _at(day, lunch), place),
+              _Block(_at(day, lunch + r.uniform(0.4, 0.8) * H), _at(day, leave), place)]
+    if u.late and r.random() < 0.25:
+        s = r.uniform(20.5, 21.5) * H
+        blocks.append(_Block(_at(day, s), _at(day, s + r.uniform(0.4, 1.2) * H), r.choice(u.homes)))
+    return blocks
+
+
+def _span(b: _Block) -> float:
+    return max((b.end - b.start).total_seconds(), 60.0)
+
+
+def _when(r: random.Random, b: _Block) -> datetime:
+    return b.start + timedelta(seconds=r.uniform(0, _span(b)))
+
+
+def _benign_people(g: _Gen) -> None:
+    for u in g.c.users:
+        r = g.rng(f"user:{u.username}")
+        for day in g.local_days:
+            blocks = _plan(g, u, day, r)
+            for i, b in enumerate(blocks):
+                _okta_block(g, r, u, b, first=i == 0)
+                if u.role in ("support", "finance", "dpo", "admin"):
+                    _crm_block(g, r, u, b, first=i == 0)
+                if u.role in ("engineer", "sre", "admin", "contractor"):
+                    _ssh_block(g, r, u, b)
+                if u.role in ("engineer", "sre", "admin") or u.aws_console:
+                    _aws_block(g, r, u, b)
+                if u.role in ("engineer", "sre", "admin", "contractor"):
+                    _github_block(g, r, u, b)
+
+
+def _okta_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    if not first and r.random() > 0.3:
+        return
+    apps = _ROLE_APPS[u.role] if first else r.sample(_ROLE_APPS[u.role], 1)
+    _, session = g.okta_login(r, b.start - timedelta(seconds=r.uniform(20, 120)), u, b.place, apps,
+                              typo=r.random() < 0.04, mfa_retry=r.random() < 0.03)
+    for _ in range(r.randint(0, 2)):
+        g.okta_sso(r, _when(r, b), u, b.place, r.choice(_ROLE_APPS[u.role]), session)
+    if r.random() < 0.05 and first:
+        g.okta(_when(r, b), "user.account.update_password", u, b.place, r, display="Update password for user",
+               legacy="core.user.config.password_update.success",
+               target=[{"id": u.okta_id, "type": "User", "alternateId": u.email, "displayName": u.full_name,
+                        "detailEntry": None}])
+    if r.random() < 0.4:
+        g.okta(b.end + timedelta(seconds=r.uniform(5, 300)), "user.session.end", u, b.place, r,
+               display="User logout from Okta", legacy="core.user_auth.logout_success", session=session)
+
+
+def _crm_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    t = b.start + timedelta(seconds=r.uniform(30, 400))
+    if first or r.random() < 0.5:
+        t = g.crm_login(r, t, u, b.place.ip)
+    gap = {"support": 95.0, "finance": 420.0, "dpo": 1500.0, "admin": 5400.0}[u.role]
+    last_static = t
+    while True:
+        t += timedelta(seconds=r.expovariate(1 / gap) + 10)
+        if t >= b.end:
+            break
+        if (t - last_static).total_seconds() > 3600 and r.random() < 0.3:
+            g.static(r, t, b.place.ip, u.user_agent, f"https://{g.c.crm_host}/customers")
+            last_static = t
+        t = g.crm_case(r, t, u, b.place.ip)
+    if r.random() < 0.3:
+        g.http(b.end, b.place.ip, u.username, "GET", "/logout", 302, 0, f"https://{g.c.crm_host}/customers",
+               u.user_agent)
+
+
+def _ssh_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    n = {"engineer": (0, 2), "sre": (1, 4), "admin": (0, 1), "contractor": (0, 2)}[u.role]
+    hours = _span(b) / H
+    count = r.randint(*n) if hours > 1 or u.night_shift else r.randint(0, 1)
+    if u.night_shift:
+        count = r.randint(2, 5)
+    for _ in range(count):
+        ts = _when(r, b)
+        method = "password" if u.ssh_password else "publickey"
+        typos = 0
+        if u.ssh_password and r.random() < 0.25:
+            typos = r.choice((1, 1, 2))  # near miss: a typo or two, then success
+        dur = r.uniform(120, 5400)
+        sudo = [r.choice(_SUDO_CMDS["bastion"])] if u.role in ("sre", "admin") and r.random() < 0.3 else []
+        g.ssh_session(r, "bastion", ts, u.username, u.uid, b.place.ip, method=method, duration=dur, typos=typos,
+                      sudo=sudo)
+        # hop from the bastion to an internal host
+        if u.role in ("sre", "engineer", "contractor") and r.random() < (0.8 if u.role == "sre" else 0.4):
+            host = r.choice(("db-01", "app-01")) if u.role == "sre" else "app-01"
+            hs = ts + timedelta(seconds=r.uniform(20, 120))
+            hd = r.uniform(60, max(90.0, dur - 200))
+            cmds = r.sample(_SUDO_CMDS[host], r.randint(0, 2)) if u.role == "sre" else []
+            g.ssh_session(r, host, hs, u.username, u.uid, g.c.host_ip("bastion"), duration=hd, sudo=cmds)
+
+
+def _aws_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    ip = b.place.ip
+    if u.aws_console and r.random() < (0.45 if u.role in ("sre", "admin") else 0.35):
+        t = _when(r, b)
+        g.console_login(r, t, u.username, ip, u.user_agent, mfa=True)
+        ident = g.iam_user(u.username, console_mfa=True)
+        if u.role == "finance":
+            day = t.astimezone(AMSTERDAM).date()
+            calls = [("s3:ListBuckets", None, None), ("s3:ListObjects", "zorgwijk-customer-exports", "exports/"),
+                     ("s3:GetObject", "zorgwijk-customer-exports", f"exports/{day - timedelta(days=1)}/"
+                      "customers-delta.csv.gz")]
+        elif u.role == "admin":
+            calls = [(c, None, None) for c in ("iam:GetAccountSummary", "iam:ListUsers", "ec2:DescribeInstances")]
+        else:
+            calls = [(c, None, None) for c in r.choices(("ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+                                                        "rds:DescribeDBInstances", "logs:DescribeLogGroups",
+                                                        "monitoring:GetMetricData"), k=r.randint(2, 8))]
+        for call, bucket, key in calls:
+            t += timedelta(seconds=r.uniform(3, 90))
+            g.api(r, t, ident, ip, _CONSOLE_UA if not call.startswith("s3") else "[S3Console/0.4, aws-internal/3]",
+                  call, bucket=bucket, key=key)
+    if u.role in ("engineer", "sre") and r.random() < (0.7 if u.role == "sre" else 0.35):
+        t = _when(r, b)
+        role = "ZorgwijkOps" if u.role == "sre" else "ZorgwijkEngineer"
+        ident = g.assume_role(r, t, u.username, role, ip, _CLI_UA + " md/command#sts.assume-role")
+        pool: tuple[tuple[str, str | None, str | None], ...] = (
+                ("ec2:DescribeInstances", None, None), ("ec2:DescribeVolumes", None, None),
+                ("sts:GetCallerIdentity", None, None), ("s3:ListObjects", "zorgwijk-artifacts", "releases/"),
+                ("s3:GetObject", "zorgwijk-artifacts", "releases/crm-api-2026.11.1.tar.gz"),
+                ("s3:PutObject", "zorgwijk-artifacts", "releases/crm-api-2026.11.2.tar.gz"))
+        if u.role == "sre":
+            pool += (("s3:ListObjects", "zorgwijk-backups", "db-01/"), ("s3:ListObjects", "zorgwijk-logs", "nginx/"),
+                     ("s3:GetObject", "zorgwijk-logs", "nginx/access.log.1.gz"), ("rds:DescribeDBInstances", None,
+                                                                                  None))
+        for _ in range(r.randint(3, 20)):
+            t += timedelta(seconds=r.expovariate(1 / 40))
+            call, bucket, key = r.choice(pool)
+            g.api(r, t, ident, ip, _CLI_UA, call, bucket=bucket, key=key)
+
+
+def _github_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    code = [repo for repo, _ in g.c.repos if repo not in ("zorgwijk/ops-runbooks",)]
+    mine = code if u.role != "sre" else ["zorgwijk/infra", "zorgwijk/ops-runbooks", "zorgwijk/crm-backend"]
+    scale = 1.0 if u.role in ("engineer", "contractor") else 0.4
+    for _ in range(int(r.randint(1, 8) * scale * _span(b) / (4 * H)) + 1):
+        g.gh(r, _when(r, b), r.choice(("git.fetch", "git.fetch", "git.clone", "git.push")), u, b.place,
+             r.choice(mine))
+    if u.role in ("engineer", "contractor"):
+        for _ in range(r.randint(0, 2)):
+            repo = r.choice(mine)
+            n = r.randint(1200, 1900)
+            g.gh(r, _when(r, b), "pull_request.create", u, b.place, repo, pull_request_id=n,
+                 pull_request_url=f"https://github.com/{repo}/pull/{n}", pull_request_title=r.choice(_PR_TITLES))
+        for _ in range(r.randint(0, 2)):
+            repo = r.choice(mine)
+            n = r.randint(1200, 1900)
+            g.gh(r, _when(r, b), r.choice(("pull_request_review.submit", "pull_request.merge")), u, b.place, repo,
+                 pull_request_id=n, pull_request_url=f"https://github.com/{repo}/pull/{n}")
+    if u.username == "jdevries" and r.random() < 0.15:  # the tech lead tunes branch protection
+        g.gh(r, _when(r, b), "protected_branch.update", u, b.place, r.choice(code), name="main",
+             required_approving_review_count=r.choice((1, 2)))
+    if u.role == "admin" and r.random() < 0.1:
+        g.gh(r, _when(r, b), "team.add_member", u, b.place, None, team="zorgwijk/engineering",
+             user=r.choice(g.c.by_role("engineer")).github)
+
+
+_PR_TITLES = ("Fix pagination in customer search", "Bump pydantic to 2.12", "Add audit logging to invoice export",
+              "Refactor claims validation", "Terraform: tighten S3 bucket policy", "Retry on Kafka timeouts",
+              "Add index on customers.postcode", "Update runbook for failover", "Mask BSN in logs",
+              "CI: cache pip downloads")
+
+
+def _benign_systems(g: _Gen) -> None:
+    """Machines: health checks, monitors, cron, backups, CI deploys, internet scanners."""
+    r = g.rng("systems")
+    # Health checks from the load balancer every 30 s, uptime monitor every 60 s.
+    t = g.start + timedelta(seconds=r.uniform(0, 30))
+    while t < g.end:
+        g.http(t, "10.20.0.5", None, "GET", "/healthz", 200, 15, None, "ELB-HealthChecker/2.0")
+        t += timedelta(seconds=30 + r.uniform(-0.2, 0.2))
+    t = g.start + timedelta(seconds=r.uniform(0, 60))
+    while t < g.end:
+        g.http(t, r.choice(("69.162.124.226", "69.162.124.235", "216.144.250.150")), None, "HEAD", "/", 200, 0,
+               f"https://{g.c.crm_host}", "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)")
+        t += timedelta(seconds=60 + r.uniform(-1, 1))
+    # Internet background noise: probes on the CRM and port scans on the bastion (no auth attempts).
+    scanners = ("167.94.138.44", "162.142.125.199", "198.235.24.130", "205.210.31.52", "71.6.199.23",
+                "80.82.77.139", "94.102.61.7", "147.185.132.19")
+    probes = ("/.env", "/wp-login.php", "/.git/config", "/admin", "/phpmyadmin/", "/server-status", "/robots.txt",
+              "/actuator/health", "/", "/api/v1/users")
+    t = g.start
+    while t < g.end:
+        t += timedelta(seconds=r.expovariate(1 / 1500))
+        ip = r.choice(scanners)
+        path = r.choice(probes)
+        status = 200 if path in ("/robots.txt", "/") else 404
+        g.http(t, ip, None, "GET", path, status, 153 if status == 404 else 67, None,
+               r.choice(("Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)",
+                         "Expanse, a Palo Alto Networks company, searches across the global IPv4 space multiple times "
+                         "per day to identify customers' presences on the Internet.", "curl/8.5.0")))
+    t = g.start
+    while t < g.end:
+        t += timedelta(seconds=r.expovariate(1 / 2400))
+        ip = r.choice(scanners)
+        pid = g.pid("bastion", r)
+        port = r.randint(30000, 65000)
+        if r.random() < 0.5:
+            g.syslog("bastion", t, f"sshd[{pid}]", f"Connection closed by {ip} port {port} [preauth]")
+        else:
+            g.syslog("bastion", t, f"sshd[{pid}]", f"Did not receive identification string from {ip} port {port}")
+    for day in g.local_days:
+        # Cron on every host: root sessions opened by cron itself (a near miss for root-login rules).
+        for host in ("bastion", "db-01", "app-01"):
+            for hour in range(24):
+                ct = _at(day, hour * H + 17 * 60 + r.uniform(0, 0.9))
+                pid = g.pid(host, r)
+                g.syslog(host, ct, f"CRON[{pid}]",
+                         "pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)")
+                g.syslog(host, ct + timedelta(seconds=r.uniform(0.05, 3)), f"CRON[{pid}]",
+                         "pam_unix(cron:session): session closed for user root")
+        # Nightly database backup to S3 from db-01 (instance role, through the VPC endpoint).
+        bt = _at(day, 1.5 * H + r.uniform(0, 60))
+        ident = g.assumed("zorgwijk-backup", "i-0c3f9a1e2b4d56789", bt - timedelta(hours=1), mfa=False)
+        g.aws_service_assume(r, bt - timedelta(minutes=r.uniform(1, 5)), "zorgwijk-backup", "i-0c3f9a1e2b4d56789")
+        for part in range(1, r.randint(40, 64)):
+            bt += timedelta(seconds=r.uniform(4, 12))
+            g.api(r, bt, ident, g.c.host_ip("db-01"), _BOTO_UA, "s3:PutObject", bucket="zorgwijk-backups",
+                  key=f"db-01/{day.isoformat()}/base.tar.gz.part-{part:04d}", size=r.randint(60, 100) * 1_048_576,
+                  vpce=True)
+        # Nightly CRM export (delta file for finance) from app-01.
+        et = _at(day, 2.25 * H + r.uniform(0, 120))
+        ident = g.assumed("zorgwijk-crm-export", "i-07b1d2e3f4a5b6c7d", et - timedelta(hours=2), mfa=False)
+        g.api(r, et, ident, g.c.host_ip("app-01"), _BOTO_UA, "s3:PutObject", bucket="zorgwijk-customer-exports",
+              key=f"exports/{day.isoformat()}/customers-delta.csv.gz", size=r.randint(2_000_000, 3_500_000), vpce=True)
+        for hour in range(0, 24, 6):
+            for role, inst in (("zorgwijk-backup", "i-0c3f9a1e2b4d56789"),
+                               ("zorgwijk-crm-export", "i-07b1d2e3f4a5b6c7d"),
+                               ("zorgwijk-app", "i-07b1d2e3f4a5b6c7d")):
+                g.aws_service_assume(r, _at(day, hour * H + r.uniform(300, 900)), role, inst)
+        # CI deploys over SSH (key, from the runner) on working days.
+        if day.weekday() < 5:
+            ci = g.c.ci_runner.ip
+            for _ in range(r.randint(2, 7)):
+                dt = _at(day, r.uniform(9.5, 17.5) * H)
+                g.ssh_session(r, "bastion", dt, "deploy", 1010, ci, duration=r.uniform(40, 180))
+                g.ssh_session(r, "app-01", dt + timedelta(seconds=r.uniform(2, 5)), "deploy", 1010,
+                              g.c.host_ip("bastion"), duration=r.uniform(30, 150))
+    # Near misses by admins: a repository made *internal* (not public), MFA enrolled (not removed).
+    admin = g.c.user("pjansen")
+    t = _at(g.local_days[1], 14.3 * H + r.uniform(0, 1800))
+    g.gh(r, t, "repo.access", admin, g.c.office[0], "zorgwijk/design-system", visibility="internal",
+         previous_visibility="private")
+    newbie = g.c.user("ljacobs")
+    t = _at(g.local_days[1], 9.1 * H + r.uniform(0, 900))
+    g.okta(t, "user.mfa.factor.activate", newbie, g.c.office[1], r, display="Activate factor or authenticator",
+           legacy="core.user.factor.activate", target=[
+               {"id": newbie.okta_id, "type": "User", "alternateId": newbie.email, "displayName": newbie.full_name,
+                "detailEntry": None}, _factor(newbie)])
+    sre = g.c.user("abos")  # a mistyped console password (failures say MFAUsed "No"), then a login with MFA
+    t = _at(g.local_days[1], 10 * H + r.uniform(0, 3600))
+    g.console_login(r, t, sre.username, g.c.office[3].ip, sre.user_agent, mfa=False, success=False)
+    t += timedelta(seconds=r.uniform(10, 40))
+    g.console_login(r, t, sre.username, g.c.office[3].ip, sre.user_agent, mfa=True)
+    g.api(r, t + timedelta(seconds=r.uniform(5, 30)), g.iam_user(sre.username, console_mfa=True), g.c.office[3].ip,
+          _CONSOLE_UA, "ec2:DescribeInstances")
+    t = _at(g.local_days[min(2, len(g.local_days) - 1)], 11 * H + r.uniform(0, 3600))
+    g.gh(r, t, "repo.create", admin, g.c.office[0], "zorgwijk/dsar-tooling", visibility="private")
+    # A support batch (address update campaign): many customers in an hour, in office hours.
+    sup = g.c.user("nvermeulen")
+    t = _at(g.local_days[min(2, len(g.local_days) - 1)], 10 * H + r.uniform(0, 600))
+    for _ in range(r.randint(110, 150)):
+        cid = g.customer_id(r)
+        g.http(t, g.c.office[2].ip, sup.username, "GET", f"/api/customers/{cid}", 200, r.randint(2100, 4800),
+               f"https://{g.c.crm_host}/customers", sup.user_agent)
+        t += timedelta(seconds=r.uniform(4, 10))
+        g.http(t, g.c.office[2].ip, sup.username, "PUT", f"/api/customers/{cid}", 204, 0,
+               f"https://{g.c.crm_host}/customers/{cid}", sup.user_agent)
+        t += timedelta(seconds=r.uniform(10, 22))
+
+
+# --------------------------------------------------------------------------------------------
+# Attack scenarios
+
+
+def _scenario_time(g: _Gen, day_index: int, local_hour: float) -> datetime:
+    """First occurrence of a local time of day on or after day ``day_index`` of the window."""
+    base = g.start + timedelta(days=min(day_index, g.days - 1))
+    d = base.astimezone(AMSTERDAM).date()
+    t = _at(d, local_hour * H)
+    while t < base:
+        d += timedelta(days=1)
+        t = _at(d, local_hour * H)
+    return t
+
+
+def _scenarios(g: _Gen) -> list[Scenario]:
+    out: list[Scenario] = []
+    c = g.c
+
+    # 1. SSH brute force from one internet address: root, admin and invalid user names.
+    r = g.rng(SSH_BRUTE_FORCE)
+    ip = "185.220.101.47"
+    t = _scenario_time(g, 0, 3.2 + r.uniform(0, 0.3))
+    names = ["root", "root", "admin", "test", "oracle", "ubuntu", "user", "postgres", "git", "ftpuser", "pi",
+             "support", "guest", "admin1", "administrator", "jenkins", "ansible", "hadoop", "steam", "minecraft"]
+    valid = {"root", "postgres"}
+    tried: set[str] = set()
+    for _ in range(r.randint(38, 44)):
+        name = r.choice(names)
+        tried.add(name)
+        t = g.ssh_failed(r, "bastion", t, name, ip, valid=name in valid, scenario=SSH_BRUTE_FORCE)
+        t += timedelta(seconds=r.uniform(1.5, 6.0))
+    out.append(Scenario(SSH_BRUTE_FORCE, f"{ip} tries ~40 passwords on the bastion for root, postgres and invalid "
+                        "users (admin, test, oracle...) within a few minutes; every attempt fails.",
+                        (SSH_BRUTE_FORCE, "ssh_invalid_user"), t, t, (ip, *sorted(tried))))
+
+    # 2. Brute force on "deploy" (weak password), then success, lateral move, failed sudo.
+    r = g.rng(SSH_BRUTE_FORCE_THEN_SUCCESS)
+    ip = "45.141.84.126"
+    t = _scenario_time(g, 1, 4.6 + r.uniform(0, 0.3))
+    for _ in range(r.randint(14, 17)):
+        t = g.ssh_failed(r, "bastion", t, "deploy", ip, valid=True, scenario=SSH_BRUTE_FORCE_THEN_SUCCESS)
+        t += timedelta(seconds=r.uniform(2, 8))
+    end = g.ssh_session(r, "bastion", t, "deploy", 1010, ip, method="password", duration=r.uniform(600, 1100),
+                        sudo=(), scenario=SSH_BRUTE_FORCE_THEN_SUCCESS)
+    g.syslog("bastion", t + timedelta(seconds=r.uniform(60, 200)), "sudo",
+             "  deploy : 3 incorrect password attempts ; TTY=pts/2 ; PWD=/home/deploy ; USER=root ; COMMAND=/bin/bash",
+             SSH_BRUTE_FORCE_THEN_SUCCESS)
+    g.ssh_session(r, "app-01", t + timedelta(seconds=r.uniform(250, 400)), "deploy", 1010, c.host_ip("bastion"),
+                  duration=r.uniform(120, 300), scenario=SSH_BRUTE_FORCE_THEN_SUCCESS)
+    out.append(Scenario(SSH_BRUTE_FORCE_THEN_SUCCESS, f"{ip} fails ~15 passwords for 'deploy' on the bastion, then "
+                        "'Accepted password for deploy'; it hops to app-01 with the deploy key and fails sudo.",
+                        (SSH_BRUTE_FORCE, SSH_BRUTE_FORCE_THEN_SUCCESS), t, end, (ip, "deploy")))
+
+    # 3. Accepted root login on the bastion at night (a forgotten root key).
+    r = g.rng(SSH_ROOT_LOGIN)
+    ip = "194.26.29.113"
+    t = _scenario_time(g, 1, 23.6 + r.uniform(0, 0.2))
+    end = g.ssh_session(r, "bastion", t, "root", 0, ip, method="publickey", duration=r.uniform(300, 900),
+                        scenario=SSH_ROOT_LOGIN)
+    out.append(Scenario(SSH_ROOT_LOGIN, f"'Accepted publickey for root' on the bastion from {ip} at night.",
+                        (SSH_ROOT_LOGIN,), t, end, ("root", ip)))
+
+    # 4. AWS console login without MFA from an unusual address (a contractor's stale IAM user).
+    r = g.rng(AWS_CONSOLE_LOGIN_WITHOUT_MFA)
+    ip = "5.188.62.140"
+    who = "akaya"
+    ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    t = _scenario_time(g, 2, 21.2 + r.uniform(0, 0.3))
+    t0 = t
+    g.console_login(r, t, who, ip, ua, mfa=False, scenario=AWS_CONSOLE_LOGIN_WITHOUT_MFA)
+    ident = g.iam_user(who, console_mfa=False)
+    day = t.astimezone(AMSTERDAM).date()
+    for call, bucket, key in (("s3:ListBuckets", None, None),
+                              ("s3:ListObjects", "zorgwijk-customer-exports", "exports/"),
+                              ("s3:GetObject", "zorgwijk-customer-exports",
+                               f"exports/{day - timedelta(days=1)}/customers-delta.csv.gz"),
+                              ("s3:GetObject", "zorgwijk-customer-exports",
+                               f"exports/{day - timedelta(days=2)}/customers-delta.csv.gz")):
+        t += timedelta(seconds=r.uniform(8, 60))
+        g.api(r, t, ident, ip, "[S3Console/0.4, aws-internal/3]", call, AWS_CONSOLE_LOGIN_WITHOUT_MFA,
+              bucket=bucket, key=key)
+    out.append(Scenario(AWS_CONSOLE_LOGIN_WITHOUT_MFA, f"ConsoleLogin Success with MFAUsed=No for IAM user '{who}' "
+                        f"(a contractor who never uses the console) from {ip}, then reads two customer exports.",
+                        (AWS_CONSOLE_LOGIN_WITHOUT_MFA,), _trunc(t0, "s"), _trunc(t, "s"), (who, ip)))
+
+    # 5. Okta: an admin removes another user's MFA factor; an outside login follows.
+    r = g.rng(OKTA_MFA_DEACTIVATED)
+    admin, victim = c.user("evanderlinden"), c.user("pvanleeuwen")
+    place = admin.homes[0]
+    evil = Place("139.59.37.210", "Bengaluru", "IN", "India", 12.9716, 77.5946, "DigitalOcean, LLC", 14061,
+                 "Karnataka", "560001")
+    t = _scenario_time(g, 1, 19.75 + r.uniform(0, 0.2))
+    t0 = t
+    g.okta_login(r, t - timedelta(minutes=3), admin, place, (), scenario=OKTA_MFA_DEACTIVATED)
+    g.okta(t, "user.mfa.factor.deactivate", admin, place, r, display="Reset factor for user",
+           legacy="core.user.factor.deactivate", severity="WARN", reason="User reset OKTA_VERIFY_PUSH factor",
+           target=[{"id": victim.okta_id, "type": "User", "alternateId": victim.email,
+                    "displayName": victim.full_name, "detailEntry": None}, _factor(victim)],
+           scenario=OKTA_MFA_DEACTIVATED)
+    t += timedelta(minutes=r.uniform(18, 30))
+    g.okta(t, "user.session.start", victim, evil, r, display="User login to Okta", ua=0,
+           legacy="core.user_auth.login_success", scenario=OKTA_MFA_DEACTIVATED)
+    t += timedelta(seconds=r.uniform(4, 20))
+    g.okta(t, "user.mfa.factor.activate", victim, evil, r, display="Activate factor or authenticator", ua=0,
+           legacy="core.user.factor.activate", scenario=OKTA_MFA_DEACTIVATED,
+           target=[{"id": victim.okta_id, "type": "User", "alternateId": victim.email,
+                    "displayName": victim.full_name, "detailEntry": None},
+                   {"id": "pfd" + _rid(r, 17), "type": "AuthenticatorEnrollment", "alternateId": "unknown",
+                    "displayName": "Google Authenticator", "detailEntry": {"methodTypeUsed": "OTP"}}])
+    out.append(Scenario(OKTA_MFA_DEACTIVATED, f"Okta admin '{admin.email}' deactivates the MFA factor of "
+                        f"'{victim.email}' (user.mfa.factor.deactivate); ~25 min later that account logs in from "
+                        f"{evil.ip} ({evil.city}) and enrols a new factor.", (OKTA_MFA_DEACTIVATED,),
+                        _trunc(t0 - timedelta(minutes=3), "ms"), _trunc(t, "ms"),
+                        (admin.email, victim.email, place.ip, evil.ip)))
+
+    # 6. GitHub: a private repository made public; reverted 20 minutes later.
+    r = g.rng(GITHUB_REPO_MADE_PUBLIC)
+    eng = c.user("tvandijk")
+    place = c.office[1]
+    repo = "zorgwijk/claims-engine"
+    t = _scenario_time(g, 2, 15.3 + r.uniform(0, 0.3))
+    t2 = t + timedelta(minutes=r.uniform(15, 25))
+    g.public_from[repo] = (_trunc(t, "ms"), _trunc(t2, "ms"))
+    g.gh(r, t, "repo.access", eng, place, repo, scenario=GITHUB_REPO_MADE_PUBLIC, visibility="public",
+         previous_visibility="private")
+    g.gh(r, t2, "repo.access", c.user("pjansen"), c.office[0], repo, scenario=GITHUB_REPO_MADE_PUBLIC,
+         visibility="private", previous_visibility="public")
+    out.append(Scenario(GITHUB_REPO_MADE_PUBLIC, f"'{eng.github}' changes {repo} from private to public "
+                        f"(repo.access, visibility=public); 'pjansen-zw' makes it private again later.",
+                        (GITHUB_REPO_MADE_PUBLIC,), _trunc(t, "ms"), _trunc(t2, "ms"), (eng.github, place.ip, repo)))
+
+    # 7. Mass export: a support employee scripts the CRM API at night, ~2,000 customers in an hour.
+    r = g.rng(MASS_EXPORT)
+    sup = c.user("dmulder")
+    place = sup.homes[0]
+    t = _scenario_time(g, 2, 1.9 + r.uniform(0, 0.1))
+    t0 = t
+    g.okta_login(r, t, sup, place, ("Zorgwijk CRM",), scenario=MASS_EXPORT)
+    t = g.crm_login(r, t + timedelta(seconds=r.uniform(20, 60)), sup, place.ip, scenario=MASS_EXPORT)
+    n = r.randint(1950, 2050)
+    lo, hi = c.customer_ids
+    ids = sorted(r.sample(range(lo, hi + 1), n))
+    step = (55 * 60) / n
+    for cid in ids:
+        t += timedelta(seconds=r.uniform(0.4, 1.6) * step)
+        g.http(t, place.ip, sup.username, "GET", f"/api/customers/{cid}", 200, r.randint(2100, 4800), None,
+               "python-requests/2.32.3", MASS_EXPORT)
+    out.append(Scenario(MASS_EXPORT, f"Support employee '{sup.username}' reads /api/customers/<id> for {n} distinct "
+                        f"customers in under an hour at night from home ({place.ip}) with python-requests: a mass "
+                        "export of personal data.", ("mass_read_personal_data",), _trunc(t0, "ms"), _trunc(t, "s"),
+                        (sup.username, place.ip), subject_ids=tuple(str(i) for i in ids)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, scenarios: bool = True,
+             company: DemoCompany = COMPANY) -> tuple[list[DemoRecord], list[Scenario]]:
+    """Generate ``days`` days of raw access-log traffic from ``start`` (UTC; default 2026-11-02, a Monday).
+
+    Returns the records sorted by timestamp, and the injected scenarios (none if ``scenarios`` is
+    False). The same seed and start give byte-identical records. Scenario records carry the
+    scenario id; benign records carry None. Benign traffic is the same with or without scenarios,
+    except that GitHub events report the demo repository as public while it is.
+    """
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    start = DEFAULT_START if start is None else start
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    start = start.astimezone(UTC)
+    g = _Gen(company, seed, start, days)
+    found: list[Scenario] = []
+    attack: list[DemoRecord] = []
+    if scenarios:
+        # Their own generator (own process ids), so benign traffic does not shift with them; run
+        # first, as they decide facts benign traffic reflects (a repository's visibility).
+        sg = _Gen(company, seed, start, days, prefix="s")
+        found = _scenarios(sg)
+        attack = sg.out
+        g.public_from.update(sg.public_from)
+    _benign_people(g)
+    _benign_systems(g)
+    records = g.out + attack
+    records.sort(key=lambda rec: rec.timestamp)
+    _renumber(records, g.rng("pids"))
+    attack = [rec for rec in records if rec.scenario is not None]
+    final: list[Scenario] = []
+    for sc in found:
+        mine = [rec for rec in attack if rec.scenario == sc.id]
+        final.append(Scenario(sc.id, sc.description, sc.expected_rules, mine[0].timestamp if mine else sc.start,
+                              max(rec.timestamp for rec in mine) if mine else sc.end, sc.actors, sc.subject_ids,
+                              len(mine)))
+    return records, final
+
+
+_TOKEN = re.compile(rb"\x01([PS])([^\x02]*)\x02")
+_PID_BASE = {SRC_BASTION: 41200, SRC_DB: 23100, SRC_APP: 30400}
+_SESSION_BASE = {SRC_BASTION: 1180, SRC_DB: 512, SRC_APP: 733}
+
+
+def _renumber(records: list[DemoRecord], r: random.Random) -> None:
+    """Give syslog lines real process and session numbers, increasing with time on each host.
+
+    Generation runs user by user, not in time order, so the numbers are placeholders until the
+    records are sorted; a connection's first line is its earliest, so first seen = first allocated.
+    """
+    pids = dict(_PID_BASE)
+    sessions = dict(_SESSION_BASE)
+    seen: dict[bytes, bytes] = {}
+    for i, rec in enumerate(records):
+        if rec.log_type != SYSLOG or b"\x01" not in rec.data:
+            continue
+        src = rec.source
+
+        def number(m: re.Match[bytes], src: str = src) -> bytes:
+            key = m[0]
+            got = seen.get(key)
+            if got is None:
+                if m[1] == b"P":
+                    pids[src] += r.randint(3, 140)
+                    if pids[src] > 4_000_000:  # pid_max wraps
+                        pids[src] = 1000
+                    got = str(pids[src]).encode()
+                else:
+                    sessions[src] += 1
+                    got = str(sessions[src]).encode()
+                seen[key] = got
+            return got
+
+        records[i] = replace(rec, data=_TOKEN.sub(number, rec.data))
+
+
+def write_files(records: Iterable[DemoRecord], directory: str | Path) -> dict[str, Path]:
+    """Write one log file per source into ``directory`` (created if needed), one record per line.
+
+    Returns source -> path. Existing files of the same names are overwritten. Feed the directory
+    to ``access-audit run --input DIR``.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, Any] = {}
+    paths: dict[str, Path] = {}
+    try:
+        for rec in records:
+            fh = handles.get(rec.source)
+            if fh is None:
+                name = SOURCES.get(rec.source, (rec.source.split(":", 1)[-1].replace("/", "_") + ".log", ""))[0]
+                paths[rec.source] = d / name
+                fh = handles[rec.source] = paths[rec.source].open("wb")
+            fh.write(rec.data)
+            fh.write(b"\n")
+    finally:
+        for fh in handles.values():
+            fh.close()
+    return paths
+
+
+def iter_scenario(records: Iterable[DemoRecord], scenario_id: str) -> Iterator[DemoRecord]:
+    """The records one scenario produced (its ground truth), in order."""
+    return (rec for rec in records if rec.scenario == scenario_id)
