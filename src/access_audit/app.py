@@ -11,6 +11,7 @@ from access_audit.core.clock import Clock, SystemClock
 from access_audit.core.errors import RuleLoadErrors
 from access_audit.core.ports import AlertSink
 from access_audit.detect.engine import DetectionEngine
+from access_audit.detect.kinds import DetectContext
 from access_audit.detect.loader import RuleSet, load_rules
 from access_audit.parse.base import ParserRegistry
 from access_audit.pipeline import Pipeline
@@ -26,10 +27,43 @@ def load_ruleset(extra: list[Path] | None = None, *, strict: bool = True) -> Rul
     return rs
 
 
-def open_store(settings: Settings) -> SqliteStore:
+def build_context(settings: Settings) -> tuple[list[Any], DetectContext]:
+    """Enrichers for the pipeline and the context for context-aware rules, from settings."""
+    enrichers: list[Any] = []
+    ctx = DetectContext()
+    if settings.geoip:
+        from access_audit.enrich.geoip import GeoIpEnricher
+
+        enrichers.append(GeoIpEnricher(settings.geoip_db))
+    if settings.identity_file:
+        from access_audit.enrich.directory import DirectoryEnricher, IdentityDirectory
+
+        ctx.directory = IdentityDirectory.from_file(settings.identity_file)
+        enrichers.append(DirectoryEnricher(ctx.directory))
+    if settings.resources_file:
+        from access_audit.enrich.catalogue import CatalogueEnricher, ResourceCatalogue
+
+        ctx.catalogue = ResourceCatalogue.from_file(settings.resources_file)
+        enrichers.append(CatalogueEnricher(ctx.catalogue))
+    return enrichers, ctx
+
+
+def open_store(settings: Settings) -> Any:
+    """The configured EventStore. Elasticsearch is set up (templates, indices) before it is returned;
+    raises StoreUnavailableError when it cannot be reached."""
     if settings.store == "sqlite":
         return SqliteStore(settings.sqlite_path)
-    raise NotImplementedError(f"store {settings.store!r} is wired in by the production adapters")
+    if settings.store == "elasticsearch":
+        from access_audit.store.elasticsearch import ElasticsearchStore  # the core never imports the driver
+
+        store = ElasticsearchStore.from_settings(settings)
+        try:
+            store.setup()
+        except BaseException:
+            store.close()
+            raise
+        return store
+    raise NotImplementedError(f"store {settings.store!r} is not known")
 
 
 @dataclass
@@ -55,9 +89,11 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     alert_sink = KafkaAlertSink(settings)
     dl_sink = KafkaDeadLetterSink(settings)
     source = KafkaRecordSource(settings)
-    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules),
+    enrichers, ctx = build_context(settings)
+    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
                         alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],
-                        dead_letter_sinks=[dl_sink])
+                        dead_letter_sinks=[dl_sink], enrichers=enrichers)
+    pipeline.restore()
     return Worker(pipeline, store, source, [source, alert_sink, dl_sink, store])
 
 
@@ -74,6 +110,8 @@ def build_embedded(settings: Settings, *, sinks: list[AlertSink], rules: list[Pa
     clock = clock or SystemClock()
     rs = load_ruleset([*settings.rules, *(rules or [])])
     store = open_store(settings)
-    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules),
-                        alerts=AlertManager(clock=clock), store=store, sinks=sinks)
+    enrichers, ctx = build_context(settings)
+    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
+                        alerts=AlertManager(clock=clock), store=store, sinks=sinks, enrichers=enrichers)
+    pipeline.restore()
     return Embedded(pipeline, store, rs)

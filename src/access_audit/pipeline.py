@@ -9,18 +9,22 @@ id), then detect and emit alerts (idempotent by alert id), then let the source c
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError, StoreUnavailableError
 from access_audit.core.ports import AlertSink, DeadLetterSink, EventStore, RecordSource
-from access_audit.core.records import RawRecord
+from access_audit.core.events import AccessEvent
+from access_audit.core.records import DeadLetter, RawRecord
 from access_audit.detect.engine import DetectionEngine
+from access_audit.enrich import Enricher
 from access_audit.parse.base import ParserRegistry
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,15 @@ class PipelineStats:
 
 
 @dataclass
+class Batch:
+    records: list[RawRecord]
+    events: list[AccessEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    alert_updates: list[tuple[Alert, bool]] = field(default_factory=list)
+
+
+@dataclass
 class BatchResult:
     events: int
     events_new: int
@@ -52,8 +65,12 @@ class BatchResult:
 class Pipeline:
     def __init__(self, *, registry: ParserRegistry, engine: DetectionEngine, alerts: AlertManager,
                  store: EventStore, sinks: list[AlertSink] | None = None,
-                 dead_letter_sinks: list[DeadLetterSink] | None = None) -> None:
+                 dead_letter_sinks: list[DeadLetterSink] | None = None, enrichers: list[Enricher] | None = None,
+                 checkpoint_every_s: float = 10.0) -> None:
         self.registry = registry
+        self.enrichers = list(enrichers or [])
+        self.checkpoint_every_s = checkpoint_every_s
+        self._last_checkpoint = 0.0
         self.engine = engine
         self.alerts = alerts
         self.store = store
@@ -63,41 +80,62 @@ class Pipeline:
         self.busy = False  # a batch is in hand (being processed or waiting for the store to return)
 
     def process(self, records: list[RawRecord]) -> BatchResult:
-        """Parse, store, detect and emit one batch. Raises StoreUnavailableError before anything
-        of the batch is acknowledged when the store is down (the caller retries the batch)."""
-        events = []
-        dead = []
+        """Prepare, detect and write one batch (no retries: see ``run`` for those)."""
+        batch = self.prepare(records)
+        self.detect(batch)
+        return self.write(batch)
+
+    def prepare(self, records: list[RawRecord]) -> Batch:
+        """Parse and enrich; ask the store which events it holds already. Touches no rule state,
+        so it can be retried freely (StoreUnavailableError when the store is down)."""
+        batch = Batch(records)
         for rec in records:
             res = self.registry.parse(rec)
-            events.extend(res.events)
-            dead.extend(res.dead_letters)
-        if dead:
-            self.store.write_dead_letters(dead)
-            for s in self.dead_letter_sinks:
-                for d in dead:
-                    s.emit_dead_letter(d)
-        new = self.store.write_events(events) if events else 0
+            batch.events.extend(res.events)
+            batch.dead.extend(res.dead_letters)
+        for enricher in self.enrichers:
+            for ev in batch.events:
+                enricher.enrich(ev)
+        existing = getattr(self.store, "existing_ids", None)
+        if existing and batch.events:
+            batch.seen = existing([e.id for e in batch.events])
+        return batch
 
-        changed: dict[str, Alert] = {}
-        new_alerts: list[Alert] = []
-        updated: list[Alert] = []
-        for ev in events:
+    def detect(self, batch: Batch) -> None:
+        """Run the rules over the events not stored before, in order. Runs once per batch."""
+        for ev in batch.events:
+            if ev.id in batch.seen:
+                continue  # stored before: a replay or a re-ingest must not feed the rules twice
             for det in self.engine.process(ev):
                 upd = self.alerts.process(det)
-                changed[upd.alert.id] = upd.alert
-                (new_alerts if upd.new else updated).append(upd.alert)
-                for sink in self.sinks:
-                    sink.emit(upd.alert, upd.new)
-        if changed:
-            self.store.write_alerts(list(changed.values()))
+                batch.alert_updates.append((upd.alert, upd.new))
+
+    def write(self, batch: Batch) -> BatchResult:
+        """Store dead letters, events and alerts and flush every sink. Idempotent, so it is what
+        ``run`` retries while the store or the bus is unavailable."""
+        dead, events = batch.dead, batch.events
+        if dead:
+            self.store.write_dead_letters(dead)
+            for dls in self.dead_letter_sinks:
+                for d in dead:
+                    dls.emit_dead_letter(d)
+        new = self.store.write_events(events) if events else 0
+        for alert, is_new in batch.alert_updates:
+            for sink in self.sinks:
+                sink.emit(alert, is_new)
+        if batch.alert_updates:
+            latest = {a.id: a for a, _ in batch.alert_updates}
+            self.store.write_alerts(list(latest.values()))
         for sink in self.sinks:
             sink.flush()
-        for s in self.dead_letter_sinks:
-            s.flush()
+        for dls in self.dead_letter_sinks:
+            dls.flush()
 
+        new_alerts = [a for a, n in batch.alert_updates if n]
+        updated = [a for a, n in batch.alert_updates if not n]
         st = self.stats
         st.batches += 1
-        st.records += len(records)
+        st.records += len(batch.records)
         st.events += len(events)
         st.events_new += new
         st.dead_letters += len(dead)
@@ -125,20 +163,60 @@ class Pipeline:
                 if until_exhausted and source.exhausted():
                     break
                 continue
-            backoff = 0.5
             self.busy = True
-            while True:
-                try:
-                    result = self.process(records)
-                    break
-                except (StoreUnavailableError, BusError) as e:
-                    self.stats.store_retries += 1
-                    log.warning("%s; retrying the batch in %.1fs, offsets not committed", e, backoff)
-                    if stop.wait(backoff):
-                        return self.stats
-                    backoff = min(backoff * 2, max_backoff_s)
+            batch = self._retrying(lambda: self.prepare(records), stop, max_backoff_s)
+            if batch is None:
+                return self.stats
+            self.detect(batch)
+            result = self._retrying(lambda: self.write(batch), stop, max_backoff_s)
+            if result is None:
+                return self.stats
             source.commit()
             self.busy = False
+            self.checkpoint()
             if on_batch:
                 on_batch(result)
+        self.checkpoint(force=True)
         return self.stats
+
+    def _retrying(self, step: Callable[[], Any], stop: threading.Event, max_backoff_s: float) -> Any:
+        """Run an idempotent step until it works; None if ``stop`` was set while waiting."""
+        backoff = 0.5
+        while True:
+            try:
+                return step()
+            except (StoreUnavailableError, BusError) as e:
+                self.stats.store_retries += 1
+                log.warning("%s; retrying the batch in %.1fs, offsets not committed", e, backoff)
+                if stop.wait(backoff):
+                    return None
+                backoff = min(backoff * 2, max_backoff_s)
+
+    STATE_KEY = "detect-state"
+
+    def checkpoint(self, force: bool = False) -> None:
+        """Persist rule state and open alerts, at a commit point, at most every few seconds.
+
+        Taken right after a commit, the snapshot matches what the source will replay after a
+        restart: baselines survive and history is not alerted again.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_checkpoint < self.checkpoint_every_s:
+            return
+        put = getattr(self.store, "put_state", None)
+        if put is None:
+            return
+        blob = pickle.dumps((self.engine.snapshot(), self.alerts.snapshot()), protocol=pickle.HIGHEST_PROTOCOL)
+        put(self.STATE_KEY, blob)
+        self._last_checkpoint = now
+
+    def restore(self) -> bool:
+        """Continue from the last checkpoint in the store, if there is one."""
+        get = getattr(self.store, "get_state", None)
+        blob = get(self.STATE_KEY) if get else None
+        if not blob:
+            return False
+        engine_blob, open_alerts = pickle.loads(blob)  # noqa: S301 - our own store, written by checkpoint()
+        self.engine.restore(engine_blob)
+        self.alerts.restore(open_alerts)
+        return True

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     rules: list[Path] = Field(default_factory=list)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
 
+    # Enrichment: offline GeoIP, the identity directory, the resource catalogue
+    geoip: bool = True
+    geoip_db: Path | None = None  # a MaxMind-format .mmdb; default: the GeoLite2 copy shipped with the package
+    identity_file: Path | None = None  # YAML, JSON or CSV (see access_audit.enrich.directory)
+    resources_file: Path | None = None  # YAML or JSON (see access_audit.enrich.catalogue)
+
     # Kafka (bus=kafka)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topics: list[str] = Field(default_factory=lambda: ["access-audit.raw"])
@@ -36,6 +42,15 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_partition_key: str = "source.ip"  # field that keys raw messages (stateful rules group by it)
+
+    # Elasticsearch (store=elasticsearch)
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_ca_certs: Path | None = None
+    elasticsearch_index_prefix: str = "access-audit"
+    retention_days: int = Field(default=365, ge=1)  # daily event indices older than this are deleted
 
     @property
     def sqlite_path(self) -> Path:

@@ -80,7 +80,14 @@ class AlertManager:
             tags=list(rule.tags),
             log_types=[ev.event.dataset] if ev.event.dataset else [],
             query=evidence_query(det),
+            context=_responder_context(det),
         )
+
+    def snapshot(self) -> list[tuple[tuple[str, str], Alert, timedelta]]:
+        return [(k, a, w) for k, (a, w) in self.open.items()]
+
+    def restore(self, items: list[tuple[tuple[str, str], Alert, timedelta]]) -> None:
+        self.open = {k: (a, w) for k, a, w in items}
 
     def _maybe_sweep(self, ts: datetime) -> None:
         if self._high_water is None or ts > self._high_water:
@@ -93,6 +100,28 @@ class AlertManager:
         stale = [k for k, (a, window) in self.open.items() if hw - a.last_seen > window]
         for k in stale:
             del self.open[k]
+
+
+def _responder_context(det: Detection) -> dict[str, Any]:
+    """What a responder (and the breach workflow) needs: roles, records and data subjects touched."""
+    ev = det.event
+    ctx: dict[str, Any] = dict(det.context)
+    if ev.user is not None:
+        if ev.user.roles:
+            ctx["user_roles"] = list(ev.user.roles)
+        if ev.user.department:
+            ctx["user_department"] = ev.user.department
+    res = ev.resource
+    if res is not None:
+        if res.classification:
+            ctx["classification"] = res.classification
+        if res.subject_ids and "distinct" not in ctx:
+            ctx["data_subjects"] = len(res.subject_ids)
+    if det.context.get("distinct_field") == "resource.subject_ids":
+        ctx["data_subjects"] = det.context["distinct"]
+    if ev.source is not None and ev.source.geo is not None and ev.source.geo.country_iso_code:
+        ctx["source_country"] = ev.source.geo.country_iso_code
+    return ctx
 
 
 def render_summary(template: str, det: Detection) -> str:

@@ -75,6 +75,7 @@ class User(_Model):
     domain: str | None = None
     full_name: str | None = None
     roles: list[str] = Field(default_factory=list)
+    department: str | None = None  # custom: from the identity directory
     target: UserTarget | None = None
 
 

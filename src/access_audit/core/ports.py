@@ -3,15 +3,19 @@ in-process bus, Slack, console) implement them at the edges; the core imports no
 
 Lifecycle, in the order the pipeline calls them for one batch of records:
 
-1. ``RecordSource.poll`` hands over raw records.
-2. ``EventStore.write_dead_letters`` and ``EventStore.write_events`` store them. Both are
+1. ``RecordSource.poll`` hands over raw records; they are parsed and enriched.
+2. ``EventStore.existing_ids`` tells which events were stored before (a replay or a re-ingest):
+   only the others go through the rules, so history never feeds the rules (or alerts) twice.
+3. The rules run; ``EventStore.write_dead_letters`` and ``EventStore.write_events`` store the
+   batch. Both are
    idempotent (the event id is the key). If either raises StoreUnavailableError, nothing of the
    batch counts as acknowledged: the pipeline waits and retries the same batch, and never
    commits the source.
-3. ``EventStore.write_alerts`` and every ``AlertSink.emit`` receive the alerts the batch raised;
+4. ``EventStore.write_alerts`` and every ``AlertSink.emit`` receive the alerts the batch raised;
    ``AlertSink.flush`` makes them durable. A sink that fails its flush aborts the commit.
-4. ``RecordSource.commit`` marks the batch done. A crash before this point replays the batch;
-   replaying is safe because every write above is idempotent.
+5. ``RecordSource.commit`` marks the batch done, and the rule state is checkpointed. A crash
+   before this point replays the batch from the last checkpoint's state; replaying is safe
+   because every write above is idempotent and alert ids are deterministic.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ class EventStore(Protocol):
         Called once per batch before the source is committed. Raises StoreUnavailableError when
         the store cannot take them now; the caller retries and does not commit.
         """
+        ...
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these event ids are stored already (a replay). Called before detection, so
+        events seen before do not feed the rules twice."""
         ...
 
     def write_dead_letters(self, letters: list[DeadLetter]) -> None:

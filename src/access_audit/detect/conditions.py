@@ -73,8 +73,20 @@ def _scalar_eq(expected: Any, nocase: bool) -> Callable[[Any], bool]:
             except (TypeError, ValueError):
                 return False
         return num_eq
-    exp = _norm(str(expected), nocase)
-    return lambda v: _norm(v if isinstance(v, str) else (v.value if hasattr(v, "value") else str(v)), nocase) == exp
+    if nocase:
+        exp = str(expected).casefold()
+        return lambda v: _norm(v if isinstance(v, str) else str(getattr(v, "value", v)), True) == exp
+    exp_s = str(expected)
+    # Hot path: plain string equality (StrEnum values are str too).
+    return lambda v: v == exp_s if isinstance(v, str) else str(getattr(v, "value", v)) == exp_s
+
+
+def _in_strings(values: set[str]) -> Callable[[Any], bool]:
+    def test(v: Any) -> bool:
+        if isinstance(v, str):
+            return str.__str__(v) in values
+        return str(getattr(v, "value", v)) in values
+    return test
 
 
 def _compile_op(op: str, arg: Any, nocase: bool, node: Any) -> Callable[[Any], bool]:
@@ -85,10 +97,8 @@ def _compile_op(op: str, arg: Any, nocase: bool, node: Any) -> Callable[[Any], b
         if not isinstance(arg, list) or not arg:
             raise ConditionError("'in' needs a non-empty list", node)
         tests = [_scalar_eq(a, nocase) for a in arg]
-        strs = {_norm(str(a), nocase) for a in arg if isinstance(a, str)}
-        if len(strs) == len(arg):
-            return lambda v: isinstance(v, str) and _norm(v, nocase) in strs or (
-                hasattr(v, "value") and _norm(v.value, nocase) in strs)
+        if not nocase and all(isinstance(a, str) for a in arg):
+            return _in_strings(set(arg))
         return lambda v: any(t(v) for t in tests)
     if op in ("contains", "startswith", "endswith"):
         needles = [_norm(str(a), nocase) for a in _values(arg)]

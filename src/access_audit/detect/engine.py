@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+import pickle
 from dataclasses import dataclass, field
+from typing import Any
 
 from access_audit.core.errors import RuleError
 from access_audit.core.events import AccessEvent
@@ -27,9 +29,12 @@ class DetectionEngine:
 
     MAX_KEPT_ERRORS = 100
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], context: Any = None) -> None:
         self.rules = list(rules)
         self.stats = EngineStats()
+        if context is not None:
+            for r in self.rules:
+                r.bind(context)
         self._any: list[Rule] = [r for r in self.rules if not r.log_types]
         self._by_type: dict[str, list[Rule]] = {}
         for r in self.rules:
@@ -60,3 +65,27 @@ class DetectionEngine:
                 self.stats.detections[rule.id] += len(found)
                 out.extend(found)
         return out
+
+    STATE_VERSION = 1
+
+    def snapshot(self) -> bytes:
+        """The state of every stateful rule, to persist at a commit point (see ``restore``)."""
+        states = {}
+        for r in self.rules:
+            st = r.snapshot()
+            if st is not None:
+                states[r.id] = (r.kind, st)
+        return pickle.dumps((self.STATE_VERSION, states), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> int:
+        """Take back a snapshot; rules whose kind changed start fresh. Returns how many were restored."""
+        version, states = pickle.loads(blob)  # noqa: S301 - our own store, written by snapshot()
+        if version != self.STATE_VERSION:
+            return 0
+        n = 0
+        for r in self.rules:
+            kind_state = states.get(r.id)
+            if kind_state and kind_state[0] == r.kind:
+                r.restore(kind_state[1])
+                n += 1
+        return n

@@ -18,11 +18,25 @@ from access_audit.core.alerts import Severity
 from access_audit.core.errors import RuleError, RuleLoadErrors
 from access_audit.core.fields import known_field
 from access_audit.detect.conditions import ConditionError, compile_block
+from access_audit.detect.kinds import (
+    EXTRA_KINDS,
+    POLICY_CHECKS,
+    AnomalyRule,
+    DormantRule,
+    GeoVelocityRule,
+    NewTermsRule,
+    OffHoursRule,
+    PolicyRule,
+    ValueCountRule,
+)
 from access_audit.detect.rules import RULE_KINDS, Rule, SequenceRule, Step, ThresholdRule, parse_duration
+
+ALL_KINDS: dict[str, type[Rule]] = {**RULE_KINDS, **EXTRA_KINDS}
 
 TOP_KEYS = {"id", "title", "description", "kind", "severity", "risk_score", "log_types", "tags", "mitre",
             "personal_data", "match", "threshold", "sequence", "dedup", "summary", "tests", "enabled",
-            "references", "author", "false_positives"}
+            "references", "author", "false_positives", "value_count", "new_terms", "anomaly", "geo_velocity",
+            "dormant", "off_hours", "policy"}
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
@@ -185,8 +199,8 @@ def build_rule(doc: Any, file: str, errors: list[RuleError], expected_id: str | 
     if not isinstance(title, str) or not title.strip():
         err("missing 'title'")
     kind = doc.get("kind", "match")
-    if kind not in RULE_KINDS:
-        err(f"unknown kind {kind!r}; known: {', '.join(RULE_KINDS)}", doc, "kind")
+    if kind not in ALL_KINDS:
+        err(f"unknown kind {kind!r}; known: {', '.join(ALL_KINDS)}", doc, "kind")
         kind = "match"
     try:
         severity = Severity(doc.get("severity", "medium"))
@@ -288,6 +302,8 @@ def build_rule(doc: Any, file: str, errors: list[RuleError], expected_id: str | 
             rule = SequenceRule(**common, by=by, window=win, steps=steps, weight_field=wf)
             if not rule.dedup_fields:
                 rule.dedup_fields = list(by)
+    elif kind in EXTRA_KINDS:
+        rule = _build_extra(kind, doc, common, err)
     else:
         rule = Rule(**common)
 
@@ -352,3 +368,76 @@ def _weight_field(spec: dict[str, Any], err: Any) -> tuple[str, ...] | None:
         err(f"weight_field: unknown field {wf!r}", spec, "weight_field")
         return None
     return tuple(wf.split("."))
+
+
+def _number(spec: dict[str, Any], key: str, default: float, err: Any, *, minimum: float = 0) -> float:
+    v = spec.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
+        err(f"{key} must be a number >= {minimum}", spec, key)
+        return default
+    return float(v)
+
+
+def _build_extra(kind: str, doc: dict[str, Any], common: dict[str, Any], err: Any) -> Rule | None:
+    """Rules of the kinds in detect.kinds, from their ``<kind>:`` block."""
+    spec = doc.get(kind, {}) or {}
+    if not isinstance(spec, dict):
+        err(f"'{kind}' must be a mapping", doc, kind)
+        return None
+    where = kind + "."
+    rule: Rule
+    if kind == "value_count":
+        gb = _fields(spec.get("group_by"), where + "group_by", spec, err)
+        vf = _fields(spec.get("field"), where + "field", spec, err)
+        rule = ValueCountRule(**common, group_by=gb, value_field=vf[0] if vf else "user.name",
+                              count=int(_number(spec, "count", 10, err, minimum=2)),
+                              window=_duration(spec.get("window"), where + "window", spec, err),
+                              weight_field=_weight_field(spec, err))
+        default_dedup = gb
+    elif kind == "new_terms":
+        kf = _fields(spec.get("key"), where + "key", spec, err)
+        tf = _fields(spec.get("terms"), where + "terms", spec, err)
+        rule = NewTermsRule(**common, key_fields=kf, terms=tf,
+                            history=_duration(spec.get("history", "90d"), where + "history", spec, err),
+                            learn=_duration(spec.get("learn", "7d"), where + "learn", spec, err))
+        default_dedup = kf + tf
+    elif kind == "anomaly":
+        ent = _fields(spec.get("entity"), where + "entity", spec, err)
+        rule = AnomalyRule(**common, entity=ent,
+                           bucket=_duration(spec.get("bucket", "1h"), where + "bucket", spec, err),
+                           weight_field=_weight_field(spec, err),
+                           history=_duration(spec.get("history", "14d"), where + "history", spec, err),
+                           warmup=_duration(spec.get("warmup", "3d"), where + "warmup", spec, err),
+                           min_active_buckets=int(_number(spec, "min_active_buckets", 5, err, minimum=1)),
+                           min_count=_number(spec, "min_count", 100, err),
+                           factor=_number(spec, "factor", 10, err, minimum=1))
+        default_dedup = ent
+    elif kind == "geo_velocity":
+        kf = _fields(spec.get("key", ["user.name"]), where + "key", spec, err)
+        rule = GeoVelocityRule(**common, key_fields=kf, max_speed_kmh=_number(spec, "max_speed_kmh", 900, err),
+                               min_distance_km=_number(spec, "min_distance_km", 500, err))
+        default_dedup = kf
+    elif kind == "dormant":
+        kf = _fields(spec.get("key", ["user.name"]), where + "key", spec, err)
+        rule = DormantRule(**common, key_fields=kf,
+                           idle=_duration(spec.get("idle", "30d"), where + "idle", spec, err))
+        default_dedup = kf
+    elif kind == "off_hours":
+        rule = OffHoursRule(**common, grace=_duration(spec.get("grace", "30m"), where + "grace", spec, err))
+        default_dedup = ["user.name"]
+    else:  # policy
+        check = spec.get("check")
+        if check not in POLICY_CHECKS:
+            err(f"policy.check must be one of {', '.join(POLICY_CHECKS)}", spec or doc, "check")
+            check = "need_to_know"
+        unknown = spec.get("unknown_user", "alert")
+        if unknown not in ("alert", "ignore"):
+            err("policy.unknown_user must be alert or ignore", spec, "unknown_user")
+        jf = spec.get("justification_field", "labels.justification")
+        if not known_field(str(jf)):
+            err(f"policy.justification_field: unknown field {jf!r}", spec, "justification_field")
+        rule = PolicyRule(**common, check=check, unknown_user=unknown, justification_field=tuple(str(jf).split(".")))
+        default_dedup = ["user.name"]
+    if not rule.dedup_fields:
+        rule.dedup_fields = list(default_dedup)
+    return rule

@@ -43,6 +43,7 @@ class Detection:
     event: AccessEvent  # the event that triggered
     evidence: list[str]  # event ids, oldest first (capped)
     count: int = 1  # how many events make up this finding
+    context: dict[str, Any] = field(default_factory=dict)  # kind-specific facts for the responder
 
     @property
     def dedup_key(self) -> str:
@@ -86,6 +87,16 @@ class Rule:
 
     def group_values(self, ev: AccessEvent, fields: list[str]) -> dict[str, Any]:
         return {f: _hashable(get_field(ev, tuple(f.split(".")))) for f in fields}
+
+    def bind(self, ctx: Any) -> None:
+        """Give the rule the detection context (directory, catalogue); most kinds need none."""
+
+    def snapshot(self) -> Any:
+        """Picklable state, for a restart to continue where it left off (None: stateless)."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Take back what ``snapshot`` returned."""
 
     def reset(self) -> None:
         """Forget all state (used by the rule test runner between cases)."""
@@ -138,8 +149,33 @@ class _Groups(OrderedDict[tuple[Any, ...], Any]):
         return st
 
 
+class GroupState:
+    """State of a rule kept per group key in a capped LRU map (``self._groups``)."""
+
+    _groups: _Groups
+
+    def reset(self) -> None:
+        self._groups.clear()
+        self._groups.evicted = 0
+
+    def state_size(self) -> int:
+        return len(self._groups)
+
+    def evicted(self) -> int:
+        return self._groups.evicted
+
+    def snapshot(self) -> Any:
+        return {"groups": list(self._groups.items()), "evicted": self._groups.evicted}
+
+    def restore(self, state: Any) -> None:
+        self._groups.clear()
+        for k, v in state["groups"]:
+            self._groups[k] = v
+        self._groups.evicted = state.get("evicted", 0)
+
+
 @dataclass(eq=False)
-class ThresholdRule(Rule):
+class ThresholdRule(GroupState, Rule):
     """N (weighted) matching events per group within a window of event time.
 
     After firing, the group's window starts afresh, so a continuing attack fires again only after
@@ -177,15 +213,6 @@ class ThresholdRule(Rule):
         win.clear()
         return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, evidence, count=total)]
 
-    def reset(self) -> None:
-        self._groups.clear()
-        self._groups.evicted = 0
-
-    def state_size(self) -> int:
-        return len(self._groups)
-
-    def evicted(self) -> int:
-        return self._groups.evicted
 
 
 @dataclass
@@ -196,7 +223,7 @@ class Step:
 
 
 @dataclass(eq=False)
-class SequenceRule(Rule):
+class SequenceRule(GroupState, Rule):
     """Steps in order by the same key within a window: e.g. N failures, then a success.
 
     A step's events count only once every earlier step is complete, so order is enforced; the
@@ -249,15 +276,6 @@ class SequenceRule(Rule):
                 break
         return []
 
-    def reset(self) -> None:
-        self._groups.clear()
-        self._groups.evicted = 0
-
-    def state_size(self) -> int:
-        return len(self._groups)
-
-    def evicted(self) -> int:
-        return self._groups.evicted
 
 
 RULE_KINDS: dict[str, type[Rule]] = {"match": Rule, "threshold": ThresholdRule, "sequence": SequenceRule}

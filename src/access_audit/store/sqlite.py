@@ -127,6 +127,15 @@ class SqliteStore:
                 self._rollback()
                 raise StoreError(f"sqlite: cannot store events: {e}") from e
 
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                q = f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})"
+                found.update(r[0] for r in self.db.execute(q, chunk))
+        return found
+
     def write_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return

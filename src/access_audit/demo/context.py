@@ -1,0 +1,82 @@
+"""The demo company's identity directory and resource catalogue, as the files a user would write.
+
+``access-audit demo`` writes them into the data directory (``directory.yml``, ``resources.yml``)
+and runs with them, so the context-aware rules (need-to-know, off-hours, account status) have
+something to consult, exactly as they would in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from access_audit.demo.generator import COMPANY, DemoCompany
+
+SERVICE_ACCOUNTS_ROLE = "service"
+
+
+def directory_doc(company: DemoCompany = COMPANY) -> dict[str, Any]:
+    users: list[dict[str, Any]] = []
+    for u in company.users:
+        roles = [u.role] + (["claims"] if u.claims else [])
+        users.append({
+            "name": u.username, "aliases": [u.email, u.github], "full_name": u.full_name, "roles": roles,
+            "department": u.department, "status": "active", "timezone": company.timezone,
+            "working_hours": "20:00-08:00" if u.night_shift else f"{company.office_hours[0]:02d}:00-"
+                                                                 f"{company.office_hours[1]:02d}:00",
+            "working_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] if u.night_shift
+            else [d for i, d in enumerate(["mon", "tue", "wed", "thu", "fri"]) if i not in u.days_off],
+        })
+    for sa in company.service_accounts:
+        users.append({"name": sa, "roles": [SERVICE_ACCOUNTS_ROLE], "department": "Operations",
+                      "working_hours": "00:00-23:59", "working_days": ["mon", "tue", "wed", "thu", "fri", "sat",
+                                                                       "sun"]})
+    return {"users": users}
+
+
+def catalogue_doc(company: DemoCompany = COMPANY) -> dict[str, Any]:
+    support_side = ["support", "finance", "dpo", "admin"]
+    n_customers = company.customer_ids[1] - company.customer_ids[0] + 1
+    return {"resources": [
+        {"id": "crm-customer-medical", "name": "CRM customer medical records",
+         "match": {"url.path": "/api/customers/*/medical"}, "classification": "special",
+         "data_categories": ["health"], "subjects": n_customers,
+         "subject_id_from": "/api/customers/{subject}/medical", "allowed_roles": ["claims", "dpo"],
+         "owner": "Customer Service"},
+        {"id": "crm-customer-notes", "name": "CRM customer notes", "match": {"url.path": "/api/customers/*/notes"},
+         "classification": "personal", "data_categories": ["contact"], "subjects": n_customers,
+         "subject_id_from": "/api/customers/{subject}/notes", "allowed_roles": support_side,
+         "owner": "Customer Service"},
+        {"id": "crm-customer-search", "name": "CRM customer search", "match": {"url.path": "/api/customers/search*"},
+         "classification": "personal", "data_categories": ["identity", "contact"], "subjects": n_customers,
+         "allowed_roles": support_side, "owner": "Customer Service"},
+        {"id": "crm-customer", "name": "CRM customer records", "match": {"url.path": "/api/customers/*"},
+         "classification": "personal", "data_categories": ["identity", "contact", "bsn"], "subjects": n_customers,
+         "subject_id_from": "/api/customers/{subject}", "allowed_roles": support_side,
+         "owner": "Customer Service"},
+        {"id": "crm-invoices", "name": "CRM invoices", "match": {"url.path": "/api/invoices/*"},
+         "classification": "personal", "data_categories": ["financial"], "allowed_roles": support_side,
+         "owner": "Finance"},
+        {"id": "s3-customer-exports", "name": "S3 customer exports",
+         "match": {"resource.name": ["zorgwijk-customer-exports", "zorgwijk-customer-exports/*"]},
+         "classification": "personal", "data_categories": ["identity", "contact", "financial"],
+         "subjects": n_customers, "allowed_roles": ["finance", "sre", "admin"], "owner": "Finance"},
+        {"id": "s3-backups", "name": "S3 backups", "match": {"resource.name": ["zorgwijk-backups",
+                                                                               "zorgwijk-backups/*"]},
+         "classification": "special", "data_categories": ["identity", "contact", "financial", "health", "bsn"],
+         "subjects": n_customers, "allowed_roles": ["sre", "admin", SERVICE_ACCOUNTS_ROLE], "owner": "Operations"},
+        {"id": "db-01", "name": "Customer database host", "match": {"host.name": "db-01"},
+         "classification": "special", "data_categories": ["identity", "contact", "financial", "health", "bsn"],
+         "subjects": n_customers, "owner": "Operations"},
+    ]}
+
+
+def write_context(directory: Path, company: DemoCompany = COMPANY) -> tuple[Path, Path]:
+    """Write ``directory.yml`` and ``resources.yml`` into ``directory``; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    d, c = directory / "directory.yml", directory / "resources.yml"
+    d.write_text(yaml.safe_dump(directory_doc(company), sort_keys=False, allow_unicode=True))
+    c.write_text(yaml.safe_dump(catalogue_doc(company), sort_keys=False, allow_unicode=True))
+    return d, c
