@@ -133,6 +133,47 @@ def test_every_record_parses(records, log_type: str) -> None:
     assert not failures, failures.most_common(5)
 
 
+def test_log_types_are_recognised_without_being_told(records) -> None:
+    """``access-audit run --input DIR`` sniffs the type: every demo format must be recognised."""
+    missing = [t for t in LOG_TYPES if t not in parser_names()]
+    if missing:
+        pytest.skip(f"parsers not available yet: {missing}")
+    reg = ParserRegistry(clock=FrozenClock(START + timedelta(days=10)))
+    wrong: Counter[tuple[str, str]] = Counter()
+    per_type: Counter[str] = Counter()
+    for r in records:
+        if per_type[r.log_type] >= 300 and r.scenario is None:
+            continue
+        per_type[r.log_type] += 1
+        parser, _ = reg.detect(r.data)
+        if parser.name != r.log_type:
+            wrong[(r.log_type, parser.name)] += 1
+    assert not wrong, wrong
+
+
+def test_scenario_key_events_parse_to_their_actors(records, scenarios) -> None:
+    missing = [t for t in LOG_TYPES if t not in parser_names()]
+    if missing:
+        pytest.skip(f"parsers not available yet: {missing}")
+    reg = ParserRegistry(clock=FrozenClock(START + timedelta(days=10)))
+
+    def events(sid: str, needle: bytes):
+        return [reg.parse(RawRecord(r.data, f"t:{i}", r.source, r.log_type)).events[0]
+                for i, r in enumerate(records) if r.scenario == sid and needle in r.data]
+
+    (login,) = events("aws_console_login_without_mfa", b'"ConsoleLogin"')
+    assert (login.user.name, login.source.ip, login.event.outcome.value, login.authentication.mfa) == \
+        ("akaya", "5.188.62.140", "success", False)
+    (deact,) = events("okta_mfa_deactivated", b"user.mfa.factor.deactivate")
+    assert (deact.event.action, deact.user.name, deact.user.target.name) == \
+        ("user.mfa.factor.deactivate", "evanderlinden@zorgwijk.nl", "pvanleeuwen@zorgwijk.nl")
+    public = events("github_repo_made_public", b'"visibility":"public"')
+    assert [(e.event.action, e.user.name) for e in public] == [("repo.access", "tvandijk-zw")]
+    reads = events("mass_export", b"GET /api/customers/")
+    assert {(e.user.name, e.source.ip) for e in reads} == {("dmulder", "77.161.90.58")}
+    assert len({e.url.path for e in reads}) == len(scenarios["mass_export"].subject_ids)
+
+
 def _aliases() -> set[str]:
     reg = ParserRegistry(clock=FrozenClock(START))
     return set(reg.by_name)
