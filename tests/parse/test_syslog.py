@@ -118,3 +118,12 @@ def test_whole_openssh_sample_parses(openssh_log: Path):
     assert len({e.id for e in events}) == len(events)
     accepted = [e for e in events if e.event.action == "ssh_login" and e.event.outcome == Outcome.success]
     assert [(e.user.name, e.source.ip) for e in accepted] == [("fztu", "119.137.62.142")]
+
+
+def test_modern_pam_session_line_keeps_the_bare_user_name():
+    ev = one("2026-11-02T09:13:01.123456+01:00 bastion sshd[4242]: pam_unix(sshd:session): session opened for user "
+             "mdekker(uid=1101) by (uid=0)")
+    assert (ev.event.action, ev.user.name) == ("session_opened", "mdekker")
+    ev = one("2026-11-02T10:00:01+01:00 db-01 CRON[77]: pam_unix(cron:session): session opened for user root(uid=0) "
+             "by root(uid=0)")
+    assert (ev.event.action, ev.user.name, ev.service.name) == ("session_opened", "root", "CRON")

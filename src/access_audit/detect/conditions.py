@@ -13,6 +13,7 @@ A condition block is a mapping. Each key is an ECS field path (AND of all keys) 
       not: {user.name: {in: [backup]}}     # negation of a block
 
 Operators: equals, in, contains, startswith, endswith, regex, cidr, exists, gt, gte, lt, lte, not;
+``same_as``/``differs_from`` compare with another field of the same event (both must be present);
 ``nocase: true`` compares strings case-insensitively. Several operators in one mapping are ANDed.
 """
 
@@ -28,7 +29,7 @@ from access_audit.core.events import AccessEvent, get_field
 Predicate = Callable[[AccessEvent], bool]
 
 OPERATORS = {"equals", "in", "contains", "startswith", "endswith", "regex", "cidr", "exists",
-             "gt", "gte", "lt", "lte", "not", "nocase"}
+             "gt", "gte", "lt", "lte", "not", "nocase", "same_as", "differs_from"}
 COMBINATORS = {"all", "any", "not"}
 
 
@@ -159,6 +160,9 @@ def compile_field(path: str, spec: Any) -> Predicate:
         for op, arg in spec.items():
             if op == "nocase":
                 continue
+            if op in ("same_as", "differs_from"):
+                negs.append(_field_compare(parts, str(arg), op == "same_as", nocase, spec))
+                continue
             if op == "exists":
                 if not isinstance(arg, bool):
                     raise ConditionError("'exists' takes true or false", spec)
@@ -195,6 +199,21 @@ def compile_field(path: str, spec: Any) -> Predicate:
             return any(test(x) for x in v)
         return v is not None and test(v)
     return simple
+
+
+def _field_compare(parts: tuple[str, ...], other: str, same: bool, nocase: bool, node: Any) -> Predicate:
+    """A predicate that is True when the comparison FAILS (it is used as a negated test)."""
+    if not other or other.startswith(".") or other.endswith("."):
+        raise ConditionError(f"'{'same_as' if same else 'differs_from'}' needs a field name", node)
+    oparts = tuple(other.split("."))
+
+    def fails(ev: AccessEvent) -> bool:
+        a, b = get_field(ev, parts), get_field(ev, oparts)
+        if a is None or b is None:
+            return True
+        eq = _norm(a, nocase) == _norm(b, nocase)
+        return eq != same
+    return fails
 
 
 def compile_block(block: Any, known_field: Callable[[str], bool] | None = None,

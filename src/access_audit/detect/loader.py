@@ -296,8 +296,12 @@ def build_rule(doc: Any, file: str, errors: list[RuleError], expected_id: str | 
                     if isinstance(mc, bool) or not isinstance(mc, int) or mc < 1:
                         err(f"sequence.steps[{i}].count must be a positive integer", st, "count")
                         mc = 1
+                    step_by = _fields(st["by"], f"sequence.steps[{i}].by", st, err) if "by" in st else None
+                    if step_by is not None and len(step_by) != len(by):
+                        err(f"sequence.steps[{i}].by must name as many fields as sequence.by", st, "by")
                     steps.append(Step(name=str(st.get("name", f"step{i + 1}")),
-                                      match=compile_here(st["match"], f"sequence.steps[{i}].match"), min_count=mc))
+                                      match=compile_here(st["match"], f"sequence.steps[{i}].match"), min_count=mc,
+                                      by=step_by))
             wf = _weight_field(spec, err)
             rule = SequenceRule(**common, by=by, window=win, steps=steps, weight_field=wf)
             if not rule.dedup_fields:

@@ -220,6 +220,7 @@ class Step:
     name: str
     match: Predicate
     min_count: int = 1
+    by: list[str] | None = None  # this step's key fields, when they differ from the rule's ``by``
 
 
 @dataclass(eq=False)
@@ -239,6 +240,7 @@ class SequenceRule(GroupState, Rule):
     def __post_init__(self) -> None:
         self._groups = _Groups(self.max_keys)
         self._paths = [tuple(f.split(".")) for f in self.by]
+        self._step_paths = [[tuple(f.split(".")) for f in st.by] if st.by else self._paths for st in self.steps]
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
@@ -246,10 +248,22 @@ class SequenceRule(GroupState, Rule):
         hits = [i for i, s in enumerate(self.steps) if s.match(ev)]
         if not hits:
             return []
-        key = tuple(_hashable(get_field(ev, p)) for p in self._paths)
-        if any(k is None for k in key):
-            return []
         n = len(self.steps)
+        for key, key_hits in self._keys_for(ev, hits).items():
+            found = self._advance(ev, key, key_hits, n)
+            if found:
+                return found
+        return []
+
+    def _keys_for(self, ev: AccessEvent, hits: list[int]) -> dict[tuple[Any, ...], list[int]]:
+        out: dict[tuple[Any, ...], list[int]] = {}
+        for i in hits:
+            key = tuple(_hashable(get_field(ev, p)) for p in self._step_paths[i])
+            if all(k is not None for k in key):
+                out.setdefault(key, []).append(i)
+        return out
+
+    def _advance(self, ev: AccessEvent, key: tuple[Any, ...], hits: list[int], n: int) -> list[Detection]:
         state: list[deque[tuple[datetime, int, str]]] = self._groups.touch(
             key, lambda: [deque() for _ in range(n)])
         ts = ev.timestamp
@@ -272,10 +286,9 @@ class SequenceRule(GroupState, Rule):
                     total = sum(w for dq in state for _, w, _ in dq)
                     for dq in state:
                         dq.clear()
-                    return [Detection(self, ts, dict(zip(self.by, key, strict=True)), ev, evidence, count=total)]
+                    names = self.steps[i].by or self.by
+                    return [Detection(self, ts, dict(zip(names, key, strict=True)), ev, evidence, count=total)]
                 break
         return []
-
-
 
 RULE_KINDS: dict[str, type[Rule]] = {"match": Rule, "threshold": ThresholdRule, "sequence": SequenceRule}

@@ -3,6 +3,9 @@
 A test case lists events, either raw log lines (``raw:`` with ``log_type:``, which also exercises
 the parser) or ECS documents. ``repeat: N`` with ``every: 30s`` repeats an event with shifted
 timestamps. ``expect`` is true (at least one alert), false (none) or the exact number of alerts.
+Context-aware rules get their world from the case: ``directory:`` (users, as in the identity
+directory file) and ``catalogue:`` (resources, as in the catalogue file); the events are enriched
+with them (and with GeoIP when ``geoip: true``) as the pipeline would.
 """
 
 from __future__ import annotations
@@ -69,6 +72,37 @@ def build_events(rule: Rule, case: dict[str, Any], registry: ParserRegistry) -> 
     return out
 
 
+def _case_context(case: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from access_audit.detect.kinds import DetectContext
+
+    ctx = DetectContext()
+    enrichers: list[Any] = []
+    if case.get("geoip"):
+        enrichers.append(_geoip())
+    if "directory" in case:
+        from access_audit.enrich.directory import DirectoryEnricher, IdentityDirectory, Person
+
+        ctx.directory = IdentityDirectory([Person.model_validate(p) for p in case["directory"]])
+        enrichers.append(DirectoryEnricher(ctx.directory))
+    if "catalogue" in case:
+        from access_audit.enrich.catalogue import CatalogueEnricher, CatalogueEntry, ResourceCatalogue
+
+        ctx.catalogue = ResourceCatalogue([CatalogueEntry.model_validate(e) for e in case["catalogue"]])
+        enrichers.append(CatalogueEnricher(ctx.catalogue))
+    return ctx, enrichers
+
+
+_GEOIP: list[Any] = []
+
+
+def _geoip() -> Any:
+    if not _GEOIP:
+        from access_audit.enrich.geoip import GeoIpEnricher
+
+        _GEOIP.append(GeoIpEnricher())
+    return _GEOIP[0]
+
+
 def run_rule_tests(rules: list[Rule]) -> list[RuleTestResult]:
     """Every inline test of every rule, each in a fresh state. Never raises for a broken case."""
     registry = ParserRegistry(clock=_Frozen())
@@ -80,6 +114,11 @@ def run_rule_tests(rules: list[Rule]) -> list[RuleTestResult]:
             rule.reset()
             try:
                 events = build_events(rule, case, registry)
+                ctx, enrichers = _case_context(case)
+                rule.bind(ctx)
+                for enricher in enrichers:
+                    for ev in events:
+                        enricher.enrich(ev)
                 manager = AlertManager(clock=_Frozen())
                 alerts = 0
                 for ev in events:

@@ -84,7 +84,7 @@ _PAM_MORE_FAIL = re.compile(
     r"rhost=(?P<rhost>\S*)(?:\s+user=(?P<user>\S+))?\s*$")
 _PAM_UNKNOWN = re.compile(r"^(?:pam_unix\([^)]*\): )?check pass; user unknown$")
 _PAM_SESSION = re.compile(
-    r"^(?:pam_unix\((?P<svc>[^:)]+):session\): )?session (?P<what>opened|closed) for user (?P<user>\S+)"
+    r"^(?:pam_unix\((?P<svc>[^:)]+):session\): )?session (?P<what>opened|closed) for user (?P<user>[^\s(]+)"
     r"(?:\(uid=\d+\))?(?: by (?P<by>\S*?)(?:\(uid=(?P<uid>\d+)\))?)?\s*$")
 _PAM_MAXRETRIES = re.compile(r"^PAM service\((?P<svc>[^)]+)\) ignoring max retries; (?P<n>\d+) > \d+$")
 _REPEATED = re.compile(r"^message repeated (?P<n>\d+) times: \[ ?(?P<inner>.*?)\]$")
