@@ -8,6 +8,7 @@ read in place, never copied.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ def registry() -> ParserRegistry:
 @pytest.fixture(scope="session")
 def datasets() -> Path:
     if not DATASETS.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared datasets not found at {DATASETS}: CI must have ../shared beside the clone")
         pytest.skip(f"shared datasets not found at {DATASETS}")
     return DATASETS
 
