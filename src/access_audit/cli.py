@@ -207,7 +207,12 @@ def demo(
     from access_audit.ingest.memory import InMemoryBus
     from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
 
-    settings = _settings(data_dir)
+    from access_audit.demo.context import write_context
+
+    base = _settings(data_dir)
+    # The demo company's identity directory and resource catalogue, as a user would write them.
+    directory_file, resources_file = write_context(base.data_dir)
+    settings = base.model_copy(update={"identity_file": directory_file, "resources_file": resources_file})
     records, scenarios = generate(seed=seed, days=days)
     if write_logs:
         files = write_files(records, write_logs)
