@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_partition_key: str = "source.ip"  # field that keys raw messages (stateful rules group by it)
 
+    # Slack (with a token, `run` and `demo` deliver alerts to Slack instead of the console)
+    slack_token: SecretStr | None = None
+    slack_token_file: Path | None = None  # a secrets file holding the token, instead of slack_token
+    slack_signing_secret: SecretStr | None = None
+    slack_signing_secret_file: Path | None = None
+    slack_base_url: str = "https://slack.com/api/"
+    slack_channel: str = "#security-alerts"  # the default channel
+    # routes, first match wins: [{"severity": ["critical"], "channel": "#sec-critical"},
+    # {"rule": "aws_*", "channel": "#cloud-sec"}, {"tag": "okta", "channel": "#iam"}, {"team": "x", ...}]
+    slack_routes: list[dict[str, Any]] = Field(default_factory=list)
+    slack_dpo_channel: str = "#dpo"
+    slack_personal_data: Literal["full", "pseudonymised", "none"] = "full"  # in messages
+    slack_min_severity: Literal["info", "low", "medium", "high", "critical"] = "low"
+    slack_storm_threshold: int = Field(default=20, ge=1)  # waiting messages per channel before a digest
+
+    # Generic webhook (JSON POST of every alert)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 signature header when set
+
     # Elasticsearch (store=elasticsearch)
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_username: str | None = None
@@ -59,3 +78,7 @@ class Settings(BaseSettings):
     @property
     def alerts_path(self) -> Path:
         return self.data_dir / "alerts.jsonl"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.db"
