@@ -1,0 +1,271 @@
+"""Legal clocks: every deadline that runs from one awareness timestamp, as data.
+
+A regime (``gdpr``, ``uk_gdpr``, ``processor``, ``nis2``, ``dora``, ``hipaa``) is a list of
+clock rules. A rule's due time is the earliest of its terms, each ``anchor + period``; the anchor
+is the awareness time or a milestone recorded on the case (``nis2_notification_sent``,
+``dora_classified_major``...). A clock whose trigger is not recorded yet is *waiting*; a clock
+whose ``done_by`` milestone is recorded is *met* (or *met late*).
+
+Periods come in two kinds, because the law counts them in two ways:
+
+- hours are elapsed time: 72 hours after 10:00 on the Friday before the spring change ends at
+  11:00 (summer time) on Monday, not at 10:00;
+- months and days are calendar periods in the organisation's time zone: one month after
+  10:00 on 31 January is 10:00 on 28 (or 29) February, whatever the offset then.
+
+Everything is computed and stored in UTC and shown in the organisation's time zone as ISO 8601
+with its offset.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from access_audit.breach.model import BreachCase, BreachError, BreachState
+from access_audit.core.errors import ConfigError
+
+AWARENESS = "awareness"
+
+
+def org_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {name!r}: use an IANA name such as Europe/Amsterdam") from None
+
+
+@dataclass(frozen=True)
+class Period:
+    """``hours`` elapsed, or ``days``/``months`` on the calendar of the organisation's time zone."""
+
+    hours: float = 0
+    days: int = 0
+    months: int = 0
+
+    def after(self, t: datetime, tz: ZoneInfo) -> datetime:
+        t = t.astimezone(UTC)
+        if self.days or self.months:
+            local = t.astimezone(tz)
+            y, m = divmod(local.month - 1 + self.months, 12)
+            year, month = local.year + y, m + 1
+            day = min(local.day, calendar.monthrange(year, month)[1])
+            wall = local.replace(tzinfo=None, year=year, month=month, day=day) + timedelta(days=self.days)
+            t = local_to_utc(wall, tz)
+        return t + timedelta(hours=self.hours)
+
+    def text(self) -> str:
+        parts = []
+        if self.months:
+            parts.append("one month" if self.months == 1 else f"{self.months} months")
+        if self.days:
+            parts.append(f"{self.days} calendar days")
+        if self.hours:
+            h = int(self.hours) if float(self.hours).is_integer() else self.hours
+            parts.append(f"{h} hours")
+        return " + ".join(parts) or "immediately"
+
+
+def local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    """A wall-clock time in ``tz`` -> UTC. In the autumn overlap the first (summer) occurrence is
+    taken; a time in the spring gap does not exist and moves forward by the gap (02:30 -> 03:30)."""
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def local_iso(t: datetime, tz: ZoneInfo) -> str:
+    return t.astimezone(tz).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class DueTerm:
+    anchor: str  # "awareness" or a milestone name
+    period: Period
+
+    def text(self) -> str:
+        return f"{self.period.text()} after {self.anchor.replace('_', ' ')}"
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    id: str
+    regime: str
+    label: str
+    legal_basis: str
+    terms: tuple[DueTerm, ...]  # due = the earliest of the terms whose anchor is recorded
+    done_by: str  # the milestone that meets the obligation
+    trigger: str = AWARENESS  # the clock starts when this is recorded
+    not_required_states: frozenset[BreachState] = frozenset({BreachState.not_a_breach})
+    authority_notification: bool = False  # the late-notification rule applies to approving the draft
+    waived_by: str | None = None  # a milestone that makes the obligation not apply (e.g. not significant)
+
+    @property
+    def rule_text(self) -> str:
+        return " or ".join(t.text() for t in self.terms) + (", whichever is earlier" if len(self.terms) > 1 else "")
+
+
+_NOT_NOTIFIABLE = frozenset({BreachState.not_a_breach, BreachState.no_notification_needed})
+
+
+def regime_rules(processor_notice_hours: float = 24) -> dict[str, tuple[ClockRule, ...]]:
+    """Every regime this package knows, by id."""
+    aw = AWARENESS
+    return {
+        "gdpr": (
+            ClockRule("gdpr.authority", "gdpr", "GDPR: notify the supervisory authority", "GDPR Art. 33(1)",
+                      (DueTerm(aw, Period(hours=72)),), done_by="authority_notified",
+                      not_required_states=_NOT_NOTIFIABLE, authority_notification=True),
+        ),
+        "uk_gdpr": (
+            ClockRule("uk_gdpr.authority", "uk_gdpr", "UK GDPR: notify the ICO", "UK GDPR Art. 33(1)",
+                      (DueTerm(aw, Period(hours=72)),), done_by="ico_notified",
+                      not_required_states=_NOT_NOTIFIABLE, authority_notification=True),
+        ),
+        "processor": (
+            ClockRule("processor.controller", "processor",
+                      "Processor: notify the controller without undue delay",
+                      "GDPR Art. 33(2); data processing agreement",
+                      (DueTerm(aw, Period(hours=processor_notice_hours)),), done_by="controller_notified"),
+        ),
+        "nis2": (
+            ClockRule("nis2.early_warning", "nis2", "NIS2: early warning to the CSIRT / competent authority",
+                      "NIS2 Directive Art. 23(4)(a)", (DueTerm(aw, Period(hours=24)),),
+                      done_by="nis2_early_warning_sent", waived_by="nis2_not_significant"),
+            ClockRule("nis2.notification", "nis2", "NIS2: incident notification", "NIS2 Directive Art. 23(4)(b)",
+                      (DueTerm(aw, Period(hours=72)),), done_by="nis2_notification_sent",
+                      waived_by="nis2_not_significant"),
+            ClockRule("nis2.final_report", "nis2", "NIS2: final report", "NIS2 Directive Art. 23(4)(d)",
+                      (DueTerm("nis2_notification_sent", Period(months=1)),), done_by="nis2_final_report_sent",
+                      trigger="nis2_notification_sent", waived_by="nis2_not_significant"),
+        ),
+        "dora": (
+            ClockRule("dora.initial", "dora", "DORA: initial notification of a major ICT-related incident",
+                      "DORA Art. 19(4)(a); Delegated Regulation (EU) 2025/301 Art. 5",
+                      (DueTerm("dora_classified_major", Period(hours=4)), DueTerm(aw, Period(hours=24))),
+                      done_by="dora_initial_sent", trigger="dora_classified_major"),
+            ClockRule("dora.intermediate", "dora", "DORA: intermediate report",
+                      "DORA Art. 19(4)(b); Delegated Regulation (EU) 2025/301 Art. 5",
+                      (DueTerm("dora_initial_sent", Period(hours=72)),), done_by="dora_intermediate_sent",
+                      trigger="dora_initial_sent"),
+            ClockRule("dora.final", "dora", "DORA: final report",
+                      "DORA Art. 19(4)(c); Delegated Regulation (EU) 2025/301 Art. 5",
+                      (DueTerm("dora_intermediate_sent", Period(months=1)),), done_by="dora_final_sent",
+                      trigger="dora_intermediate_sent"),
+        ),
+        "hipaa": (
+            ClockRule("hipaa.individuals", "hipaa", "HIPAA: notify affected individuals (and HHS, media if 500+)",
+                      "45 CFR 164.404(b), 164.406, 164.408", (DueTerm(aw, Period(days=60)),),
+                      done_by="hipaa_individuals_notified", waived_by="hipaa_low_probability_of_compromise"),
+        ),
+    }
+
+
+REGIMES = tuple(regime_rules())
+
+
+def rules_for(regimes: Iterable[str], processor_notice_hours: float = 24) -> list[ClockRule]:
+    known = regime_rules(processor_notice_hours)
+    out: list[ClockRule] = []
+    for r in regimes:
+        if r not in known:
+            raise BreachError(f"unknown regime {r!r}; available: {', '.join(known)}")
+        out.extend(known[r])
+    return out
+
+
+def milestone_names(processor_notice_hours: float = 24) -> set[str]:
+    """Milestones a user may record (anchors and done-by markers of every rule)."""
+    names = {"authority_notified", "subjects_communicated"}
+    for rules in regime_rules(processor_notice_hours).values():
+        for rule in rules:
+            names.add(rule.done_by)
+            if rule.waived_by:
+                names.add(rule.waived_by)
+            names.update(t.anchor for t in rule.terms if t.anchor != AWARENESS)
+    return names
+
+
+@dataclass(frozen=True)
+class ClockStatus:
+    rule: ClockRule
+    status: str  # waiting | open | overdue | met | met_late | not_required
+    due: datetime | None  # UTC
+    started: datetime | None  # the trigger's time
+    known_since: datetime | None  # when the trigger was entered (reminders due before it are not sent)
+    done_at: datetime | None
+    now: datetime
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("open", "overdue")
+
+    def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
+        remaining = (self.due - self.now).total_seconds() if self.due and self.is_open else None
+        return {
+            "id": self.rule.id, "regime": self.rule.regime, "label": self.rule.label,
+            "legal_basis": self.rule.legal_basis, "rule": self.rule.rule_text, "status": self.status,
+            "due": local_iso(self.due, tz) if self.due else None,
+            "due_utc": self.due.isoformat().replace("+00:00", "Z") if self.due else None,
+            "started": local_iso(self.started, tz) if self.started else None,
+            "done_at": local_iso(self.done_at, tz) if self.done_at else None,
+            "remaining_seconds": int(remaining) if remaining is not None else None,
+            "remaining": human_delta(remaining) if remaining is not None else None,
+        }
+
+
+def human_delta(seconds: float) -> str:
+    late = seconds < 0
+    s = int(abs(seconds))
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
+    m = rest // 60
+    text = " ".join(p for p in (f"{d}d" if d else "", f"{h}h" if h or d else "", f"{m}m") if p)
+    return f"overdue by {text}" if late else f"{text} left"
+
+
+def _anchor(case: BreachCase, name: str) -> tuple[datetime | None, datetime | None]:
+    """(time, entered at) of an anchor on the case."""
+    if name == AWARENESS:
+        return (case.awareness.at, case.awareness.recorded_at) if case.awareness else (None, None)
+    t = case.milestones.get(name)
+    return t, case.milestones_recorded.get(name, t)
+
+
+def _not_required(case: BreachCase, rule: ClockRule) -> bool:
+    if rule.waived_by and rule.waived_by in case.milestones:
+        return True
+    if case.state in rule.not_required_states:
+        return True
+    if case.state is BreachState.closed:  # closed from a not-notifiable state: look at how it got there
+        was = {e.from_state for e in case.trail if e.to_state is BreachState.closed}
+        return bool(was & set(rule.not_required_states))
+    return False
+
+
+def clock_status(case: BreachCase, rule: ClockRule, now: datetime, tz: ZoneInfo) -> ClockStatus:
+    started, known_since = _anchor(case, rule.trigger)
+    done_at = case.milestones.get(rule.done_by)
+    if started is None:
+        return ClockStatus(rule, "not_required" if _not_required(case, rule) else "waiting", None, None, None,
+                           done_at, now)
+    dues = [t.period.after(a, tz) for t in rule.terms if (a := _anchor(case, t.anchor)[0]) is not None]
+    due = min(dues)
+    if done_at is not None:
+        status = "met" if done_at <= due else "met_late"
+    elif _not_required(case, rule):
+        status = "not_required"
+    else:
+        status = "overdue" if now >= due else "open"
+    return ClockStatus(rule, status, due, started, known_since, done_at, now)
+
+
+def case_clocks(case: BreachCase, now: datetime, tz: ZoneInfo, processor_notice_hours: float = 24) -> list[ClockStatus]:
+    """Every clock of the case's regimes, in the order the regimes list them."""
+    return [clock_status(case, r, now, tz) for r in rules_for(case.regimes, processor_notice_hours)]

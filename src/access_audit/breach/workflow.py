@@ -1,0 +1,513 @@
+"""The breach workflow: every action on a case, with its guards and its line in the audit trail.
+
+The CLI, the HTTP API, Slack's escalate button and the demo all go through :class:`BreachWorkflow`;
+nothing else changes a case. Each action reads the case, checks the state machine
+(:mod:`access_audit.breach.machine`) and the action's guards, changes the case, appends one or more
+audit entries (who, when, what changed, why) and saves it, refusing if someone else saved it in
+between. Time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from access_audit.breach import drafts as drafts_mod
+from access_audit.breach.clocks import REGIMES, ClockStatus, case_clocks, milestone_names, org_zone
+from access_audit.breach.machine import require_action, require_reason, require_transition
+from access_audit.breach.model import (
+    Approval,
+    AuditEntry,
+    Awareness,
+    BreachCase,
+    BreachDetails,
+    BreachError,
+    BreachState,
+    Contact,
+    DraftRecord,
+    EvidenceAlert,
+    RiskLevel,
+    SubjectsDecision,
+    SubjectsDecisionKind,
+    Submission,
+    Supplement,
+    TransitionRefusedError,
+)
+from access_audit.breach.repo import BreachRepo
+from access_audit.breach.risk import RiskWorksheet, assessment_record
+from access_audit.core.alerts import Alert
+from access_audit.core.clock import Clock
+
+S = BreachState
+
+
+@dataclass(frozen=True)
+class BreachConfig:
+    """The organisation's breach settings (from :class:`access_audit.settings.Settings`)."""
+
+    timezone: str = "Europe/Amsterdam"
+    regimes: tuple[str, ...] = ("gdpr",)
+    processor_notice_hours: float = 24
+    reminder_offsets_hours: tuple[float, ...] = (48, 24, 6, 1)
+    organisation: str | None = None
+    dpo_name: str | None = None
+    dpo_email: str | None = None
+    dpo_phone: str | None = None
+    authority: str = "Autoriteit Persoonsgegevens"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return org_zone(self.timezone)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BreachConfig:
+        g = lambda name, default: getattr(settings, name, default)  # noqa: E731 - settings may predate a field
+        return cls(timezone=g("org_timezone", cls.timezone), regimes=tuple(g("breach_regimes", cls.regimes)),
+                   processor_notice_hours=g("processor_notice_hours", cls.processor_notice_hours),
+                   reminder_offsets_hours=tuple(g("reminder_offsets_hours", cls.reminder_offsets_hours)),
+                   organisation=g("organisation_name", None), dpo_name=g("dpo_name", None),
+                   dpo_email=g("dpo_email", None), dpo_phone=g("dpo_phone", None))
+
+    def __post_init__(self) -> None:
+        org_zone(self.timezone)
+        unknown = [r for r in self.regimes if r not in REGIMES]
+        if unknown:
+            raise BreachError(f"unknown breach regime(s) {', '.join(unknown)}; available: {', '.join(REGIMES)}")
+
+
+def evidence_of(alert: Alert) -> EvidenceAlert:
+    return EvidenceAlert(id=alert.id, rule_id=alert.rule_id, title=alert.title, severity=alert.severity.value,
+                         user=alert.user, source_ip=alert.source_ip, resource=alert.resource,
+                         first_seen=alert.first_seen, last_seen=alert.last_seen, count=alert.count,
+                         event_ids=list(alert.event_ids), data_categories=list(alert.data_categories),
+                         query=alert.query)
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in sorted(set(before) | set(after)):
+        a, b = before.get(k), after.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(_diff(a, b, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = [a, b]
+    return out
+
+
+@dataclass
+class _Step:
+    """One action in progress: the case being changed and the audit entries it will add."""
+
+    case: BreachCase
+    actor: str
+    now: datetime
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def log(self, action: str, *, reason: str | None = None, to: BreachState | None = None,
+            before: dict[str, Any] | None = None, changes: dict[str, Any] | None = None) -> None:
+        frm: BreachState | None = self.case.state if self.case.trail else None  # opening has no previous state
+        if to is not None:
+            self.case.state = to
+        ch = dict(changes or {})
+        if before is not None:
+            ch.update(_diff(before, self.case.model_dump(mode="json", exclude={"trail", "version", "state"})))
+        seq = len(self.case.trail) + 1
+        e = AuditEntry(seq=seq, at=self.now, actor=self.actor, action=action, from_state=frm,
+                       to_state=to if to is not None else None, reason=reason, changes=ch)
+        self.case.trail.append(e)
+        self.entries.append(e)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.case.model_dump(mode="json", exclude={"trail", "version", "state"})
+
+
+#: case fields ``edit`` may change besides the details
+_CASE_FIELDS = {"occurred_from", "occurred_to", "detected_at", "regimes"}
+
+
+class BreachWorkflow:
+    """Every action on breach cases. ``clock`` gives the time of each step (inject FrozenClock in tests)."""
+
+    def __init__(self, repo: BreachRepo, clock: Clock, config: BreachConfig | None = None) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.config = config or BreachConfig()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _actor(self, actor: str | None) -> str:
+        if not actor or not actor.strip():
+            raise BreachError("every step needs a named person (actor)")
+        return actor.strip()
+
+    def _step(self, case_id: str, actor: str | None) -> _Step:
+        return _Step(self.repo.get(case_id), self._actor(actor), self.clock.now())
+
+    def _save(self, st: _Step) -> BreachCase:
+        return self.repo.save(st.case, st.entries)
+
+    def clocks(self, case: BreachCase, now: datetime | None = None) -> list[ClockStatus]:
+        return case_clocks(case, now or self.clock.now(), self.config.tz, self.config.processor_notice_hours)
+
+    def get(self, case_id: str) -> BreachCase:
+        return self.repo.get(case_id)
+
+    # --- open ------------------------------------------------------------------------------------
+
+    def open_case(self, actor: str, *, title: str | None = None, summary: str | None = None,
+                  source: str = "manual", occurred_from: datetime | None = None, occurred_to: datetime | None = None,
+                  detected_at: datetime | None = None, alerts: list[Alert] | None = None,
+                  details: dict[str, Any] | None = None, provenance: dict[str, str] | None = None,
+                  regimes: list[str] | None = None, reason: str | None = None) -> BreachCase:
+        """Open a case (state ``reported``), by hand or from alerts. The DPO contact and the
+        organisation come from the config unless ``details`` says otherwise."""
+        actor = self._actor(actor)
+        now = self.clock.now()
+        cfg = self.config
+        base: dict[str, Any] = {"title": title, "summary": summary, "organisation": cfg.organisation,
+                                "authority": cfg.authority,
+                                "contact": Contact(name=cfg.dpo_name, email=cfg.dpo_email, phone=cfg.dpo_phone)}
+        base.update(details or {})
+        try:
+            case = BreachCase(id="new", opened_at=now, opened_by=actor, source=source,
+                              occurred_from=occurred_from, occurred_to=occurred_to,
+                              detected_at=detected_at or (min(a.created_at for a in alerts) if alerts else None),
+                              regimes=list(regimes or cfg.regimes), details=BreachDetails.model_validate(base),
+                              provenance=dict(provenance or {}), alerts=[evidence_of(a) for a in alerts or []])
+        except ValidationError as e:
+            raise BreachError(f"invalid case: {e}") from None
+        for r in case.regimes:
+            if r not in REGIMES:
+                raise BreachError(f"unknown regime {r!r}; available: {', '.join(REGIMES)}")
+        st = _Step(case, actor, now)
+        st.log("open", reason=reason or (f"opened from {len(alerts)} alert(s)" if alerts else "opened by hand"),
+               to=S.reported, changes={"alerts": [a.id for a in alerts or []]} if alerts else None)
+        tz = cfg.tz
+        return self.repo.create(case, year=now.astimezone(tz).year)
+
+    # --- triage and awareness --------------------------------------------------------------------
+
+    def start_triage(self, case_id: str, actor: str, reason: str | None = None) -> BreachCase:
+        st = self._step(case_id, actor)
+        require_transition(st.case, S.triage)
+        if st.case.state is S.not_a_breach:
+            reason = require_reason(st.case, reason, "reopening a case dismissed as not a breach")
+            st.case.not_a_breach_reason = None
+        st.log("triage", reason=reason, to=S.triage)
+        return self._save(st)
+
+    def set_awareness(self, case_id: str, actor: str, at: datetime, reason: str, *,
+                      by: str | None = None) -> BreachCase:
+        """Record when the organisation became aware (all clocks run from it). From ``reported`` or
+        ``triage`` this confirms the breach; later it corrects the time (reason required)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        reason = require_reason(c, reason, "setting the awareness time")
+        if at.tzinfo is None:
+            raise BreachError("the awareness time needs a UTC offset (e.g. 2026-03-27T10:00+01:00)", case_id=c.id)
+        if at > st.now:
+            raise TransitionRefusedError(f"the awareness time {at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        c.awareness = Awareness(at=at, by=by or st.actor, reason=reason, recorded_at=st.now)
+        if c.state in (S.reported, S.triage):
+            if c.state is S.reported:
+                st.log("triage", reason="awareness set: triage passed", to=S.triage)
+            st.log("aware", reason=reason, to=S.confirmed, before=before)
+        else:
+            require_action(c, "correct_awareness", "correct the awareness time")
+            st.log("correct_awareness", reason=reason, before=before)
+        return self._save(st)
+
+    def dismiss(self, case_id: str, actor: str, reason: str) -> BreachCase:
+        """Conclude it is not a personal-data breach (it stays in the register, with the reason)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        reason = require_reason(c, reason, "concluding it is not a breach")
+        if c.state is S.reported:
+            st.log("triage", reason="dismissed at intake", to=S.triage)
+        require_transition(c, S.not_a_breach)
+        before = st.snapshot()
+        c.not_a_breach_reason = reason
+        st.log("dismiss", reason=reason, to=S.not_a_breach, before=before)
+        return self._save(st)
+
+    # --- contents and milestones -----------------------------------------------------------------
+
+    def edit(self, case_id: str, actor: str, changes: dict[str, Any], reason: str | None = None,
+             provenance: dict[str, str] | None = None) -> BreachCase:
+        """Change details (``summary``, ``subjects_max``, ``contact.email``...) or the case's times and regimes."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "edit", "edit the case")
+        before = st.snapshot()
+        details = c.details.model_dump(mode="json")
+        top: dict[str, Any] = {}
+        for key, value in changes.items():
+            head, _, rest = key.partition(".")
+            if head in _CASE_FIELDS:
+                top[head] = value
+            elif head == "contact" and rest:
+                details["contact"][rest] = value
+            elif head in BreachDetails.model_fields:
+                details[head] = value
+            else:
+                raise BreachError(f"unknown field {key!r}; fields: "
+                                  f"{', '.join(sorted({*BreachDetails.model_fields, *_CASE_FIELDS}))}", case_id=c.id)
+        try:
+            c.details = BreachDetails.model_validate(details)
+            for k, v in top.items():
+                setattr(c, k, v)
+        except ValidationError as e:
+            raise BreachError(f"invalid value: {_short(e)}", case_id=c.id) from None
+        for r in c.regimes:
+            if r not in REGIMES:
+                raise BreachError(f"unknown regime {r!r}; available: {', '.join(REGIMES)}", case_id=c.id)
+        for key in changes:  # a figure set by hand no longer comes from the evidence
+            if provenance and key in provenance:
+                c.provenance[key] = provenance[key]
+            else:
+                c.provenance.pop(key, None)
+        st.log("edit", reason=reason, before=before)
+        return self._save(st)
+
+    def record_milestone(self, case_id: str, actor: str, name: str, at: datetime | None = None,
+                         reason: str | None = None) -> BreachCase:
+        """Record a milestone that starts, meets or waives a clock (``nis2_early_warning_sent``,
+        ``dora_classified_major``, ``nis2_not_significant``...)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "milestone", "record a milestone")
+        known = milestone_names(self.config.processor_notice_hours)
+        if name not in known:
+            raise BreachError(f"unknown milestone {name!r}; known: {', '.join(sorted(known))}", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"milestone {name} cannot be in the future ({at.isoformat()})", case_id=c.id)
+        before = st.snapshot()
+        c.milestones = {**c.milestones, name: at}
+        c.milestones_recorded = {**c.milestones_recorded, name: st.now}
+        st.log("milestone", reason=reason or name, before=before)
+        return self._save(st)
+
+    # --- risk ------------------------------------------------------------------------------------
+
+    def assess(self, case_id: str, actor: str, answers: dict[str, Any] | None = None, *,
+               overrule_to: RiskLevel | None = None, overrule_reason: str | None = None) -> BreachCase:
+        """Record the risk worksheet and its proposed level; the DPO may overrule with a reason."""
+        st = self._step(case_id, actor)
+        c = st.case
+        if c.state in (S.confirmed, S.assessed):
+            to: BreachState | None = S.assessed
+        else:
+            require_action(c, "reassess", "assess the risk")
+            to = None
+        if overrule_to is not None:
+            overrule_reason = require_reason(c, overrule_reason, "overruling the proposed risk level")
+        try:
+            ws = RiskWorksheet.from_case(c, **(answers or {}))
+        except ValidationError as e:
+            raise BreachError(f"invalid worksheet: {_short(e)}", case_id=c.id) from None
+        before = st.snapshot()
+        c.risk = assessment_record(ws, by=st.actor, at=st.now, overrule_to=overrule_to, overrule_reason=overrule_reason)
+        why = f"proposed {c.risk.proposed.value} (score {c.risk.score})"
+        if c.risk.overruled_to:
+            why += f", overruled to {c.risk.overruled_to.value}: {c.risk.overrule_reason}"
+        st.log("assess" if to else "reassess", reason=why, to=to, before=before)
+        return self._save(st)
+
+    def skip_notification(self, case_id: str, actor: str, reason: str) -> BreachCase:
+        """Decide no notification is needed: only when the (possibly overruled) level is 'unlikely'."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.no_notification_needed)
+        reason = require_reason(c, reason, "deciding that no notification is needed")
+        assert c.risk is not None  # assessed implies a risk record
+        if c.risk.level is not RiskLevel.unlikely:
+            raise TransitionRefusedError(
+                f"the risk assessment says '{c.risk.level.value}' ({c.risk.level.consequence}): a breach that is "
+                "not unlikely to result in a risk must be notified. Overrule the level with a recorded reason "
+                "first ('breach assess --overrule unlikely --reason ...') if you disagree",
+                case_id=c.id, from_state=c.state.value, to_state=S.no_notification_needed.value)
+        before = st.snapshot()
+        c.no_notification_reason = reason
+        st.log("no_notification", reason=reason, to=S.no_notification_needed, before=before)
+        return self._save(st)
+
+    # --- drafts, approval, submission ------------------------------------------------------------
+
+    def draft(self, case_id: str, actor: str, kind: str = "authority", lang: str = "nl", *,
+              phased: bool = False) -> tuple[BreachCase, drafts_mod.DraftResult]:
+        """Render a draft and keep it on the case. An authority draft moves ``assessed`` to
+        ``notification_drafted`` (an approved case back to drafted: the approval is withdrawn).
+        A draft with missing elements is recorded as incomplete and does not change the state."""
+        st = self._step(case_id, actor)
+        c = st.case
+        if kind == "authority":
+            if c.state not in (S.assessed, S.notification_drafted, S.approved):
+                require_transition(c, S.notification_drafted)
+        else:
+            require_action(c, "draft_other", f"draft the {kind.replace('_', ' ')} text")
+        res = drafts_mod.render(c, kind, lang, tz=self.config.tz, now=st.now, phased=phased)
+        if res.markdown is None:
+            return c, res  # nothing to keep: the caller shows what is missing
+        version = 1 + sum(1 for d in c.drafts if d.kind == kind)
+        c.drafts.append(DraftRecord(kind=kind, lang=lang, version=version, at=st.now, by=st.actor,
+                                    complete=res.complete, missing=res.phased, markdown=res.markdown))
+        to = None
+        if kind == "authority" and c.state is not S.notification_drafted:
+            require_transition(c, S.notification_drafted)
+            to = S.notification_drafted
+            if c.state is S.approved:
+                c.approval = None
+        what = f"{kind} draft v{version} ({lang})" + (f", phased: {', '.join(res.phased)} to follow" if res.phased
+                                                      else "")
+        st.log("draft", reason=what, to=to)
+        return self._save(st), res
+
+    def approve(self, case_id: str, actor: str, *, delay_reasons: str | None = None,
+                phased_reason: str | None = None) -> BreachCase:
+        """Approve the latest authority draft. Refused after the deadline without the reasons for
+        the delay (Art. 33(1)), and for a phased draft without saying why elements follow later."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.approved)
+        d = c.latest_draft("authority")
+        if d is None:
+            raise TransitionRefusedError("there is no authority draft to approve: run 'breach draft' first",
+                                         case_id=c.id)
+        tz = self.config.tz
+        late = drafts_mod.is_late(c, st.now, tz, self.config.processor_notice_hours)
+        if late:
+            reasons = (delay_reasons or "").strip() or (c.details.delay_reasons or "").strip()
+            if not reasons:
+                due = [s for s in self.clocks(c, st.now) if s.rule.authority_notification and s.due]
+                when = ", ".join(f"{s.rule.label} was due {s.to_json(tz)['due']}" for s in due)
+                raise TransitionRefusedError(
+                    f"the notification is late ({when}): it cannot be approved without the reasons for the delay "
+                    "(GDPR Art. 33(1)). Give them with --delay-reasons", case_id=c.id,
+                    from_state=c.state.value, to_state=S.approved.value)
+            if drafts_mod.md_escape(reasons) not in d.markdown:
+                c.details = c.details.model_copy(update={"delay_reasons": reasons})
+                res = drafts_mod.render(c, "authority", d.lang, tz=tz, now=st.now, phased=bool(d.missing))
+                assert res.markdown is not None
+                d = DraftRecord(kind="authority", lang=d.lang, version=d.version + 1, at=st.now, by=st.actor,
+                                complete=res.complete, missing=res.phased, markdown=res.markdown)
+                c.drafts.append(d)
+                st.log("draft", reason=f"authority draft v{d.version} ({d.lang}) with the reasons for the delay")
+        if d.missing:
+            phased_reason = require_reason(c, phased_reason, f"approving a phased notification ({', '.join(d.missing)}"
+                                           " to follow, Art. 33(4))")
+        before = st.snapshot()
+        c.approval = Approval(by=st.actor, at=st.now, draft_version=d.version, late=late,
+                              delay_reasons=c.details.delay_reasons if late else None, phased_reason=phased_reason)
+        st.log("approve", reason=f"draft v{d.version}" + (" (late)" if late else ""), to=S.approved, before=before)
+        return self._save(st)
+
+    def submit(self, case_id: str, actor: str, *, channel: str, reference: str, at: datetime | None = None,
+               milestone: str = "authority_notified", delay_reasons: str | None = None) -> BreachCase:
+        """Record the submission of the approved notification: when, how, and the authority's reference."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.submitted)
+        if not channel.strip() or not reference.strip():
+            raise TransitionRefusedError("a submission needs the channel and the authority's reference", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"the submission time {at.isoformat()} is in the future", case_id=c.id)
+        assert c.approval is not None
+        probe = c.model_copy(deep=True)
+        probe.milestones[milestone] = at
+        late = drafts_mod.is_late(probe, at, self.config.tz, self.config.processor_notice_hours)
+        reasons = (delay_reasons or "").strip() or (c.approval.delay_reasons or "")
+        if late and not reasons:
+            raise TransitionRefusedError(
+                "the submission is after the deadline but the approved notification gives no reasons for the delay "
+                "(GDPR Art. 33(1)): redraft and approve it with --delay-reasons", case_id=c.id,
+                from_state=c.state.value, to_state=S.submitted.value)
+        before = st.snapshot()
+        c.submission = Submission(at=at, by=st.actor, channel=channel.strip(), reference=reference.strip(), late=late,
+                                  delay_reasons=reasons or None)
+        c.milestones = {**c.milestones, milestone: at}
+        c.milestones_recorded = {**c.milestones_recorded, milestone: st.now}
+        st.log("submit", reason=f"{channel} ref {reference}" + (" (late)" if late else ""), to=S.submitted,
+               before=before)
+        return self._save(st)
+
+    def supplement(self, case_id: str, actor: str, text: str, changes: dict[str, Any] | None = None,
+                   reference: str | None = None) -> BreachCase:
+        """A supplementary notification (Art. 33(4)), numbered; ``changes`` update the case's details."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "send a supplementary notification")
+        text = require_reason(c, text, "a supplementary notification")
+        before = st.snapshot()
+        if changes:
+            details = c.details.model_dump(mode="json")
+            for k, v in changes.items():
+                if k not in BreachDetails.model_fields:
+                    raise BreachError(f"unknown field {k!r} in a supplement", case_id=c.id)
+                details[k] = v
+                c.provenance.pop(k, None)
+            try:
+                c.details = BreachDetails.model_validate(details)
+            except ValidationError as e:
+                raise BreachError(f"invalid value: {_short(e)}", case_id=c.id) from None
+        v = len(c.supplements) + 1
+        c.supplements = [*c.supplements, Supplement(version=v, at=st.now, by=st.actor, text=text,
+                                                    changes=dict(changes or {}), reference=reference)]
+        st.log("supplement", reason=f"supplement {v}: {text}", before=before)
+        return self._save(st)
+
+    def decide_subjects(self, case_id: str, actor: str, decision: SubjectsDecisionKind, reasoning: str, *,
+                        communicated_at: datetime | None = None, channel: str | None = None) -> BreachCase:
+        """Art. 34: tell the data subjects, or record why not (no high risk, or an Art. 34(3) exception)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.subjects_decided)
+        reasoning = require_reason(c, reasoning, "the decision on telling the data subjects")
+        level = c.risk.level if c.risk else None
+        if decision is SubjectsDecisionKind.not_required and level is RiskLevel.high:
+            raise TransitionRefusedError(
+                "the risk is assessed as high: the data subjects must be told (Art. 34(1)), unless one of the "
+                "exceptions of Art. 34(3) applies (exception_34_3_a, _b or _c, with reasoning), or the assessment "
+                "is overruled with a reason", case_id=c.id, from_state=c.state.value,
+                to_state=S.subjects_decided.value)
+        before = st.snapshot()
+        c.subjects = SubjectsDecision(decision=decision, reasoning=reasoning, by=st.actor, at=st.now,
+                                      communicated_at=communicated_at, channel=channel)
+        if communicated_at:
+            c.milestones = {**c.milestones, "subjects_communicated": communicated_at}
+        st.log("subjects", reason=f"{decision.value}: {reasoning}", to=S.subjects_decided, before=before)
+        return self._save(st)
+
+    def close(self, case_id: str, actor: str, reason: str) -> BreachCase:
+        """Close the case. Refused while a configured clock is still open (record its milestone first)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.closed)
+        reason = require_reason(c, reason, "closing the case")
+        probe = c.model_copy(deep=True)
+        probe.state = S.closed
+        probe.trail.append(AuditEntry(seq=0, at=st.now, actor=st.actor, action="close", from_state=c.state,
+                                      to_state=S.closed))
+        still = [s for s in self.clocks(probe, st.now) if s.is_open]
+        if still:
+            names = "; ".join(f"{s.rule.label} ({s.status}, record '{s.rule.done_by}')" for s in still)
+            raise TransitionRefusedError(f"cannot close while clocks are open: {names}. Record the milestone "
+                                         "with 'breach milestone' first", case_id=c.id, from_state=c.state.value,
+                                         to_state=S.closed.value)
+        before = st.snapshot()
+        c.closed_at = st.now
+        c.close_reason = reason
+        st.log("close", reason=reason, to=S.closed, before=before)
+        return self._save(st)
+
+
+def _short(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
