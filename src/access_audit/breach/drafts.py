@@ -430,6 +430,8 @@ def render(case: BreachCase, kind: str, lang: str, *, tz: ZoneInfo, now: datetim
         res.phased = [m.key for m in missing]
         for m in missing:
             values[m.key] = T[lang]["to_follow"]
+        if "measures" in res.phased:  # the form shows measures as taken / proposed
+            values["measures_taken"] = T[lang]["to_follow"]
     root = str(template_root or templates_dir())
     labels = {k: _D[k].label(lang) for k in values}
     ctx = {"e": {k: (v if v is not None else T[lang]["not_stated"]) for k, v in values.items()},
