@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     elasticsearch_index_prefix: str = "access-audit"
     retention_days: int = Field(default=365, ge=1)  # daily event indices older than this are deleted
 
+    # Breach response (access_audit.breach): clocks, reminders, the contact point in drafts
+    org_timezone: str = "Europe/Amsterdam"  # deadlines are shown in this zone
+    breach_regimes: list[str] = Field(default_factory=lambda: ["gdpr"])  # gdpr uk_gdpr processor nis2 dora hipaa
+    processor_notice_hours: int = Field(default=24, ge=1)  # a processor's notice to its controller
+    reminder_offsets_hours: list[float] = Field(default_factory=lambda: [48, 24, 6, 1])  # before each deadline
+    organisation_name: str | None = None
+    dpo_name: str | None = None
+    dpo_email: str | None = None
+    dpo_phone: str | None = None
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "events.db"
@@ -82,3 +92,7 @@ class Settings(BaseSettings):
     @property
     def outbox_path(self) -> Path:
         return self.data_dir / "outbox.db"
+
+    @property
+    def breach_path(self) -> Path:
+        return self.data_dir / "breach.db"

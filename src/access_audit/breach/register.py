@@ -1,0 +1,84 @@
+"""The breach register (GDPR Art. 33(5)): every case, notified or not, with the facts, the effects
+and the remedial action taken, so the authority can verify compliance. Exported as CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from access_audit.breach.clocks import local_iso
+from access_audit.breach.model import BreachCase
+
+COLUMNS = (
+    "id", "state", "title", "opened_at", "opened_by", "source", "occurred_from", "occurred_to", "detected_at",
+    "awareness_at", "awareness_by", "awareness_reason", "summary", "cause", "breach_types", "data_effects",
+    "systems", "data_categories", "subject_categories", "subjects_min", "subjects_max", "records_min",
+    "records_max", "protection", "likely_consequences", "measures_taken", "measures_proposed", "risk_proposed",
+    "risk_level", "risk_overrule_reason", "notified_authority", "submitted_at", "submission_channel",
+    "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
+    "not_a_breach_reason", "no_notification_reason", "closed_at", "close_reason", "alerts",
+)
+
+
+def _t(t: datetime | None, tz: ZoneInfo) -> str | None:
+    return local_iso(t, tz) if t else None
+
+
+def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
+    d = c.details
+    return {
+        "id": c.id, "state": c.state.value, "title": d.title, "opened_at": _t(c.opened_at, tz),
+        "opened_by": c.opened_by, "source": c.source, "occurred_from": _t(c.occurred_from, tz),
+        "occurred_to": _t(c.occurred_to, tz), "detected_at": _t(c.detected_at, tz),
+        "awareness_at": _t(c.awareness.at, tz) if c.awareness else None,
+        "awareness_by": c.awareness.by if c.awareness else None,
+        "awareness_reason": c.awareness.reason if c.awareness else None,
+        "summary": d.summary, "cause": d.cause, "breach_types": [x.value for x in d.breach_types],
+        "data_effects": [x.value for x in d.data_effects], "systems": list(d.systems),
+        "data_categories": [x.value for x in d.data_categories], "subject_categories": list(d.subject_categories),
+        "subjects_min": d.subjects_min, "subjects_max": d.subjects_max, "records_min": d.records_min,
+        "records_max": d.records_max, "protection": d.protection.value, "likely_consequences": d.likely_consequences,
+        "measures_taken": d.measures_taken, "measures_proposed": d.measures_proposed,
+        "risk_proposed": c.risk.proposed.value if c.risk else None,
+        "risk_level": c.risk.level.value if c.risk else None,
+        "risk_overrule_reason": c.risk.overrule_reason if c.risk else None,
+        "notified_authority": c.submission is not None,
+        "submitted_at": _t(c.submission.at, tz) if c.submission else None,
+        "submission_channel": c.submission.channel if c.submission else None,
+        "authority_reference": c.submission.reference if c.submission else None,
+        "late": c.submission.late if c.submission else None,
+        "delay_reasons": (c.submission.delay_reasons if c.submission else None) or d.delay_reasons,
+        "supplements": [{"version": s.version, "at": _t(s.at, tz), "text": s.text} for s in c.supplements],
+        "subjects_decision": c.subjects.decision.value if c.subjects else None,
+        "subjects_reasoning": c.subjects.reasoning if c.subjects else None,
+        "not_a_breach_reason": c.not_a_breach_reason, "no_notification_reason": c.no_notification_reason,
+        "closed_at": _t(c.closed_at, tz), "close_reason": c.close_reason, "alerts": [a.id for a in c.alerts],
+    }
+
+
+def register_rows(cases: list[BreachCase], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """One JSON object per case (lists stay lists)."""
+    return [register_row(c, tz) for c in cases]
+
+
+def register_csv(cases: list[BreachCase], tz: ZoneInfo) -> str:
+    """CSV with a header; lists joined with '; ', supplements as 'v1 <time>: <text>'."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for row in register_rows(cases, tz):
+        flat: dict[str, Any] = {}
+        for k, v in row.items():
+            if k == "supplements":
+                v = " | ".join(f"v{s['version']} {s['at']}: {s['text']}" for s in v)
+            elif isinstance(v, list):
+                v = "; ".join(map(str, v))
+            elif isinstance(v, bool):
+                v = "yes" if v else "no"
+            flat[k] = "" if v is None else v
+        w.writerow(flat)
+    return buf.getvalue()

@@ -1,0 +1,78 @@
+"""The HTTP routes the DPO console uses, with the workflow injected."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from breach_helpers import FULL
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from access_audit.breach.api import get_actor, get_event_store, get_workflow, router
+from access_audit.breach.workflow import BreachWorkflow
+
+
+@pytest.fixture
+def client(wf: BreachWorkflow):
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.dependency_overrides[get_workflow] = lambda: wf
+    return TestClient(app, headers={"X-Actor": "Fenna de Vries"})
+
+
+def test_the_path_over_http(client: TestClient, wf: BreachWorkflow, clock):
+    r = client.post("/api/breaches", json={"title": "Lost laptop", "summary": "Left on the train"})
+    assert r.status_code == 201
+    cid = r.json()["id"]
+    assert r.json()["state"] == "reported" and r.json()["clocks"][0]["status"] == "waiting"
+    r = client.post(f"/api/breaches/{cid}/awareness", json={"at": "2026-03-27T10:00:00+01:00", "reason": "confirmed"})
+    assert r.status_code == 200 and r.json()["clocks"][0]["due"] == "2026-03-30T11:00:00+02:00"
+    changes = {k: v for k, v in FULL.items() if k not in ("occurred_from", "occurred_to", "detected_at")}
+    changes |= {"occurred_from": FULL["occurred_from"], "detected_at": FULL["detected_at"]}
+    assert client.patch(f"/api/breaches/{cid}", json={"changes": changes}).status_code == 200
+    r = client.post(f"/api/breaches/{cid}/assessment", json={"answers": {"identifiability": "maximum"}})
+    assert r.json()["risk"]["proposed"] in ("risk", "high")
+    r = client.get(f"/api/breaches/{cid}/drafts/authority", params={"lang": "en", "format": "html"})
+    assert r.status_code == 200 and "<h2>4. Consequences (Art. 33(3)(c))</h2>" in r.text
+    r = client.post(f"/api/breaches/{cid}/drafts", json={"kind": "authority", "lang": "nl"})
+    assert r.json()["complete"] and r.json()["case"]["state"] == "notification_drafted"
+    clock.advance(hours=80)
+    r = client.post(f"/api/breaches/{cid}/approval", json={})
+    assert r.status_code == 409 and "reasons for the delay" in r.json()["detail"]["detail"]
+    r = client.post(f"/api/breaches/{cid}/approval", json={"delay_reasons": "Police asked us to wait"})
+    assert r.json()["state"] == "approved"
+    r = client.post(f"/api/breaches/{cid}/submission", json={"channel": "AP meldloket", "reference": "M-9"})
+    assert r.json()["clocks"][0]["status"] == "met_late"
+    r = client.get("/api/breaches/register", params={"format": "csv"})
+    assert r.status_code == 200 and r.text.startswith("id,state,") and "M-9" in r.text
+    assert client.get("/api/breaches/register").json()[0]["authority_reference"] == "M-9"
+    assert [c["id"] for c in client.get("/api/breaches", params={"open_only": True}).json()] == [cid]
+
+
+def test_errors(client: TestClient, wf: BreachWorkflow):
+    assert client.get("/api/breaches/BR-1999-0001").status_code == 404
+    cid = client.post("/api/breaches", json={"title": "t"}).json()["id"]
+    r = client.post(f"/api/breaches/{cid}/closure", json={"reason": "x"})
+    assert r.status_code == 409 and "cannot go from reported to closed" in r.json()["detail"]["detail"]
+    r = client.get(f"/api/breaches/{cid}/drafts/authority")
+    assert r.status_code == 422 and any(m["key"] == "summary" for m in r.json()["detail"]["missing"])
+    assert client.patch(f"/api/breaches/{cid}", json={"changes": {"colour": "red"}}).status_code == 422
+    anon = TestClient(client.app)
+    assert anon.post("/api/breaches", json={}).status_code == 401
+
+
+def test_open_from_alert_ids(client: TestClient, wf: BreachWorkflow, tmp_path):
+    from test_prefill import mass_read_alert
+
+    from access_audit.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "events.db")
+    store.write_alerts([mass_read_alert(last_seen=mass_read_alert().first_seen + timedelta(minutes=5))])
+    client.app.dependency_overrides[get_event_store] = lambda: store
+    client.app.dependency_overrides[get_actor] = lambda: "slack:U1"
+    assert client.post("/api/breaches/from-alerts", json={"alert_ids": ["nope"]}).status_code == 404
+    r = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]})
+    assert r.status_code == 201 and r.json()["alerts"][0]["rule_id"] == "mass_read_personal_data"
+    assert r.json()["opened_by"] == "slack:U1"
+    store.close()
