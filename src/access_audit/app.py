@@ -66,6 +66,31 @@ def open_store(settings: Settings) -> Any:
     raise NotImplementedError(f"store {settings.store!r} is not known")
 
 
+def alert_sinks(settings: Settings, console: Any = None, *, clock: Clock | None = None) -> list[AlertSink]:
+    """The embedded mode's alert sinks: Slack when a token is configured, else the console (a rich
+    Console; None for no console output); a webhook when ``webhook_url`` is set; always the JSON
+    Lines file. Slack and the webhook deliver from the outbox under the data directory; ``close()``
+    each sink when done (Slack keeps delivering for a few seconds, the rest waits for the next run).
+    """
+    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+
+    sinks: list[AlertSink] = []
+    if settings.slack_token is not None or settings.slack_token_file is not None:
+        from access_audit.notify.slack import SlackNotifier
+
+        slack = SlackNotifier.from_settings(settings, clock=clock)
+        slack.start()
+        sinks.append(slack)
+    elif console is not None:
+        sinks.append(ConsoleNotifier(console))
+    if settings.webhook_url:
+        from access_audit.notify.webhook import WebhookNotifier
+
+        sinks.append(WebhookNotifier.from_settings(settings, clock=clock))
+    sinks.append(JsonlAlertSink(settings.alerts_path))
+    return sinks
+
+
 @dataclass
 class Worker:
     pipeline: Pipeline

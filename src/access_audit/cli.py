@@ -55,10 +55,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print alerts, only the summary.")] = False,
 ) -> None:
     """Read access logs, store the events, and raise alerts (embedded mode: no servers needed)."""
-    from access_audit.app import build_embedded
+    from access_audit.app import alert_sinks, build_embedded
     from access_audit.ingest.files import LineReader
     from access_audit.ingest.memory import InMemoryBus
-    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
     from access_audit.parse.base import known_log_types, parser_names
 
     settings = _settings(data_dir)
@@ -68,8 +67,7 @@ def run(
         reader = LineReader(input or [Path("-")], log_type=log_type, year=year)
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
-    jsonl = JsonlAlertSink(settings.alerts_path)
-    sinks: list[Any] = [jsonl] if quiet else [ConsoleNotifier(err), jsonl]
+    sinks = alert_sinks(settings, None if quiet else err)  # Slack with a token, else the console; JSONL
     try:
         emb = build_embedded(settings, sinks=sinks, rules=rules)
     except RuleLoadErrors as e:
@@ -81,7 +79,8 @@ def run(
         for rec in chunk:
             bus.produce_record("raw-logs", rec)
         emb.pipeline.run(source, batch_size=settings.batch_size)
-    jsonl.close()
+    for sink in sinks:
+        sink.close()
     st = emb.pipeline.stats
     summary = {"records": st.records, "events": st.events, "events_new": st.events_new,
                "dead_letters": st.dead_letters, "blank_lines": reader.blank_lines,
@@ -202,10 +201,9 @@ def demo(
     """Generate a small company's access traffic with injected attacks and run it through the pipeline."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from access_audit.app import build_embedded
+    from access_audit.app import alert_sinks, build_embedded
     from access_audit.demo.generator import generate, write_files
     from access_audit.ingest.memory import InMemoryBus
-    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
 
     from access_audit.demo.context import write_context
 
@@ -217,11 +215,11 @@ def demo(
     if write_logs:
         files = write_files(records, write_logs)
         err.print(f"raw logs written: {', '.join(str(p) for p in files.values())}")
-    jsonl = JsonlAlertSink(settings.alerts_path)
     with Progress(TextColumn("[bold]demo[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=False) as progress:
         task = progress.add_task("records", total=len(records))
-        emb = build_embedded(settings, sinks=[ConsoleNotifier(progress.console), jsonl], rules=rules)
+        sinks = alert_sinks(settings, progress.console)  # Slack with a token, else the console; JSONL
+        emb = build_embedded(settings, sinks=sinks, rules=rules)
         bus = InMemoryBus()
         source = bus.source("raw-logs")
         from access_audit.core.records import RawRecord
@@ -231,7 +229,8 @@ def demo(
                                                      log_type=r.log_type))
         emb.pipeline.run(source, batch_size=settings.batch_size,
                          on_batch=lambda res: progress.advance(task, res.events + res.dead_letters))
-    jsonl.close()
+    for sink in sinks:
+        sink.close()
     fired: dict[str, set[str]] = {}
     for a in emb.store.alerts(limit=100_000):
         fired.setdefault(a.rule_id, set()).add(a.id)
