@@ -2,7 +2,9 @@
 
 Rule files live in ``detectors/`` (the default pack) or anywhere given with ``--rules``. A file
 holds one rule; its ``id`` must equal the file name (``ssh_brute_force.yml`` -> ``ssh_brute_force``)
-so a rule is found from its alert. Duplicate ids across files are rejected.
+so a rule is found from its alert. Duplicate ids across files are rejected. Sigma files (single
+rules, multi-document files with correlations) are told apart by content and loaded by
+``detect.sigma``.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader subclass
 
 
 def _line(node: Any, key: Any = None) -> int:
@@ -141,13 +143,10 @@ def load_rules(paths: list[Path] | None = None, *, include_default: bool = True,
     dirs = ([default_rules_dir()] if include_default else []) + list(paths or [])
     rs = RuleSet()
     seen: dict[str, str] = {}
-    for f in rule_files(dirs):
-        if f in rs.files:
-            continue
-        rs.files.append(f)
-        errs: list[RuleError] = []
-        rule = load_rule_file(f, errs)
-        if rule is not None and not errs:
+    sigma: dict[str, Any] = {}  # shared by the Sigma files of this load (cross-file correlation references)
+
+    def accept(rules: list[Rule], errs: list[RuleError]) -> None:
+        for rule in rules:
             if rule.id in seen:
                 errs.append(RuleError(f"duplicate rule id, first defined at {seen[rule.id]}",
                                       rule_id=rule.id, source=rule.source))
@@ -155,25 +154,54 @@ def load_rules(paths: list[Path] | None = None, *, include_default: bool = True,
                 seen[rule.id] = rule.source or str(f)
                 rs.rules.append(rule)
         rs.errors.extend(errs)
+
+    for f in rule_files(dirs):
+        if f in rs.files:
+            continue
+        rs.files.append(f)
+        errs: list[RuleError] = []
+        accept(load_rule_file(f, errs, sigma), errs)
+    if sigma:
+        from access_audit.detect.sigma import finish_sigma
+
+        errs = []
+        accept(finish_sigma(sigma, errs), errs)
     if rs.errors and not collect_errors:
         raise RuleLoadErrors(rs.errors)
     return rs
 
 
-def load_rule_file(path: Path, errors: list[RuleError]) -> Rule | None:
+def load_rule_file(path: Path, errors: list[RuleError], sigma: dict[str, Any] | None = None) -> list[Rule]:
+    """The rules of one file: our YAML rule, or the Sigma rules of a Sigma file (told apart by content).
+
+    Every problem is appended to ``errors``; a broken rule is left out. ``sigma`` is the state the
+    Sigma files of one load share (see ``detect.sigma.load_sigma_file``).
+    """
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
+        docs = [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader) if d is not None]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
         errors.append(RuleError(f"invalid YAML: {e.problem or e}", source=f"{path}:{line}"))
-        return None
+        return []
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         errors.append(RuleError(f"cannot read: {e}", source=f"{path}:0"))
-        return None
+        return []
+    if any(isinstance(d, dict) and (("detection" in d and "logsource" in d) or "correlation" in d) for d in docs):
+        try:
+            from access_audit.detect.sigma import load_sigma_file
+        except ImportError as e:  # optional dependency
+            errors.append(RuleError(f"a Sigma rule file needs pySigma ({e}): pip install pysigma", source=f"{path}:1"))
+            return []
+        return load_sigma_file(path, errors, sigma)
+    if len(docs) > 1:
+        errors.append(RuleError("a rule file holds one YAML document", source=f"{path}:{_line(docs[1])}"))
+        return []
+    doc = docs[0] if docs else None
     if isinstance(doc, LineDict) and doc.get("kind") == "sigma_passthrough":
-        return None
-    return build_rule(doc, str(path), errors, expected_id=path.stem)
+        return []
+    rule = build_rule(doc, str(path), errors, expected_id=path.stem)
+    return [rule] if rule is not None else []
 
 
 def build_rule(doc: Any, file: str, errors: list[RuleError], expected_id: str | None = None) -> Rule | None:
