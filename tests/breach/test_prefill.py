@@ -80,9 +80,10 @@ def test_figures_and_their_provenance(store):
     assert d["subject_categories"] == ["customers"] and d["systems"] == ["crm.zorgwijk.example"]
     p = pre.provenance["subjects_max"]
     assert p.startswith("2,001 distinct data-subject ids in 2,051 successful requests (GET /api/customers/<id>")
-    assert "by user dmulder between 2026-11-04T00:55:00Z and 2026-11-04T01:46:13Z" in p
+    assert "by user dmulder between 2026-11-04T00:55:00Z and 2026-11-04T01:46:13Z (the alert window); " \
+           "2,001 in 2,051 from 2026-11-03T23:55:00Z" in p
     assert "ids from resource.subject_ids and url.path; 10 failed requests not counted" in p
-    assert 'access-audit query "user.name:dmulder" --since 2026-11-04T00:55:00Z' in p
+    assert 'access-audit query "user.name:dmulder" --since 2026-11-03T23:55:00Z' in p
     assert "bsn" in pre.provenance["data_categories"]
     assert pre.occurred_from == START and pre.occurred_to == START + timedelta(seconds=1.5 * 2049)
 
@@ -114,3 +115,12 @@ def test_escalate_button_hook(store, repo, clock):
     case = repo.get(case_id)
     assert case.source == "slack" and case.opened_by == "U123 (fenna)"
     assert case.trail[0].reason == "escalated by U123 (fenna)"
+
+
+def test_a_threshold_alert_raised_late_gives_a_range(store):
+    # the rule tripped 20 minutes into the export: the alert window alone undercounts
+    pre = prefill_from_alerts([mass_read_alert(first_seen=START + timedelta(minutes=20))], store)
+    d = pre.details
+    assert d["subjects_min"] < d["subjects_max"] == 2001
+    assert d["subjects_min"] == len({100000 + (i % 2000) for i in range(2050) if 1.5 * i >= 20 * 60} | {"c-77"})
+    assert pre.occurred_from == START

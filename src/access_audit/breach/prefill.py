@@ -44,10 +44,13 @@ class ActorFindings:
     label: str  # "user dmulder" / "address 203.0.113.7"
     since: datetime
     until: datetime
+    lookback: timedelta = timedelta(0)
     events: int = 0
     failed: int = 0
     records: int = 0
-    subjects: set[str] = field(default_factory=set)
+    subjects: set[str] = field(default_factory=set)  # from since - lookback
+    strict_subjects: set[str] = field(default_factory=set)  # from since (the alert's own window)
+    strict_records: int = 0
     subject_source: Counter[str] = field(default_factory=Counter)  # resource.subject_ids / url.path
     subject_kinds: Counter[str] = field(default_factory=Counter)
     paths: Counter[str] = field(default_factory=Counter)
@@ -117,17 +120,15 @@ def iter_events(store: EventStore, term: Term, since: datetime, until: datetime,
 
 def subjects_of(ev: AccessEvent, patterns: list[re.Pattern[str]]) -> tuple[list[str], str, str | None]:
     """(data-subject ids, where they came from, kind of subject) of one event."""
-    if ev.resource and ev.resource.subject_ids:
-        return list(ev.resource.subject_ids), "resource.subject_ids", None
     path = ev.url.path if ev.url and ev.url.path else None
     if path is None and ev.resource and ev.resource.type == "url":
         path = ev.resource.name
-    if path:
-        for rx in patterns:
-            m = rx.search(path)
-            if m:
-                kind = m.groupdict().get("kind")
-                return [m["id"]], "url.path", kind
+    m = next((m for rx in patterns if path and (m := rx.search(path))), None)
+    kind = m.groupdict().get("kind") if m else None
+    if ev.resource and ev.resource.subject_ids:
+        return list(ev.resource.subject_ids), "resource.subject_ids", kind
+    if m:
+        return [m["id"]], "url.path", kind
     return [], "", None
 
 
@@ -144,13 +145,18 @@ def _fmt(t: datetime) -> str:
 
 
 def analyse(alerts: list[Alert], store: EventStore, *, subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS,
-            max_events: int = 1_000_000) -> list[ActorFindings]:
-    """Read back each alert actor's events in the alert window and tally what personal data they touched."""
+            lookback: timedelta = timedelta(hours=1), max_events: int = 1_000_000) -> list[ActorFindings]:
+    """Read back each alert actor's events in the alert window and tally what personal data they touched.
+
+    A volume rule raises its alert when the threshold is crossed, so the events that crossed it
+    began up to one rule window earlier: the tally also runs from ``first_seen - lookback``
+    (the maximum), next to the alert's own window (the minimum).
+    """
     patterns = [re.compile(p) for p in subject_patterns]
     out: list[ActorFindings] = []
     for term, label, since, until in _windows(alerts):
-        f = ActorFindings(term, label, since, until)
-        for ev in iter_events(store, term, since, until, max_events):
+        f = ActorFindings(term, label, since, until, lookback)
+        for ev in iter_events(store, term, since - lookback, until, max_events):
             f.events += 1
             if ev.event.outcome is Outcome.failure:
                 f.failed += 1
@@ -159,10 +165,14 @@ def analyse(alerts: list[Alert], store: EventStore, *, subject_patterns: Iterabl
             if not ids:
                 continue
             f.subjects.update(ids)
+            n_records = ev.resource.records if ev.resource and ev.resource.records else 1
+            if ev.timestamp >= since:
+                f.strict_subjects.update(ids)
+                f.strict_records += n_records
             f.subject_source[src] += 1
             if kind:
                 f.subject_kinds[kind] += 1
-            f.records += ev.resource.records if ev.resource and ev.resource.records else 1
+            f.records += n_records
             method = (ev.http.request.method or "").upper() if ev.http and ev.http.request else ""
             f.effects.add(_WRITE.get(method, DataEffect.read))
             if ev.url and ev.url.path:
@@ -181,13 +191,15 @@ def analyse(alerts: list[Alert], store: EventStore, *, subject_patterns: Iterabl
 
 
 def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
-                        subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS) -> Prefill:
+                        subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS,
+                        lookback: timedelta = timedelta(hours=1)) -> Prefill:
     """Case fields from the alerts and the events behind them, each with its provenance."""
-    findings = analyse(alerts, store, subject_patterns=subject_patterns)
+    findings = analyse(alerts, store, subject_patterns=subject_patterns, lookback=lookback)
     details: dict[str, Any] = {}
     prov: dict[str, str] = {}
     subjects: set[str] = set()
-    records = 0
+    strict: set[str] = set()
+    records = strict_records = 0
     systems: Counter[str] = Counter()
     cats: set[str] = {c for a in alerts for c in a.data_categories}
     effects: set[DataEffect] = set()
@@ -195,24 +207,29 @@ def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
     lines: list[str] = []
     for f in findings:
         subjects |= f.subjects
+        strict |= f.strict_subjects
         records += f.records
+        strict_records += f.strict_records
         systems.update(f.systems)
         cats |= f.categories
         effects |= f.effects
         kinds.update(f.subject_kinds)
         paths = ", ".join(p for p, _ in f.paths.most_common(3)) or "(no URL paths)"
         srcs = " and ".join(sorted(f.subject_source)) or "no subject ids"
+        start = f.since - f.lookback
         lines.append(
-            f"{len(f.subjects):,} distinct data-subject ids in {f.records:,} successful requests ({paths}) by "
-            f"{f.label} between {_fmt(f.since)} and {_fmt(f.until)}; ids from {srcs}; {f.failed:,} failed requests "
-            f"not counted (access-audit query \"{f.term.field}:{f.term.value}\" --since {_fmt(f.since)} "
+            f"{len(f.strict_subjects):,} distinct data-subject ids in {f.strict_records:,} successful requests "
+            f"({paths}) by {f.label} between {_fmt(f.since)} and {_fmt(f.until)} (the alert window); "
+            f"{len(f.subjects):,} in {f.records:,} from {_fmt(start)} (one detection window earlier, when the "
+            f"activity that raised the alert began); ids from {srcs}; {f.failed:,} failed requests not counted "
+            f"(access-audit query \"{f.term.field}:{f.term.value}\" --since {_fmt(start)} "
             f"--until {_fmt(f.until + timedelta(seconds=1))})")
     evidence = "; ".join(lines)
     alert_ref = ", ".join(f"{a.rule_id} {a.id}" for a in alerts)
     if findings:
-        details["subjects_min"] = details["subjects_max"] = len(subjects)
+        details["subjects_min"], details["subjects_max"] = len(strict), len(subjects)
         prov["subjects_min"] = prov["subjects_max"] = evidence
-        details["records_min"] = details["records_max"] = records
+        details["records_min"], details["records_max"] = strict_records, records
         prov["records_min"] = prov["records_max"] = evidence
     if systems:
         details["systems"] = [s for s, _ in systems.most_common()]
@@ -245,7 +262,8 @@ def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
     if alerts:
         titles = "; ".join(dict.fromkeys(a.title for a in alerts))
         who = ", ".join(f.label for f in findings) or "an unknown actor"
-        n = f"{len(subjects):,} data subjects" if findings else "data subjects (number unknown)"
+        n = "data subjects (number unknown)" if not findings else f"{len(subjects):,} data subjects" if len(
+            strict) == len(subjects) else f"{len(strict):,} to {len(subjects):,} data subjects"
         details["summary"] = (f"Detected by access-audit ({titles}): {who} accessed the personal data of {n}"
                               + (f" between {_fmt(first)} and {_fmt(last)}." if first and last else "."))
         prov["summary"] = f"generated from alerts {alert_ref}"
