@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
 from access_audit.settings import Settings
 
@@ -22,6 +23,7 @@ app = typer.Typer(help="Audit who accesses what, detect unusual access, and run 
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 detectors_app = typer.Typer(help="Detection rules: test, lint, list.", no_args_is_help=True)
 app.add_typer(detectors_app, name="detectors")
+app.add_typer(breach_app, name="breach")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
