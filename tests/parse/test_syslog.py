@@ -127,3 +127,10 @@ def test_modern_pam_session_line_keeps_the_bare_user_name():
     ev = one("2026-11-02T10:00:01+01:00 db-01 CRON[77]: pam_unix(cron:session): session opened for user root(uid=0) "
              "by root(uid=0)")
     assert (ev.event.action, ev.user.name, ev.service.name) == ("session_opened", "root", "CRON")
+
+
+def test_something_that_is_not_an_address_stays_out_of_source_ip():
+    ev = one("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user x from 10.0.0.256")
+    assert ev.source.ip is None and ev.source.address == "10.0.0.256"
+    ev = one("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user x from 2001:DB8::1")
+    assert ev.source.ip == "2001:db8::1"

@@ -302,17 +302,19 @@ def test_openssh_sample_every_parsed_event_is_one_document(make_es, openssh_log:
 
 @pytest.mark.integration
 def test_mapping_conflict_is_dead_lettered_with_its_reason(make_es):
-    # sshd writes whatever the peer address looked like; the parser's address pattern accepts
-    # 10.0.0.256, which SQLite stores as text but the ip field refuses.
-    bad = "Nov  2 10:00:01 db-01 sshd[5]: Failed password for root from 10.0.0.256 port 4444 ssh2"
-    events = parse_lines([*LINES, bad])
+    # JSON already in ECS shape is taken as it comes; 10.0.0.256 is text to SQLite but the ip
+    # field refuses it.
+    bad = '{"@timestamp": "2026-11-02T10:00:01Z", "event": {"action": "ssh_login"}, "source": {"ip": "10.0.0.256"}}'
+    events = parse_lines(LINES)
+    reg = ParserRegistry(clock=FrozenClock())
+    events += reg.parse(RawRecord(bad.encode(), "f:5", "f", "ecs")).events
     assert events[-1].source.ip == "10.0.0.256"
     es = make_es(clock=FrozenClock(datetime(2026, 11, 23, 12, tzinfo=UTC)))
     assert es.write_events(events) == 5
     es.refresh()
     assert es.count(Query()) == 5
     (dl,) = es.dead_letters()
-    assert dl["stage"] == "store" and dl["origin"] == "f:5" and dl["source"] == "f" and dl["log_type"] == "syslog"
+    assert dl["stage"] == "store" and dl["origin"] == "f:5" and dl["source"] == "f" and dl["log_type"] == "ecs"
     assert dl["raw"] == bad
     assert "source.ip" in dl["reason"] and "not an IP string literal" in dl["reason"]
     assert dl["received_at"] == "2026-11-23T12:00:00+00:00"
@@ -409,21 +411,10 @@ def test_pipeline_on_both_stores_gives_the_same_stats_and_alerts(make_es, openss
     s_stats, e_stats = run(sq), run(es)
     took = time.perf_counter() - t0
     es.refresh()
-    assert (s_stats.events, s_stats.alerts_new) == (e_stats.events, e_stats.alerts_new)
-    assert e_stats.events_new == s_stats.events_new - 1  # 10.0.0.300: see below
+    assert (s_stats.events, s_stats.alerts_new, s_stats.events_new) == (e_stats.events, e_stats.alerts_new,
+                                                                         e_stats.events_new)
     a, b = sq.stats(), es.stats()
-    # the address 10.0.0.300 is stored as text by SQLite; Elasticsearch dead-letters it (stage store)
-    assert b["events"]["total"] == a["events"]["total"] - 1
-    assert b["dead_letters"]["total"] == a["dead_letters"]["total"] + 1
-    a["events"]["total"] -= 1
-    a["events"]["by_log_type"]["syslog"] -= 1
-    b_dl = b["dead_letters"]
-    store_reasons = [r for r in b_dl["top_reasons"] if r["reason"].startswith("elasticsearch refused")]
-    assert len(store_reasons) == 1 and "10.0.0.300" in store_reasons[0]["reason"]
-    b_dl["top_reasons"].remove(store_reasons[0])
-    b_dl["total"] -= 1
-    b_dl["by_log_type"]["syslog"] -= 1
-    b_dl["by_log_type"] = {k: v for k, v in b_dl["by_log_type"].items() if v}
+    # 10.0.0.300 is not an address: the parser keeps it in source.address, so both stores take it
     assert b == a
     assert a["alerts"]["total"] > 0 and a["events"]["total"] > 1900
     sa = [(x.id, x.count, x.last_seen) for x in sq.alerts(limit=10_000)]
@@ -601,3 +592,37 @@ def test_event_mapping_is_generated_from_the_field_catalogue():
     assert p["event"]["properties"]["original"]["ignore_above"] == 8191
     assert p["event"]["properties"]["outcome"]["type"] == "keyword"
     assert p["labels"] == {"type": "object", "dynamic": True, "subobjects": False}
+
+
+def test_pipeline_writes_keep_what_people_did_to_an_alert(store):
+    """A counter update from the pipeline must not undo an acknowledgement or its history."""
+    from datetime import datetime, timezone
+
+    from access_audit.core.alerts import Alert, AlertStatus, Severity
+
+    t = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+    a = Alert(id="a1", rule_id="r", title="t", severity=Severity.high, risk_score=75, dedup_key="k",
+              first_seen=t, last_seen=t, created_at=t, count=10)
+    store.write_alerts([a])
+    acked = a.model_copy(deep=True)
+    acked.status = AlertStatus.acknowledged
+    acked.context["history"] = [{"action": "acknowledge", "by": "U1", "at": t.isoformat()}]
+    store.write_alerts([acked], lifecycle=True)
+    later = a.model_copy(deep=True)
+    later.count = 25
+    store.write_alerts([later])  # the pipeline's copy still says "open"
+    if hasattr(store, "refresh"):
+        store.refresh()
+    got = store.alert("a1")
+    assert (got.count, got.status, got.context["history"][0]["by"]) == (25, AlertStatus.acknowledged, "U1")
+    assert [x.status for x in store.alerts(rule_id="r")] == [AlertStatus.acknowledged]
+
+
+def test_existing_ids_tells_replays_apart(store):
+    evs = parse_lines(["Nov  3 08:00:00 bastion sshd[9]: Accepted publickey for zoe from 10.1.2.9 port 50009 ssh2"],
+                      origin="new")
+    assert store.existing_ids([evs[0].id, "nope"]) == set()
+    store.write_events(evs)
+    if hasattr(store, "refresh"):
+        store.refresh()
+    assert store.existing_ids([evs[0].id, "nope"]) == {evs[0].id}

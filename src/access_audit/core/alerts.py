@@ -81,3 +81,19 @@ class Alert(BaseModel):
 def alert_id(rule_id: str, dedup_key: str, first_event_id: str) -> str:
     """Deterministic: a replay of the same events raises an alert with the same id."""
     return hashlib.blake2b(f"{rule_id}\x00{dedup_key}\x00{first_event_id}".encode(), digest_size=12).hexdigest()
+
+
+def keep_lifecycle(new_doc: dict[str, Any], stored_doc: dict[str, Any] | None) -> dict[str, Any]:
+    """A pipeline write of an alert keeps what people did to it (status, history).
+
+    The pipeline only moves counters and ``last_seen``; acknowledging, escalating, marking a false
+    positive or resolving is done by people (``lifecycle=True`` writes), and a later counter
+    update must not undo it.
+    """
+    if not stored_doc:
+        return new_doc
+    new_doc["status"] = stored_doc.get("status", new_doc.get("status"))
+    history = (stored_doc.get("context") or {}).get("history")
+    if history:
+        new_doc.setdefault("context", {})["history"] = history
+    return new_doc

@@ -26,9 +26,13 @@ from access_audit.settings import Settings
 
 try:
     from kafka import KafkaConsumer, KafkaProducer
-    from kafka.errors import KafkaError, NoBrokersAvailable
+    from kafka import errors as kafka_errors
+    from kafka.errors import KafkaError
 except ImportError as e:  # pragma: no cover - kafka-python is a dependency; keep the hint anyway
     raise ImportError("the Kafka adapter needs kafka-python: pip install kafka-python") from e
+
+# kafka-python 2.x raises NoBrokersAvailable when nothing answers; 3.x dropped the class.
+NoBrokersAvailable: type[Exception] = getattr(kafka_errors, "NoBrokersAvailable", KafkaError)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class KafkaRecordSource:
         self.consumer = _retry_connect("consumer", lambda: KafkaConsumer(
             *settings.kafka_topics, group_id=settings.kafka_group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=settings.batch_size,
-            max_poll_interval_ms=600_000, session_timeout_ms=30_000, heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=600_000, session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
             reconnect_backoff_max_ms=10_000, **client_config(settings)), connect_timeout_s)
         self.polled = 0
         self.commit_failures = 0

@@ -174,7 +174,7 @@ class InteractionHandler:
                         a.status = act.status
                         hist.append(entry)
                         changed.append(a)
-                self.store.write_alerts(changed)
+                self.store.write_alerts(changed, lifecycle=True)
             return self.notifier.apply_action(message_id, action, by=by, by_name=by_name, case_id=case_id)
 
 

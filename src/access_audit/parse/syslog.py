@@ -12,6 +12,7 @@ the program name and text as a generic ``syslog`` event, so the audit trail stay
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -235,7 +236,9 @@ class SyslogParser(Parser):
             if user is not None:
                 ev.user = User(name=user)
             if ip:
-                ev.source = Endpoint(ip=ip, port=int(port) if port else None, domain=g.get("domain"))
+                ev.source = _endpoint(ip)
+                ev.source.port = int(port) if port else None
+                ev.source.domain = ev.source.domain or g.get("domain")
             if g.get("method"):
                 ev.authentication = Authentication(method=g["method"])
             ev.resource = Resource(type="host", name=ev.host.name if ev.host else None)
@@ -285,6 +288,11 @@ def _target(name: str | None) -> Any:
 
 
 def _endpoint(rhost: str) -> Endpoint:
-    if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", rhost) and any(c in rhost for c in ".:"):
-        return Endpoint(ip=rhost)
+    """An address only when it is one (``10.0.0.256`` is not); anything else stays in ``address``."""
+    try:
+        return Endpoint(ip=str(ipaddress.ip_address(rhost)), address=rhost)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.:]+", rhost):
+        return Endpoint(address=rhost)
     return Endpoint(domain=rhost, address=rhost)

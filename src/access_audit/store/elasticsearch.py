@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from access_audit.core.alerts import Alert
+from access_audit.core.alerts import Alert, keep_lifecycle
 from access_audit.core.clock import Clock, SystemClock
 from access_audit.core.errors import ConfigError, StoreError, StoreUnavailableError
 from access_audit.core.events import AccessEvent
 from access_audit.core.fields import FIELD_TYPES, OPEN_PREFIXES
 from access_audit.core.records import DeadLetter
+from access_audit.store import aggregations as agg
 from access_audit.store.query import IP_FIELDS, And, Expr, MatchAll, Not, Or, Query, Term
 
 try:
@@ -338,14 +339,19 @@ class ElasticsearchStore:
             raise StoreError(f"elasticsearch refused {len(rejected)} dead letter(s), e.g. {op.doc['origin']}: "
                              f"{_reason(err)}")
 
-    def write_alerts(self, alerts: list[Alert]) -> None:
+    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> None:
         """Index the latest alert document, versioned by its counter (``version_type=external_gte``).
 
         No scripts needed (the integ-test build has no Painless): a document with a lower count
         than the stored one is refused with 409 and ignored, so the counter can only grow; an
-        equal count (a status change) replaces the document.
+        equal count (a status change) replaces the document. Pipeline writes keep the stored
+        status and history (``keep_lifecycle``); ``lifecycle=True`` writes replace them.
         """
-        pending = [(a.id, a.count, a.to_doc()) for a in alerts]
+        docs = [a.to_doc() for a in alerts]
+        if alerts and not lifecycle:
+            stored = self._alert_docs([a.id for a in alerts])
+            docs = [keep_lifecycle(d, stored.get(d["id"])) for d in docs]
+        pending = [(a.id, a.count, d) for a, d in zip(alerts, docs, strict=True)]
         for attempt in range(self.attempts):
             if not pending:
                 return
@@ -370,6 +376,14 @@ class ElasticsearchStore:
         if pending:
             raise StoreUnavailableError(f"elasticsearch {self.url}: {len(pending)} alert(s) still refused after "
                                         f"{self.attempts} attempts (429/5xx)")
+
+    def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        res = self._call("read alerts", self.es.mget, index=self.alerts_index, ids=ids)
+        return {d["_id"]: d["_source"] for d in res["docs"] if d.get("found")}
+
+    def alert(self, alert_id: str) -> Alert | None:
+        doc = self._alert_docs([alert_id]).get(alert_id)
+        return Alert.model_validate(doc) if doc else None
 
     def _bulk_items(self, body: list[Any], what: str) -> list[dict[str, Any]]:
         return list(self._call(what, self.es.bulk, operations=body)["items"])
@@ -445,11 +459,65 @@ class ElasticsearchStore:
         hits = self._paged(self.events_pattern, self._filter(query, with_after=False), sort, query.limit, after)
         return [AccessEvent.from_doc(h["_source"]) for h in hits]
 
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these event ids are stored already (one ids query over the daily indices)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 5000):
+            chunk = ids[i:i + 5000]
+            r = self._call("look up event ids", self.es.search, index=self.events_pattern,
+                           query={"ids": {"values": chunk}}, size=len(chunk), source=False,
+                           ignore_unavailable=True, allow_no_indices=True)
+            found.update(h["_id"] for h in r["hits"]["hits"])
+        return found
+
     def count(self, query: Query) -> int:
         """How many events match ``query`` (since/until/after included; limit ignored)."""
         r = self._call("count events", self.es.count, index=self.events_pattern, query=self._filter(query),
                        ignore_unavailable=True, allow_no_indices=True)
         return int(r["count"])
+
+    #: per-shard candidates of a terms aggregation; when a result may be inexact (several daily
+    #: indices, more distinct values than this), the values are counted exactly with a composite
+    #: aggregation instead.
+    terms_shard_size = 5000
+
+    def aggregate(self, query: Query, field: str, size: int = 10) -> list[tuple[Any, int]]:
+        """Same as ``SqliteStore.aggregate``: the ``size`` most frequent values of ``field``, exact."""
+        agg.check_terms_field(field, size)
+        f = f"{field}.keyword" if field in IP_FIELDS else field
+        flt = self._filter(query, with_after=False)
+        opts = {"size": 0, "track_total_hits": False, "ignore_unavailable": True, "allow_no_indices": True}
+        r = self._call("count values", self.es.search, index=self.events_pattern, query=flt, **opts, aggs={
+            "top": {"terms": {"field": f, "size": size, "shard_size": max(size, self.terms_shard_size),
+                              "order": [{"_count": "desc"}, {"_key": "asc"}]}}})
+        top = (r.body.get("aggregations") or {}).get("top", {})
+        if not top.get("doc_count_error_upper_bound"):
+            return [(b["key"], b["doc_count"]) for b in top.get("buckets", [])]
+        pairs: list[tuple[Any, int]] = []  # every value, counted exactly, paged
+        after: dict[str, Any] | None = None
+        while True:
+            comp: dict[str, Any] = {"size": MAX_PAGE, "sources": [{"k": {"terms": {"field": f}}}]}
+            if after:
+                comp["after"] = after
+            r = self._call("count values", self.es.search, index=self.events_pattern, query=flt, **opts,
+                           aggs={"all": {"composite": comp}})
+            res = (r.body.get("aggregations") or {}).get("all", {})
+            pairs += [(b["key"]["k"], b["doc_count"]) for b in res.get("buckets", [])]
+            after = res.get("after_key")
+            if not after or len(res.get("buckets", [])) < MAX_PAGE:
+                return agg.top(pairs, size)
+
+    def histogram(self, query: Query, interval: str) -> list[tuple[datetime, int]]:
+        """Same as ``SqliteStore.histogram``: events per fixed interval, epoch-aligned UTC buckets."""
+        secs = agg.interval_seconds(interval)
+        agg.check_span(query, secs)
+        r = self._call("count per interval", self.es.search, index=self.events_pattern, size=0,
+                       track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
+                       query=self._filter(query, with_after=False), aggs={
+                           "h": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{secs}s",
+                                                    "min_doc_count": 1}}})
+        buckets = (r.body.get("aggregations") or {}).get("h", {}).get("buckets", [])
+        return agg.fill({_EPOCH + timedelta(milliseconds=b["key"]): b["doc_count"] for b in buckets}, query, secs)
 
     def _filter(self, query: Query, *, with_after: bool = True) -> dict[str, Any]:
         must: list[dict[str, Any]] = [_dsl(query.expr)]

@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
-from access_audit.core.alerts import Alert
+from access_audit.core.alerts import Alert, keep_lifecycle
 from access_audit.core.errors import StoreError
 from access_audit.core.events import AccessEvent
 from access_audit.core.fields import FIELD_TYPES, is_list_field
 from access_audit.core.records import DeadLetter
+from access_audit.store import aggregations as agg
 from access_audit.store.query import And, Expr, MatchAll, Not, Or, Query, Term
 
 SCHEMA = """
@@ -152,12 +153,18 @@ class SqliteStore:
                 self._rollback()
                 raise StoreError(f"sqlite: cannot store dead letters: {e}") from e
 
-    def write_alerts(self, alerts: list[Alert]) -> None:
+    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> None:
+        """Insert or update alerts by id. Pipeline writes keep the stored status and history
+        (see ``keep_lifecycle``); ``lifecycle=True`` writes are people's actions and replace them."""
         if not alerts:
             return
-        rows = [(a.id, a.rule_id, a.severity.value, a.status.value, _us(a.first_seen), _us(a.last_seen), a.count,
-                 orjson.dumps(a.to_doc()).decode()) for a in alerts]
+        docs = [a.to_doc() for a in alerts]
         with self._lock:
+            if not lifecycle:
+                stored = self._alert_docs([a.id for a in alerts])
+                docs = [keep_lifecycle(d, stored.get(d["id"])) for d in docs]
+            rows = [(d["id"], d["rule_id"], d["severity"], d["status"], _us(a.first_seen), _us(a.last_seen), d["count"],
+                     orjson.dumps(d).decode()) for a, d in zip(alerts, docs, strict=True)]
             self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT INTO alerts (id, rule_id, severity, status, first_seen_us, last_seen_us, count, doc)"
@@ -165,6 +172,19 @@ class SqliteStore:
                 " last_seen_us=max(alerts.last_seen_us, excluded.last_seen_us),"
                 " count=max(alerts.count, excluded.count), doc=excluded.doc", rows)
             self.db.execute("COMMIT")
+
+    def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            q = f"SELECT id, doc FROM alerts WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update((r[0], orjson.loads(r[1])) for r in self.db.execute(q, chunk))
+        return out
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self._lock:
+            doc = self._alert_docs([alert_id]).get(alert_id)
+        return Alert.model_validate(doc) if doc else None
 
     def _rollback(self) -> None:
         try:
@@ -193,6 +213,34 @@ class SqliteStore:
         where, params = self._where(query)
         with self._lock:
             return int(self.db.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0])
+
+    def aggregate(self, query: Query, field: str, size: int = 10) -> list[tuple[Any, int]]:
+        """The ``size`` most frequent values of ``field`` among the events matching ``query`` (its
+        limit and cursor are ignored), as (value, events); see ``store.aggregations``."""
+        agg.check_terms_field(field, size)
+        where, params = self._where(_whole(query))
+        expr, is_list = _field_sql(field)
+        if is_list:
+            sql = (f"SELECT j.value AS k, count(DISTINCT e.id) AS n FROM (SELECT id, doc FROM events WHERE {where})"
+                   f" AS e, json_each(e.doc, '{_json_path(field)}') AS j WHERE j.value IS NOT NULL"
+                   " GROUP BY k ORDER BY n DESC, k ASC LIMIT ?")
+        else:
+            sql = (f"SELECT {expr} AS k, count(*) AS n FROM events WHERE {where} AND {expr} IS NOT NULL"
+                   " GROUP BY k ORDER BY n DESC, k ASC LIMIT ?")
+        with self._lock:
+            return [(r[0], int(r[1])) for r in self.db.execute(sql, [*params, size])]
+
+    def histogram(self, query: Query, interval: str) -> list[tuple[datetime, int]]:
+        """Events per fixed ``interval`` ('1h', '1d'...) of @timestamp, epoch-aligned UTC buckets,
+        empty buckets filled (see ``store.aggregations``)."""
+        secs = agg.interval_seconds(interval)
+        agg.check_span(query, secs)
+        where, params = self._where(_whole(query))
+        step = secs * 1_000_000
+        sql = f"SELECT (ts_us / ?) * ? AS b, count(*) FROM events WHERE {where} GROUP BY b ORDER BY b"
+        with self._lock:
+            rows = self.db.execute(sql, [step, step, *params]).fetchall()
+        return agg.fill({_from_us(int(b)): int(n) for b, n in rows}, query, secs)
 
     def _where(self, query: Query) -> tuple[str, list[Any]]:
         params: list[Any] = []
@@ -255,6 +303,11 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _whole(query: Query) -> Query:
+    """The query without its page (limit, cursor): what an aggregation counts."""
+    return Query(expr=query.expr, since=query.since, until=query.until, limit=0, order=query.order)
 
 
 def _field_sql(field_name: str) -> tuple[str, bool]:
