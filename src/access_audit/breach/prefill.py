@@ -92,12 +92,12 @@ def _windows(alerts: Iterable[Alert]) -> list[tuple[Term, str, datetime, datetim
     for (fname, value), spans in by.items():
         spans.sort()
         cur_a, cur_b, label = spans[0]
-        for a, b, _ in spans[1:]:
-            if a <= cur_b:
-                cur_b = max(cur_b, b)
+        for s0, s1, _ in spans[1:]:
+            if s0 <= cur_b:
+                cur_b = max(cur_b, s1)
             else:
                 out.append((Term(fname, "eq", value), label, cur_a, cur_b))
-                cur_a, cur_b = a, b
+                cur_a, cur_b = s0, s1
         out.append((Term(fname, "eq", value), label, cur_a, cur_b))
     return out
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -206,7 +207,7 @@ class BreachRepo:
             return db.execute("DELETE FROM reminders WHERE status='sending' AND claimed_us < ?",
                               (_us(older_than),)).rowcount
 
-    def reminders_sent(self, case_id: str | None = None) -> list[dict[str, Any]]:
+    def reminders_sent(self, case_id: str | None = None) -> builtins.list[dict[str, Any]]:
         sql = "SELECT case_id, clock_id, offset_key, due_us, channel, status, claimed_us, sent_us FROM reminders"
         params: list[Any] = []
         if case_id:

@@ -65,7 +65,9 @@ class BreachConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> BreachConfig:
-        g = lambda name, default: getattr(settings, name, default)  # noqa: E731 - settings may predate a field
+        def g(name: str, default: Any) -> Any:  # settings may predate a field
+            return getattr(settings, name, default)
+
         return cls(timezone=g("org_timezone", cls.timezone), regimes=tuple(g("breach_regimes", cls.regimes)),
                    processor_notice_hours=g("processor_notice_hours", cls.processor_notice_hours),
                    reminder_offsets_hours=tuple(g("reminder_offsets_hours", cls.reminder_offsets_hours)),
