@@ -190,6 +190,48 @@ def ship(
     sys.stdout.write(orjson.dumps({"shipped": n}).decode() + "\n")
 
 
+@app.command()
+def scheduler(
+    data_dir: DataDir = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long (tests); default: until stopped.")]
+    = None,
+) -> None:
+    """Breach reminders (APScheduler, rebuilt from the stored cases) and Slack outbox delivery.
+
+    Reminders go to the console and, with a Slack token, to ACCESS_AUDIT_SLACK_DPO_CHANNEL; each
+    fires once, also across restarts. Stops cleanly on SIGTERM.
+    """
+    import signal
+    import threading
+
+    from access_audit.breach.reminders import ConsoleSender, slack_sender
+    from access_audit.breach.service import reminder_scheduler, workflow_from_settings
+
+    settings = _settings(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    senders: dict[str, Any] = {"console": ConsoleSender(err)}
+    slack = None
+    if settings.slack_token is not None or settings.slack_token_file is not None:
+        from access_audit.notify.slack import SlackNotifier
+
+        slack = SlackNotifier.from_settings(settings)
+        slack.start()  # also delivers what the workers left in the outbox
+        senders["slack"] = slack_sender(slack, settings.slack_dpo_channel)
+    wf = workflow_from_settings(settings)
+    sched = reminder_scheduler(wf, senders)
+    sched.start()
+    err.print(f"scheduler: {len(sched.job_ids())} reminder(s) planned" + (", Slack delivery on" if slack else ""))
+    try:
+        stop.wait(max_seconds)
+    finally:
+        sched.shutdown()
+        if slack is not None:
+            slack.close()
+        wf.repo.close()
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 @app.command()
@@ -246,6 +288,13 @@ def demo(
             "[yellow]partly[/]" if caught else "[red]no[/]")
         table.add_row(sc.id, ", ".join(sc.expected_rules), mark)
     err.print(table)
+    # The whole path for a new user: the mass export becomes a breach case with a draft notification.
+    from access_audit.breach.demo import demo_breach
+    from access_audit.core.clock import SystemClock
+
+    mass = next((sc for sc in scenarios if sc.id == "mass_export"), None)
+    if mass is not None:
+        demo_breach(mass, emb.store, settings, SystemClock(), err)
     st = emb.pipeline.stats
     err.print(f"{st.events} events, {st.dead_letters} dead letters, {st.alerts_new} alerts "
               f"-> {escape(str(settings.data_dir))} (try: access-audit status, access-audit query --user ...)")
