@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.clock import Clock, SystemClock
-from access_audit.core.errors import RuleLoadErrors
+from access_audit.core.errors import RuleLoadErrors, StoreUnavailableError
 from access_audit.core.ports import AlertSink
 from access_audit.detect.engine import DetectionEngine
 from access_audit.detect.kinds import DetectContext
@@ -17,6 +20,9 @@ from access_audit.parse.base import ParserRegistry
 from access_audit.pipeline import Pipeline
 from access_audit.settings import Settings
 from access_audit.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def load_ruleset(extra: list[Path] | None = None, *, strict: bool = True) -> RuleSet:
@@ -103,6 +109,22 @@ class Worker:
             c.close()
 
 
+def wait_for(what: str, step: Callable[[], T], *, max_wait_s: float | None = None) -> T:
+    """Run ``step`` until the store answers: a worker started while Elasticsearch is down (or still
+    allocating shards) logs and waits with backoff instead of dying."""
+    backoff, waited = 1.0, 0.0
+    while True:
+        try:
+            return step()
+        except StoreUnavailableError as e:
+            if max_wait_s is not None and waited >= max_wait_s:
+                raise
+            log.warning("%s: %s; retrying in %.0fs", what, e, backoff)
+            time.sleep(backoff)
+            waited += backoff
+            backoff = min(backoff * 2, 30.0)
+
+
 def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, rules: list[Path] | None = None,
                  clock: Clock | None = None) -> Worker:
     """Production: Kafka in (consumer group), the configured store, alerts and dead letters to Kafka."""
@@ -110,7 +132,7 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
 
     clock = clock or SystemClock()
     rs = load_ruleset([*settings.rules, *(rules or [])])
-    store = open_store(settings)
+    store = wait_for("opening the store", lambda: open_store(settings))
     alert_sink = KafkaAlertSink(settings)
     dl_sink = KafkaDeadLetterSink(settings)
     source = KafkaRecordSource(settings)
@@ -118,7 +140,7 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
                         alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],
                         dead_letter_sinks=[dl_sink], enrichers=enrichers)
-    pipeline.restore()
+    wait_for("restoring the rule state", pipeline.restore)
     return Worker(pipeline, store, source, [source, alert_sink, dl_sink, store])
 
 

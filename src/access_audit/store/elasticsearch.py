@@ -297,6 +297,10 @@ class ElasticsearchStore:
                            settings={"index": {"number_of_shards": 1}}, mappings=m)
             if r.meta.status == 400 and r.body.get("error", {}).get("type") != "resource_already_exists_exception":
                 raise StoreError(f"elasticsearch: cannot create {index}: {r.body.get('error')}")
+        # A fresh index answers 503 until its shard is allocated: wait for it here, not in the first read.
+        self._call("wait for the indices", self.es.cluster.health,
+                   index=[self.alerts_index, self.dead_letters_index, self.state_index],
+                   wait_for_status="yellow", timeout="30s")
 
     def refresh(self) -> None:
         """Make everything written so far visible to search."""
