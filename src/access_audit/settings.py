@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     dpo_email: str | None = None
     dpo_phone: str | None = None
 
+    # HTTP API and DPO console (`access-audit serve`)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_token_ttl_days: int = Field(default=90, ge=1, le=3650)  # tokens always expire
+    api_pseudonym_key: SecretStr | None = None  # HMAC key of pseudonyms; default: generated in <data_dir>
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "events.db"

@@ -87,7 +87,9 @@ def _net(net: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def _json_path(field_name: str) -> str:
-    return "$." + ".".join(f'"{p}"' for p in field_name.split("."))
+    """The JSON path of a field, as the body of a SQL string literal: quotes doubled, because label
+    keys come from the query text (``labels.<anything>``) and must never end the literal."""
+    return ("$." + ".".join(f'"{p}"' for p in field_name.split("."))).replace("'", "''")
 
 
 class SqliteStore:

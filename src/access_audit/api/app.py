@@ -1,0 +1,594 @@
+"""The HTTP API and the DPO console: ``create_app(settings, store=None, repo=None, clock=None)``.
+
+Routes (the permission of each is declared with ``auth.require``; see ``auth.PERMISSIONS``)::
+
+    GET  /health                          public      liveness, for the compose file
+    GET  /openapi.json                    public      the OpenAPI document
+    GET  /login, POST /login              public      token -> console session (cookie)
+    POST /logout                          session
+    GET  /api/whoami                      session     name, role, permissions
+    GET  /api/events                      events:search     q, since, until, order, limit, after (cursor)
+    GET  /api/events/export               events:export     the same, streamed as NDJSON or CSV, paged
+    GET  /api/aggregations                events:aggregate  top values of fields, a time histogram
+    GET  /api/alerts                      alerts:read
+    GET  /api/subjects/{id}/report        subjects:report   who accessed data subject {id}'s data
+    *    /api/breaches...                 cases:read / cases:write / cases:approve (breach.api router)
+    GET  /api/register                    register:read     the breach register, JSON or CSV
+    GET/POST/DELETE /api/tokens...        tokens:manage
+    GET/POST /console/...                 see access_audit.api.console
+
+The query text (``q``) is the engineers' query language of ``store.query``: it is parsed into our
+own model and translated by each store; it never reaches a store as a query string or SQL. A
+malformed query is a 400 that says where it went wrong. Every query of the access logs is
+recorded as an access event (``api.audit``) before its results are returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from access_audit import __version__
+from access_audit.api.audit import IP_FIELDS, SUBJECT_FIELDS, USER_FIELDS, SelfAudit
+from access_audit.api.auth import (
+    PERMISSIONS,
+    AuthError,
+    Perm,
+    Principal,
+    PseudonymiseMiddleware,
+    Pseudonymiser,
+    TokenStore,
+    parse_role,
+    protect,
+    pseudonym_key,
+    require,
+    route_permission,
+)
+from access_audit.core.clock import Clock, SystemClock
+from access_audit.core.errors import ConfigError, QueryError, StoreError, StoreUnavailableError
+from access_audit.core.events import Outcome
+from access_audit.store.query import And, Expr, MatchAll, Not, Or, Term, parse_query, parse_when
+from access_audit.store.query import Query as EventQuery
+
+MAX_PAGE = 1000
+MAX_TERMS = 200
+MAX_DEPTH = 16
+MAX_EXPORT = 1_000_000
+EXPORT_PAGE = 1000
+DEFAULT_TOP = ("user.name", "resource.name", "source.ip")
+EXPORT_COLUMNS = ("@timestamp", "event.id", "event.dataset", "event.action", "event.outcome", "user.name",
+                  "source.ip", "host.name", "service.name", "resource.name", "resource.subject_ids", "labels.purpose",
+                  "url.path", "message")
+
+#: the permission of each route of ``breach.api.router``, by endpoint name (a new route without an
+#: entry here makes create_app fail: every route must say who may call it)
+BREACH_PERMISSIONS: dict[str, Perm] = {
+    "list_cases": Perm.cases_read, "show": Perm.cases_read, "clocks": Perm.cases_read, "preview": Perm.cases_read,
+    "register": Perm.register_read,
+    "open_case": Perm.cases_write, "open_from_alerts": Perm.cases_write, "triage": Perm.cases_write,
+    "aware": Perm.cases_write, "dismiss": Perm.cases_write, "edit": Perm.cases_write,
+    "milestone": Perm.cases_write, "assess": Perm.cases_write, "no_notification": Perm.cases_write,
+    "draft": Perm.cases_write, "supplement": Perm.cases_write, "subjects": Perm.cases_write,
+    "close": Perm.cases_write,
+    "approve": Perm.cases_approve, "submit": Perm.cases_approve,
+}
+
+
+# --- cursors and query parameters -------------------------------------------------------------------
+
+def encode_cursor(ts: datetime, event_id: str) -> str:
+    """An opaque cursor for the next page: the sort key (@timestamp, id) of the last hit."""
+    return base64.urlsafe_b64encode(orjson.dumps([ts.isoformat(), event_id])).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> tuple[str, str]:
+    try:
+        ts, eid = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        datetime.fromisoformat(ts)
+        if not isinstance(eid, str) or not re.fullmatch(r"[0-9a-f]{1,64}", eid):
+            raise ValueError(eid)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise QueryError("invalid cursor 'after': pass the 'next' value of the previous page unchanged") from None
+    return ts, eid
+
+
+def check_complexity(expr: Expr) -> None:
+    """Refuse queries that would overflow a store's limits (SQLite's expression depth, Elasticsearch's
+    nested bool depth) instead of failing there: at most MAX_TERMS terms and MAX_DEPTH levels."""
+    terms, stack = 0, [(expr, 1)]
+    while stack:
+        e, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise QueryError(f"query nested too deeply (at most {MAX_DEPTH} levels)")
+        if isinstance(e, (And, Or)):
+            stack += [(x, depth + 1) for x in e.items]
+        elif isinstance(e, Not):
+            stack.append((e.item, depth + 1))
+        elif isinstance(e, Term):
+            terms += 1
+    if terms > MAX_TERMS:
+        raise QueryError(f"query has {terms} terms (at most {MAX_TERMS})")
+
+
+class QueryParams:
+    """The common parameters of the event routes, parsed (QueryError -> 400)."""
+
+    def __init__(self, q: str, since: str | None, until: str | None, now: datetime) -> None:
+        self.text = q
+        try:
+            self.expr = parse_query(q)
+        except RecursionError:
+            raise QueryError(f"query nested too deeply (at most {MAX_DEPTH} levels)") from None
+        check_complexity(self.expr)
+        self.since = parse_when(since, now) if since else None
+        self.until = parse_when(until, now) if until else None
+        if self.since and self.until and self.since >= self.until:
+            raise QueryError("'since' must be before 'until'")
+
+    def described(self) -> str:
+        parts = [self.text or "*"]
+        if self.since:
+            parts.append(f"since {self.since.isoformat()}")
+        if self.until:
+            parts.append(f"until {self.until.isoformat()}")
+        return " ".join(parts)
+
+
+Q = Annotated[str, Query(max_length=4000, description='Query language, e.g. "user.name:alice AND NOT '
+                                                      'source.ip:10.0.0.0/8"; empty: everything')]
+Since = Annotated[str | None, Query(description="24h, 7d or an ISO 8601 time (inclusive)")]
+Until = Annotated[str | None, Query(description="24h, 7d or an ISO 8601 time (exclusive)")]
+
+
+def resolve_pseudonyms(expr: Expr, p: Principal, store: Any, pseudo: Pseudonymiser, since: datetime | None,
+                       until: datetime | None) -> Expr:
+    """For a role that sees pseudonyms: a filter on a personal field must use a pseudonym it was
+    shown (``user.name:p-1a2b...``), which is looked up among the stored values; a clear value
+    (``user.name:alice``) is refused, or the filter would re-identify people. Networks (CIDR) and
+    address prefixes stay allowed. Free text cannot be classified and is left as it is."""
+    if p.sees_personal_data:
+        return expr
+    personal = USER_FIELDS | IP_FIELDS | SUBJECT_FIELDS
+    cache: dict[str, dict[str, str]] = {}
+
+    def lookup(field: str, value: str) -> str:
+        if field not in cache:
+            cand = store.aggregate(EventQuery(since=since, until=until), field, 10_000)
+            cache[field] = {pseudo(str(v)): str(v) for v, _ in cand}
+        return cache[field].get(value, value)
+
+    def walk(e: Expr) -> Expr:
+        if isinstance(e, And):
+            return And(tuple(walk(x) for x in e.items))
+        if isinstance(e, Or):
+            return Or(tuple(walk(x) for x in e.items))
+        if isinstance(e, Not):
+            return Not(walk(e.item))
+        if isinstance(e, Term) and e.field in personal and e.op not in ("exists", "cidr") and \
+                not (e.field in IP_FIELDS and e.op == "prefix"):
+            v = str(e.value)
+            if e.op == "eq" and re.fullmatch(r"p-[0-9a-f]{16}", v):
+                return Term(e.field, "eq", lookup(e.field, v))
+            raise AuthError(403, f"your role ({p.role.value}) sees pseudonyms: filter {e.field} by a pseudonym "
+                                 f"(p-...) you were shown, not by a clear value")
+        return e
+
+    return walk(expr)
+
+
+def csv_cell(v: Any) -> Any:
+    """A value for a CSV cell that a spreadsheet will not run as a formula."""
+    if isinstance(v, list):
+        v = "; ".join(map(str, v))
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return "" if v is None else v
+
+
+def dotted(doc: dict[str, Any], path: str) -> Any:
+    if path.startswith("labels."):
+        return (doc.get("labels") or {}).get(path[7:])
+    cur: Any = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+# --- bodies -----------------------------------------------------------------------------------------
+
+class TokenBody(BaseModel):
+    role: str
+    name: str | None = Field(default=None, max_length=100)
+    ttl_days: float | None = Field(default=None, gt=0, le=3660)
+
+
+# --- the app ----------------------------------------------------------------------------------------
+
+class SecurityHeadersMiddleware:
+    """No caching of personal data, no framing, no sniffing; a strict CSP unless the page set one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def wrapped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                for k, v in ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                             (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
+                             (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")):
+                    if k not in have:
+                        headers.append((k, v))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock | None = None, *,
+               tokens: TokenStore | None = None) -> FastAPI:
+    """The API and the console over ``store`` (default: ``app.open_store(settings)``), the breach
+    cases in ``repo`` (default: ``<data_dir>/breach.db``) and the tokens in ``<data_dir>/auth.db``.
+    Resources opened here are closed when the app shuts down; those passed in are the caller's."""
+    from access_audit.breach.repo import BreachRepo
+    from access_audit.breach.workflow import BreachConfig, BreachWorkflow
+
+    clock = clock or SystemClock()
+    owned: list[Any] = []
+    if store is None:
+        from access_audit.app import open_store
+
+        store = open_store(settings)
+        owned.append(store)
+    if repo is None:
+        repo = BreachRepo(settings.data_dir / "breach.db")
+        owned.append(repo)
+    if tokens is None:
+        tokens = TokenStore(settings.data_dir / "auth.db", clock)
+        owned.append(tokens)
+    wf = BreachWorkflow(repo, clock, BreachConfig.from_settings(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for r in owned:
+            r.close()
+
+    app = FastAPI(title="access-audit", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, description=(
+                      "Query API over the access events (Elasticsearch or the embedded SQLite store), alerts, "
+                      "data-subject access reports, GDPR breach cases and the breach register. Every route "
+                      "except /health, /login and /openapi.json needs `Authorization: Bearer <token>` "
+                      "(`access-audit tokens create --role ROLE`); each operation's `x-permission` says which "
+                      "permission its role must have."))
+    app.state.settings = settings
+    app.state.store = store
+    app.state.repo = repo
+    app.state.workflow = wf
+    app.state.clock = clock
+    app.state.tokens = tokens
+    app.state.pseudonymiser = Pseudonymiser(pseudonym_key(settings))
+    app.state.audit = SelfAudit(store, clock)
+    app.add_middleware(PseudonymiseMiddleware, pseudonymiser=lambda: app.state.pseudonymiser)
+    app.add_middleware(SecurityHeadersMiddleware)
+    _handlers(app)
+    _routes(app)
+    _mount_breach(app)
+    from access_audit.api.console import add_console_routes
+
+    add_console_routes(app)
+    for route in app.routes:  # no route without a declared permission
+        if isinstance(route, APIRoute) and route_permission(route.dependant) is None:
+            raise ConfigError(f"route {sorted(route.methods or ())} {route.path} declares no permission")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "an access-audit API token"}}
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        perm = route_permission(route.dependant)
+        for method in route.methods or ():
+            op = schema["paths"].get(route.path_format, {}).get(method.lower())
+            if op is not None and perm is not None:
+                op["x-permission"] = perm.value
+                op["x-roles"] = sorted(r.value for r, ps in PERMISSIONS.items() if perm in ps) \
+                    if perm is not Perm.public else ["anyone"]
+                if perm is not Perm.public:
+                    op["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(AuthError)
+    async def auth_error(request: Request, e: AuthError) -> Response:
+        if e.html:
+            if e.status == 401:
+                nxt = request.url.path if request.method == "GET" else "/console/cases"
+                return RedirectResponse(f"/login?next={nxt}", status_code=303)
+            from access_audit.api.console import error_page
+
+            return error_page(request, e.status, e.detail)
+        headers = {"WWW-Authenticate": 'Bearer realm="access-audit"'} if e.status == 401 else None
+        return JSONResponse({"detail": e.detail}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(QueryError)
+    async def query_error(_: Request, e: QueryError) -> Response:
+        return JSONResponse({"detail": f"invalid query: {e}"}, status_code=400)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def unavailable(_: Request, e: StoreUnavailableError) -> Response:
+        return JSONResponse({"detail": f"the event store is unavailable, try again: {e}"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreError)
+    async def store_error(_: Request, e: StoreError) -> Response:
+        return JSONResponse({"detail": f"the event store refused the request: {e}"}, status_code=502)
+
+
+def _who(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def audit(request: Request, p: Principal, action: str, query: str, **kw: Any) -> None:
+    """Record one query of the access logs (raises when it cannot: the results are then withheld)."""
+    request.app.state.audit.record(actor=p.actor, role=p.role.value, token_id=p.token_id, action=action,
+                                   query=query, path=request.url.path, method=request.method,
+                                   client_ip=_who(request), interface="console" if p.via == "session" else "api",
+                                   **kw)
+
+
+def parse_params(request: Request, p: Principal, action: str, q: str, since: str | None,
+                 until: str | None) -> QueryParams:
+    """Parse the query parameters; a refused query is recorded too (outcome failure), then raised."""
+    st = request.app.state
+    try:
+        qp = QueryParams(q, since, until, st.clock.now())
+        qp.expr = resolve_pseudonyms(qp.expr, p, st.store, st.pseudonymiser, qp.since, qp.until)
+    except (QueryError, AuthError) as e:
+        audit(request, p, action, q or "*", outcome=Outcome.failure, reason=str(e)[:500])
+        raise
+    return qp
+
+
+def _routes(app: FastAPI) -> None:
+    st = app.state
+
+    @app.get("/health", tags=["meta"], dependencies=[require(Perm.public)])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "store": type(st.store).__name__}
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[require(Perm.public)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/whoami", tags=["meta"])
+    def whoami(p: Annotated[Principal, require(Perm.session)]) -> dict[str, Any]:
+        return {"name": p.name, "role": p.role.value, "token_id": p.token_id,
+                "permissions": sorted(x.value for x in PERMISSIONS[p.role]),
+                "pseudonymised": not p.sees_personal_data}
+
+    @app.get("/api/events", tags=["events"])
+    def events(request: Request, p: Annotated[Principal, require(Perm.events_search)], q: Q = "",
+               since: Since = None, until: Until = None, order: Literal["desc", "asc"] = "desc",
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+               after: Annotated[str | None, Query(description="the 'next' cursor of the previous page")] = None,
+               ) -> dict[str, Any]:
+        """Events matching the query, newest first (or oldest with order=asc), one page at a time:
+        pass ``next`` back as ``after`` for the next page (search_after; deep pages stay cheap)."""
+        qp = parse_params(request, p, "search", q, since, until)
+        try:
+            cursor = decode_cursor(after) if after else None
+        except QueryError as e:
+            audit(request, p, "search", qp.described(), outcome=Outcome.failure, reason=str(e))
+            raise
+        found = st.store.search(EventQuery(expr=qp.expr, since=qp.since, until=qp.until, limit=limit, order=order,
+                                           after=cursor))
+        audit(request, p, "search", qp.described(), expr=qp.expr, hits=len(found))
+        nxt = encode_cursor(found[-1].timestamp, found[-1].id) if len(found) == limit else None
+        return {"events": [e.to_doc() for e in found], "next": nxt, "count": len(found)}
+
+    @app.get("/api/events/export", tags=["events"])
+    def export(request: Request, p: Annotated[Principal, require(Perm.events_export)], q: Q = "",
+               since: Since = None, until: Until = None, order: Literal["desc", "asc"] = "desc",
+               limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = 10_000,
+               format: Literal["ndjson", "csv"] = "ndjson") -> Response:
+        """Every matching event (up to ``limit``), streamed page by page: NDJSON (one ECS document
+        per line) or CSV (the main columns)."""
+        qp = parse_params(request, p, "export", q, since, until)
+        audit(request, p, "export", f"{qp.described()} (limit {limit}, {format})", expr=qp.expr)
+
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            after: tuple[str, str] | None = None
+            left = limit
+            while left > 0:
+                page = st.store.search(EventQuery(expr=qp.expr, since=qp.since, until=qp.until,
+                                                  limit=min(EXPORT_PAGE, left), order=order, after=after))
+                if not page:
+                    return
+                yield [protect(request, e.to_doc()) for e in page]
+                left -= len(page)
+                if len(page) < EXPORT_PAGE:
+                    return
+                after = (page[-1].timestamp.isoformat(), page[-1].id)
+
+        def ndjson() -> Iterator[bytes]:
+            for docs in pages():
+                yield b"".join(orjson.dumps(d) + b"\n" for d in docs)
+
+        def as_csv() -> Iterator[str]:
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(EXPORT_COLUMNS)
+            for docs in pages():
+                for d in docs:
+                    w.writerow([csv_cell(dotted(d, c)) for c in EXPORT_COLUMNS])
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+            if buf.getvalue():
+                yield buf.getvalue()
+
+        name = f"access-events.{format}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if format == "csv":
+            return StreamingResponse(as_csv(), media_type="text/csv; charset=utf-8", headers=headers)
+        return StreamingResponse(ndjson(), media_type="application/x-ndjson", headers=headers)
+
+    @app.get("/api/aggregations", tags=["events"])
+    def aggregations(request: Request, p: Annotated[Principal, require(Perm.events_aggregate)], q: Q = "",
+                     since: Since = None, until: Until = None,
+                     field: Annotated[list[str] | None, Query(description="fields to count (repeatable); default "
+                                                              "user.name, resource.name, source.ip")] = None,
+                     size: Annotated[int, Query(ge=1, le=1000)] = 10,
+                     interval: Annotated[str | None, Query(description="histogram interval: 30s, 5m, 1h, 1d, 1w; "
+                                                           "none for no histogram")] = "1h") -> dict[str, Any]:
+        """The most frequent users, resources and source addresses (or the given fields) and the
+        number of events per interval, for the events matching the query."""
+        qp = parse_params(request, p, "aggregate", q, since, until)
+        eq = EventQuery(expr=qp.expr, since=qp.since, until=qp.until)
+        fields = list(dict.fromkeys(field or DEFAULT_TOP))
+        if len(fields) > 10:
+            raise QueryError("at most 10 fields at once")
+        try:
+            top = {f: [{f: v, "events": n} for v, n in st.store.aggregate(eq, f, size)] for f in fields}
+            hist = st.store.histogram(eq, interval) if interval else None
+        except QueryError as e:
+            audit(request, p, "aggregate", qp.described(), outcome=Outcome.failure, reason=str(e))
+            raise
+        audit(request, p, "aggregate", f"{qp.described()} by {', '.join(fields)}", expr=qp.expr,
+              hits=sum(n for _, n in hist) if hist is not None else None)
+        return {"top": top, "histogram": None if hist is None else {
+            "interval": interval, "buckets": [{"start": t.isoformat(), "events": n} for t, n in hist]}}
+
+    @app.get("/api/alerts", tags=["alerts"])
+    def alerts(_: Annotated[Principal, require(Perm.alerts_read)], rule_id: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> dict[str, Any]:
+        """The latest alerts (by last seen), optionally of one rule."""
+        found = st.store.alerts(rule_id=rule_id, limit=limit)
+        return {"alerts": [a.to_doc() for a in found], "count": len(found)}
+
+    @app.get("/api/subjects/{subject_id}/report", tags=["subjects"])
+    def subject_report(request: Request, p: Annotated[Principal, require(Perm.subjects_report)], subject_id: str,
+                       since: Since = None, until: Until = None, q: Q = "",
+                       purpose: Annotated[str | None, Query(max_length=200, description="why this report is made, "
+                                                            "e.g. 'Art. 15 request 2026-014' (recorded)")] = None,
+                       format: Literal["json", "csv"] = "json", events: bool = True) -> Any:
+        """Who accessed the data of data subject ``subject_id``: per actor when, from where,
+        through which service and for what declared purpose, and every access (Art. 15 GDPR)."""
+        from access_audit.store.subject_report import CSV_COLUMNS, access_row
+        from access_audit.store.subject_report import subject_report as build
+
+        if not subject_id.strip() or len(subject_id) > 200:
+            raise QueryError("a subject id of 1 to 200 characters is needed")
+        qp = parse_params(request, p, "subject_report", q, since, until)
+        rep = build(st.store, subject_id, now=st.clock.now(), since=qp.since, until=qp.until,
+                    extra=None if isinstance(qp.expr, MatchAll) else qp.expr)
+        audit(request, p, "subject_report", f"subject {subject_id}" + (f" AND ({q})" if q else ""), expr=qp.expr,
+              hits=rep.total, subject_ids=[subject_id], purpose=purpose)
+        if format == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(CSV_COLUMNS)
+            for ev in rep.accesses:
+                row = protect(request, access_row(ev))
+                w.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+            return PlainTextResponse(buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
+                "Content-Disposition": f'attachment; filename="subject-report-{_safe_name(subject_id)}.csv"'})
+        return rep.to_json(with_events=events)
+
+    @app.get("/api/register", tags=["breach"])
+    def register(request: Request, p: Annotated[Principal, require(Perm.register_read)], format: Literal["json",
+                 "csv"] = "json") -> Any:
+        """The breach register (GDPR Art. 33(5)): every case, notified or not. The export is recorded."""
+        from access_audit.breach.register import register_csv, register_rows
+
+        cases = st.repo.list()
+        audit(request, p, "export", f"breach register ({format})", hits=len(cases))
+        if format == "csv":
+            return PlainTextResponse(register_csv(cases, st.workflow.config.tz), media_type="text/csv; charset=utf-8",
+                                     headers={"Content-Disposition": 'attachment; filename="breach-register.csv"'})
+        return {"cases": register_rows(cases, st.workflow.config.tz)}
+
+    @app.get("/api/tokens", tags=["tokens"])
+    def list_tokens(_: Annotated[Principal, require(Perm.tokens_manage)]) -> dict[str, Any]:
+        now = st.clock.now()
+        return {"tokens": [t.to_json(now) for t in st.tokens.list()]}
+
+    @app.post("/api/tokens", tags=["tokens"], status_code=201)
+    def create_token(_: Annotated[Principal, require(Perm.tokens_manage)], body: Annotated[TokenBody,
+                     Body()]) -> dict[str, Any]:
+        """A new token; the token itself is in this response only."""
+        try:
+            role = parse_role(body.role)
+        except ConfigError as e:
+            raise HTTPException(422, str(e)) from None
+        token, info = st.tokens.create(role, body.name, body.ttl_days or settings_ttl(st.settings))
+        return {"token": token, **info.to_json(st.clock.now())}
+
+    @app.delete("/api/tokens/{token_id}", tags=["tokens"])
+    def revoke_token(_: Annotated[Principal, require(Perm.tokens_manage)], token_id: str) -> dict[str, Any]:
+        if not st.tokens.revoke(token_id):
+            raise HTTPException(404, f"no token {token_id!r}")
+        return {"revoked": token_id}
+
+
+def settings_ttl(settings: Any) -> float:
+    return float(getattr(settings, "api_token_ttl_days", 90))
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", s)[:60]
+
+
+def _mount_breach(app: FastAPI) -> None:
+    """The breach workflow's router under /api, each route with its permission, acting as the
+    token's owner, on this app's workflow and store."""
+    from access_audit.breach import api as breach_api
+
+    def actor(request: Request) -> str:
+        return str(request.state.principal.actor)
+
+    app.dependency_overrides[breach_api.get_workflow] = lambda: app.state.workflow
+    app.dependency_overrides[breach_api.get_event_store] = lambda: app.state.store
+    app.dependency_overrides[breach_api.get_actor] = actor
+    for r in breach_api.router.routes:
+        if not isinstance(r, APIRoute):
+            continue
+        perm = BREACH_PERMISSIONS.get(r.name)
+        if perm is None:
+            raise ConfigError(f"breach route {r.name} ({r.path}) has no permission in api.app.BREACH_PERMISSIONS")
+        app.add_api_route("/api" + r.path, r.endpoint, methods=sorted(r.methods or ()), status_code=r.status_code,
+                          response_model=r.response_model, response_class=r.response_class,
+                          dependencies=[require(perm), *r.dependencies], tags=list(r.tags) or ["breach"],
+                          summary=r.summary, description=r.description, name=f"breach_{r.name}",
+                          responses=dict(r.responses), include_in_schema=r.include_in_schema,
+                          openapi_extra=r.openapi_extra)

@@ -1,0 +1,425 @@
+"""The DPO console: server-rendered pages (jinja2, autoescaped, StrictUndefined, sandboxed), a
+little JavaScript for the countdowns, no front-end build.
+
+    GET  /login, POST /login         the API token -> a session cookie (HttpOnly, SameSite=Strict)
+    POST /logout
+    GET  /console                    -> /console/cases
+    GET  /console/cases              open cases, a live countdown for every legal clock
+    POST /console/cases              open a case from selected alerts
+    GET  /console/cases/{id}         clocks, next step, risk worksheet, draft (edit, render, approve,
+                                     submit), evidence, timeline
+    POST /console/cases/{id}/<step>  one workflow step (triage, awareness, dismissal, details,
+                                     assessment, no-notification, draft, approval, submission,
+                                     subjects-decision, closure), then back to the case (303)
+    GET  /console/alerts             the alert list
+    GET  /console/register           the breach register, with CSV and JSON export
+
+Forms post ``application/x-www-form-urlencoded`` with the session's CSRF token. Every page shows
+data through ``auth.protect``: an auditor sees pseudonyms. Countdowns are computed from the
+server's clock (``data-now``) so a wrong client clock does not move a deadline.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from access_audit.api.auth import (
+    SESSION_COOKIE,
+    AuthError,
+    Perm,
+    Principal,
+    form_fields,
+    protect,
+    require,
+)
+from access_audit.breach.machine import NEXT_STEP
+from access_audit.breach.model import (
+    BreachDetails,
+    BreachError,
+    BreachState,
+    BreachType,
+    CaseNotFoundError,
+    DataCategory,
+    DataEffect,
+    Protection,
+    RiskLevel,
+    SubjectsDecisionKind,
+)
+from access_audit.breach.risk import Consequences, Identifiability, RiskWorksheet
+
+TEMPLATES = Path(__file__).parent / "templates"
+S = BreachState
+H24, H6 = 24 * 3600, 6 * 3600
+
+DONE = {
+    "opened": "Case opened.", "triage": "Triage started.",
+    "awareness": "Awareness time recorded: the legal clocks are running.",
+    "dismissal": "Recorded as not a breach.", "details": "Case details saved.",
+    "assessment": "Risk assessment recorded.", "no-notification": "Recorded that no notification is needed.",
+    "draft": "Draft rendered and kept on the case.", "approval": "Draft approved.",
+    "submission": "Submission to the authority recorded.", "subjects-decision": "Decision on the data subjects "
+    "recorded.", "closure": "Case closed.",
+}
+SECTION = {"assessment": "risk", "draft": "draft", "approval": "draft", "submission": "draft", "details": "draft"}
+TEXT_DETAILS = ("summary", "cause", "likely_consequences", "measures_taken", "measures_proposed", "advice_to_subjects")
+NUMBER_DETAILS = ("subjects_min", "subjects_max", "records_min", "records_max")
+LIST_DETAILS = {"breach_types": BreachType, "data_effects": DataEffect, "data_categories": DataCategory}
+COMMA_DETAILS = ("subject_categories", "systems")
+
+
+@lru_cache(maxsize=1)
+def _env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                               trim_blocks=True, lstrip_blocks=True)
+    env.filters["label"] = lambda v: str(v).replace("_", " ")
+    return env
+
+
+@lru_cache(maxsize=1)
+def _assets() -> tuple[Markup, Markup]:
+    return Markup((TEMPLATES / "console.css").read_text()), Markup((TEMPLATES / "countdown.js").read_text())
+
+
+def due_class(remaining: int | None, status: str) -> str:
+    """The colour class of a clock: due-later, due-24h (< 24 h), due-6h (< 6 h), overdue."""
+    if status == "overdue" or (remaining is not None and remaining < 0):
+        return "overdue"
+    if remaining is None:
+        return "due-none"
+    return "due-6h" if remaining < H6 else "due-24h" if remaining < H24 else "due-later"
+
+
+def page(request: Request, template: str, *, status: int = 200, principal: Principal | None = None,
+         **ctx: Any) -> HTMLResponse:
+    """Render a console page with its own CSP nonce (inline CSS and JS are allowed by nonce only)."""
+    nonce = secrets.token_urlsafe(16)
+    css, js = _assets()
+    now = request.app.state.clock.now()
+    p = principal or getattr(request.state, "principal", None)
+    can = {perm.value: bool(p and p.can(perm)) for perm in Perm}
+    html = _env().get_template(template).render(
+        nonce=nonce, css=css, js=js, now_iso=now.isoformat(), principal=p, can=can,
+        csrf=p.csrf if p and p.csrf else "", pseudonymised=bool(p and not p.sees_personal_data),
+        flash=ctx.pop("flash", None), error=ctx.pop("error", None), **ctx)
+    csp = (f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
+           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": csp})
+
+
+def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
+    title = {403: "Not allowed", 404: "Not found"}.get(status, "Error")
+    return page(request, "error.html", status=status, title=title, detail=detail, nav="")
+
+
+# --- forms ------------------------------------------------------------------------------------------
+
+class Form:
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        self.fields = fields
+
+    def get(self, name: str) -> str | None:
+        v = (self.fields.get(name) or [""])[0].strip()
+        return v or None
+
+    def list(self, name: str) -> list[str]:
+        return [v for v in self.fields.get(name, []) if v.strip()]
+
+    def flag(self, name: str) -> bool:
+        return self.get(name) in ("on", "true", "1", "yes")
+
+    def int(self, name: str) -> int | None:
+        v = self.get(name)
+        if v is None:
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            raise BreachError(f"{name.replace('_', ' ')} must be a whole number (got {v!r})") from None
+
+    def time(self, name: str, tz: ZoneInfo) -> datetime | None:
+        """A ``datetime-local`` value, read in the organisation's time zone (or ISO with an offset)."""
+        v = self.get(name)
+        if v is None:
+            return None
+        try:
+            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise BreachError(f"{name.replace('_', ' ')}: not a date and time ({v!r})") from None
+        return t if t.tzinfo else t.replace(tzinfo=tz)
+
+
+async def _form(request: Request) -> Form:
+    return Form(form_fields(await request.body()))
+
+
+def _local_input(t: datetime | None, tz: ZoneInfo) -> str:
+    return t.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if t else ""
+
+
+# --- view models ------------------------------------------------------------------------------------
+
+def _clocks(wf: Any, case: Any) -> list[dict[str, Any]]:
+    out = []
+    for s in wf.clocks(case):
+        j = s.to_json(wf.config.tz)
+        j["css"] = due_class(j["remaining_seconds"], j["status"])
+        out.append(j)
+    return out
+
+
+def _case_view(request: Request, case_id: str) -> dict[str, Any]:
+    from markdown_it import MarkdownIt
+
+    from access_audit.breach.service import case_json
+
+    st = request.app.state
+    wf = st.workflow
+    case = wf.get(case_id)
+    doc = case_json(wf, case)
+    doc["clocks"] = _clocks(wf, case)
+    latest = case.latest_draft("authority")
+    doc["draft_html"] = MarkdownIt("commonmark", {"html": False}).render(latest.markdown) if latest else None
+    doc = protect(request, doc)
+    if doc["draft_html"] is not None:
+        doc["draft_html"] = Markup(doc["draft_html"])  # markdown-it with raw HTML disabled: escaped text only
+    tz = wf.config.tz
+    ws = (case.risk.worksheet if case.risk else RiskWorksheet.from_case(case).model_dump(mode="json"))
+    state = case.state
+    return {
+        "case": doc, "state": state.value, "next_step": NEXT_STEP[state],
+        "ws": ws, "tz": wf.config.timezone, "now_local": _local_input(st.clock.now(), tz),
+        "occurred_from": _local_input(case.occurred_from, tz), "occurred_to": _local_input(case.occurred_to, tz),
+        "detected_at": _local_input(case.detected_at, tz),
+        "show": {
+            "triage": state is S.reported,
+            "awareness": state in (S.reported, S.triage),
+            "dismissal": state in (S.reported, S.triage),
+            "assessment": state in (S.confirmed, S.assessed, S.no_notification_needed, S.notification_drafted,
+                                    S.approved, S.submitted, S.subjects_decided),
+            "no_notification": state is S.assessed,
+            "details": state is not S.closed,
+            "draft": state in (S.assessed, S.notification_drafted, S.approved),
+            "approval": state is S.notification_drafted,
+            "submission": state is S.approved,
+            "subjects": state is S.submitted,
+            "closure": state in (S.not_a_breach, S.no_notification_needed, S.subjects_decided),
+        },
+        "enums": {"breach_types": list(BreachType), "data_effects": list(DataEffect),
+                  "data_categories": list(DataCategory), "protection": list(Protection),
+                  "identifiability": list(Identifiability), "consequences": list(Consequences),
+                  "risk_levels": list(RiskLevel), "subjects_decisions": list(SubjectsDecisionKind)},
+    }
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+def add_console_routes(app: FastAPI) -> None:
+    st = app.state
+
+    @app.get("/login", tags=["console"], include_in_schema=False, dependencies=[require(Perm.public)])
+    def login_form(request: Request, next: str = "/console/cases") -> HTMLResponse:
+        return page(request, "login.html", next=_local_path(next), nav="")
+
+    @app.post("/login", tags=["console"], dependencies=[require(Perm.public)])
+    async def login(request: Request) -> Response:
+        """The console's sign-in: a form with the API token; answers with a session cookie."""
+        f = await _form(request)
+        nxt = _local_path(f.get("next") or "/console/cases")
+        try:
+            info = st.tokens.verify(f.get("token") or "")
+        except AuthError as e:
+            return page(request, "login.html", status=401, next=nxt, nav="", error=f"Sign-in failed: {e.detail}.")
+        sid, _ = st.tokens.start_session(info)
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https",
+                        max_age=int(min(timedelta(hours=12), info.expires - st.clock.now()).total_seconds()))
+        return resp
+
+    @app.post("/logout", tags=["console"], include_in_schema=False)
+    async def logout(request: Request, _: Annotated[Principal, require(Perm.session, html=True)]) -> Response:
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sid:
+            st.tokens.end_session(sid)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    @app.get("/console", include_in_schema=False)
+    def console_home(_: Annotated[Principal, require(Perm.session, html=True)]) -> Response:
+        return RedirectResponse("/console/cases", status_code=303)
+
+    @app.get("/console/cases", include_in_schema=False)
+    def cases_page(request: Request, _: Annotated[Principal, require(Perm.cases_read, html=True)], all: bool = False,
+                   done: str | None = None) -> HTMLResponse:
+        wf = st.workflow
+        rows = []
+        for c in wf.repo.list(open_only=not all):
+            if not all and c.state in (S.closed, S.not_a_breach):
+                continue
+            clocks = [k for k in _clocks(wf, c) if k["status"] in ("open", "overdue")]
+            rows.append({"id": c.id, "title": c.details.title or "(untitled)", "state": c.state.value,
+                         "opened_at": c.opened_at.astimezone(wf.config.tz).strftime("%Y-%m-%d %H:%M"),
+                         "clocks": clocks, "next_step": NEXT_STEP[c.state],
+                         "soonest": min((k["remaining_seconds"] for k in clocks), default=None)})
+        rows.sort(key=lambda r: (r["soonest"] is None, r["soonest"] or 0, r["id"]))
+        return page(request, "cases.html", cases=protect(request, rows), all=all, nav="cases",
+                    flash=DONE.get(done or ""))
+
+    @app.post("/console/cases", include_in_schema=False)
+    async def open_from_alerts(request: Request, p: Annotated[Principal, require(Perm.cases_write,
+                               html=True)]) -> Response:
+        from access_audit.breach.prefill import open_case_from_alerts
+
+        f = await _form(request)
+        ids = f.list("alert_id")
+        by_id = {a.id: a for a in await run_in_threadpool(st.store.alerts, limit=100_000)}
+        chosen = [by_id[i] for i in ids if i in by_id]
+        if not chosen:
+            return error_page(request, 422, "Select at least one alert to open a case from.")
+        case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.actor,
+                                       config=st.workflow.config, source="console")
+        return RedirectResponse(f"/console/cases/{quote(case.id)}?done=opened", status_code=303)
+
+    @app.get("/console/cases/{case_id}", include_in_schema=False)
+    def case_page(request: Request, _: Annotated[Principal, require(Perm.cases_read, html=True)], case_id: str,
+                  done: str | None = None) -> HTMLResponse:
+        try:
+            view = _case_view(request, case_id)
+        except CaseNotFoundError as e:
+            return error_page(request, 404, e.message)
+        return page(request, "case.html", nav="cases", flash=DONE.get(done or ""), **view)
+
+    def step(name: str, perm: Perm) -> None:
+        async def run(request: Request, case_id: str) -> Response:
+            p: Principal = request.state.principal  # set by the route's require(perm)
+            f = await _form(request)
+            try:
+                await run_in_threadpool(_apply, st.workflow, name, case_id, p.actor, f)
+            except CaseNotFoundError as e:
+                return error_page(request, 404, e.message)
+            except BreachError as e:
+                view = _case_view(request, case_id)
+                return page(request, "case.html", status=409, nav="cases", error=e.message, **view)
+            anchor = SECTION.get(name, "top")
+            return RedirectResponse(f"/console/cases/{quote(case_id)}?done={name}#{anchor}", status_code=303)
+
+        run.__name__ = f"console_{name.replace('-', '_')}"
+        app.add_api_route(f"/console/cases/{{case_id}}/{name}", run, methods=["POST"], include_in_schema=False,
+                          name=run.__name__, dependencies=[require(perm, html=True)])
+
+    for name in ("triage", "awareness", "dismissal", "details", "assessment", "no-notification", "draft",
+                 "subjects-decision", "closure"):
+        step(name, Perm.cases_write)
+    for name in ("approval", "submission"):
+        step(name, Perm.cases_approve)
+
+    @app.get("/console/alerts", include_in_schema=False)
+    def alerts_page(request: Request, _: Annotated[Principal, require(Perm.alerts_read, html=True)],
+                    rule_id: str | None = None) -> HTMLResponse:
+        tz = st.workflow.config.tz
+        rows = [{**a.to_doc(), "first": a.first_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                 "last": a.last_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M")}
+                for a in st.store.alerts(rule_id=rule_id, limit=500)]
+        return page(request, "alerts.html", alerts=protect(request, rows), rule_id=rule_id, nav="alerts")
+
+    @app.get("/console/register", include_in_schema=False)
+    def register_page(request: Request, _: Annotated[Principal, require(Perm.register_read,
+                      html=True)]) -> HTMLResponse:
+        from access_audit.breach.register import register_rows
+
+        rows = register_rows(st.repo.list(), st.workflow.config.tz)
+        return page(request, "register.html", rows=protect(request, rows), nav="register")
+
+
+def _local_path(p: str) -> str:
+    """Only a path on this site (no open redirect to //evil or https://evil)."""
+    return p if p.startswith("/") and not p.startswith("//") and "\\" not in p else "/console/cases"
+
+
+def _apply(wf: Any, name: str, case_id: str, actor: str, f: Form) -> None:
+    """Run one console form through the workflow (BreachError: refused, with the reason)."""
+    tz = wf.config.tz
+    if name == "triage":
+        wf.start_triage(case_id, actor, f.get("reason"))
+    elif name == "awareness":
+        at = f.time("at", tz)
+        if at is None:
+            raise BreachError("give the time the organisation became aware")
+        wf.set_awareness(case_id, actor, at, f.get("reason") or "", by=f.get("by"))
+    elif name == "dismissal":
+        wf.dismiss(case_id, actor, f.get("reason") or "")
+    elif name == "details":
+        wf.edit(case_id, actor, _detail_changes(wf.get(case_id), f, tz), f.get("reason") or "edited in the console")
+    elif name == "assessment":
+        answers: dict[str, Any] = {
+            "breach_types": f.list("breach_types"), "data_categories": f.list("data_categories"),
+            "identifiability": f.get("identifiability"), "consequences": f.get("consequences"),
+            "individuals": f.int("individuals"), "records": f.int("records"),
+            "malicious": f.flag("malicious"), "unknown_recipients": f.flag("unknown_recipients"),
+            "vulnerable_individuals": f.flag("vulnerable_individuals"), "unintelligible": f.flag("unintelligible"),
+            "controller_context": f.get("controller_context"),
+        }
+        over = f.get("overrule_to")
+        wf.assess(case_id, actor, answers, overrule_to=RiskLevel(over) if over else None,
+                  overrule_reason=f.get("overrule_reason"))
+    elif name == "no-notification":
+        wf.skip_notification(case_id, actor, f.get("reason") or "")
+    elif name == "draft":
+        _, res = wf.draft(case_id, actor, f.get("kind") or "authority", f.get("lang") or "nl",
+                          phased=f.flag("phased"))
+        if res.markdown is None:
+            raise BreachError(res.missing_text() + "\nFill them in under 'Edit the case details', or render a "
+                              "phased notification (Art. 33(4)).")
+    elif name == "approval":
+        wf.approve(case_id, actor, delay_reasons=f.get("delay_reasons"), phased_reason=f.get("phased_reason"))
+    elif name == "submission":
+        wf.submit(case_id, actor, channel=f.get("channel") or "", reference=f.get("reference") or "",
+                  at=f.time("at", tz))
+    elif name == "subjects-decision":
+        d = f.get("decision")
+        if d not in {k.value for k in SubjectsDecisionKind}:
+            raise BreachError("choose a decision on telling the data subjects")
+        wf.decide_subjects(case_id, actor, SubjectsDecisionKind(d), f.get("reasoning") or "",
+                           communicated_at=f.time("communicated_at", tz), channel=f.get("channel"))
+    elif name == "closure":
+        wf.close(case_id, actor, f.get("reason") or "")
+    else:  # pragma: no cover - the routes are made from the names above
+        raise BreachError(f"unknown step {name}")
+
+
+def _detail_changes(case: Any, f: Form, tz: ZoneInfo) -> dict[str, Any]:
+    """Only what the form changed (unchanged fields keep their provenance)."""
+    cur = case.details.model_dump(mode="json")
+    new: dict[str, Any] = {}
+    for k in TEXT_DETAILS:
+        new[k] = f.get(k)
+    for k in NUMBER_DETAILS:
+        new[k] = f.int(k)
+    for k in LIST_DETAILS:
+        new[k] = f.list(k)
+    for k in COMMA_DETAILS:
+        new[k] = [x.strip() for x in (f.get(k) or "").split(",") if x.strip()]
+    new["protection"] = f.get("protection") or "unknown"
+    for k in ("cross_border", "malicious"):
+        v = f.get(k)
+        new[k] = None if v in (None, "unknown") else v == "yes"
+    changes = {k: v for k, v in new.items() if k in BreachDetails.model_fields and cur.get(k) != v}
+    for k in ("occurred_from", "occurred_to", "detected_at"):
+        t = f.time(k, tz)
+        if _local_input(t, tz) != _local_input(getattr(case, k), tz):  # the form has minutes only
+            changes[k] = t.isoformat() if t else None
+    return changes
