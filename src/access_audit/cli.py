@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from itertools import islice
 from pathlib import Path
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from access_audit.api.cli import serve, tokens_app
 from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
 from access_audit.settings import Settings
@@ -24,6 +24,8 @@ app = typer.Typer(help="Audit who accesses what, detect unusual access, and run 
 detectors_app = typer.Typer(help="Detection rules: test, lint, list.", no_args_is_help=True)
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(breach_app, name="breach")
+app.add_typer(tokens_app, name="tokens")
+app.command("serve")(serve)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -334,25 +336,19 @@ def query(
                    until=parse_when(until) if until else None, limit=limit)
     except QueryError as e:
         raise _fail(str(e)) from None
-    if not settings.sqlite_path.exists():
+    if fmt not in ("table", "json", "csv"):
+        raise _fail(f"unknown format {fmt!r}: use table, json or csv")
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
         raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
     store = open_store(settings)
-    events = store.search(qq)
-    store.close()
-    if fmt == "json":
-        for ev in events:
-            sys.stdout.write(orjson.dumps(ev.to_doc()).decode() + "\n")
-        return
+    try:
+        if fmt != "table":  # exports stream page by page (search_after), with progress when long
+            _export(store, qq, fmt)
+            return
+        events = store.search(qq)
+    finally:
+        store.close()
     rows = [_row(ev) for ev in events]
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(COLUMNS))
-        w.writeheader()
-        w.writerows(rows)
-        sys.stdout.write(buf.getvalue())
-        return
-    if fmt != "table":
-        raise _fail(f"unknown format {fmt!r}: use table, json or csv")
     t = Table(show_header=True, header_style="bold")
     for c in COLUMNS:
         t.add_column(c, overflow="fold")
@@ -363,6 +359,42 @@ def query(
 
 
 COLUMNS = ("@timestamp", "log_type", "action", "outcome", "user", "source_ip", "host", "resource")
+EXPORT_PAGE = 1000
+
+
+def _export(store: Any, qq: Any, fmt: str) -> int:
+    """Write the matching events as JSON lines or CSV, one page at a time (search_after), with a
+    progress bar on stderr when more than one page is coming. Returns how many were written."""
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    page_size = EXPORT_PAGE
+    total = min(qq.limit, store.count(qq)) if qq.limit > page_size else None
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    done = 0
+    with Progress(TextColumn("[bold]export[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=total is None or total <= page_size,
+                  redirect_stdout=False, redirect_stderr=False) as progress:  # stdout is the export
+        task = progress.add_task("events", total=total)
+        after = None
+        while done < qq.limit:
+            page = store.search(replace(qq, limit=min(page_size, qq.limit - done), after=after))
+            for ev in page:
+                if writer:
+                    writer.writerow(_row(ev))
+                else:
+                    sys.stdout.write(orjson.dumps(ev.to_doc()).decode() + "\n")
+            done += len(page)
+            progress.advance(task, len(page))
+            if len(page) < page_size:
+                break
+            after = (page[-1].timestamp.isoformat(), page[-1].id)
+    sys.stdout.flush()
+    err.print(f"{done} event(s)")
+    return done
 
 
 def _row(ev: Any) -> dict[str, Any]:
@@ -370,6 +402,64 @@ def _row(ev: Any) -> dict[str, Any]:
             "outcome": ev.event.outcome.value, "user": ev.user.name if ev.user else None,
             "source_ip": ev.source.ip if ev.source else None, "host": ev.host.name if ev.host else None,
             "resource": (ev.resource.name or ev.resource.id) if ev.resource else None}
+
+
+# --- subject access report ------------------------------------------------------------------------
+
+@app.command("subject-report")
+def subject_report(
+    subject_id: Annotated[str, typer.Argument(help="The data subject's id, as in resource.subject_ids.")],
+    since: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
+    q: Annotated[str | None, typer.Option("--query", "-q", help="Narrow further with the query language.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (per actor) | json (the whole report) | "
+                                     "csv (one row per access)")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Who accessed the data of one data subject: when, from where, through which service, for what
+    declared purpose (Art. 15 GDPR requests, investigations)."""
+    from datetime import UTC, datetime
+
+    from access_audit.app import open_store
+    from access_audit.store.query import parse_query, parse_when
+    from access_audit.store.subject_report import CSV_COLUMNS, access_row
+    from access_audit.store.subject_report import subject_report as build
+
+    settings = _settings(data_dir)
+    if fmt not in ("table", "json", "csv"):
+        raise _fail(f"unknown format {fmt!r}: use table, json or csv")
+    try:
+        extra = parse_query(q) if q else None
+        s, u = (parse_when(since) if since else None), (parse_when(until) if until else None)
+    except QueryError as e:
+        raise _fail(str(e)) from None
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    store = open_store(settings)
+    try:
+        rep = build(store, subject_id, now=datetime.now(UTC), since=s, until=u, extra=extra)
+    finally:
+        store.close()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(rep.to_json()).decode() + "\n")
+        return
+    if fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(access_row(ev) for ev in rep.accesses)
+        return
+    t = Table(title=f"Accesses to the data of {escape(rep.subject_id)}", show_header=True, header_style="bold")
+    for c in ("who", "first", "last", "events", "failed", "from", "through", "resources", "declared purpose"):
+        t.add_column(c, overflow="fold")
+    for a in rep.actors:
+        j = a.to_json()
+        t.add_row(escape(a.user or "(no user)"), j["first"][:19], j["last"][:19], str(a.events), str(a.failures),
+                  escape(", ".join(j["source_ips"])), escape(", ".join(j["services"])),
+                  escape(", ".join(j["resources"])), escape(", ".join(j["purposes"])))
+    out.print(t)
+    without = rep.to_json(with_events=False)["without_purpose"]
+    err.print(f"{rep.total} access(es) by {len(rep.actors)} actor(s); {without} without a declared purpose"
+              + (" [yellow](truncated: narrow with --since/--until)[/]" if rep.truncated else ""))
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -440,6 +530,49 @@ def detectors_lint(rules: Rules = None) -> None:
         out.print(escape(str(e)))
     out.print(f"{len(rs.files)} files, {len(rs.rules)} rules, {len(rs.errors)} problems")
     if rs.errors:
+        raise typer.Exit(1)
+
+
+@detectors_app.command("eval")
+def detectors_eval(
+    days: Annotated[int, typer.Option(min=1, max=60, help="Days of demo traffic.")] = 30,
+    seed: Annotated[int, typer.Option(help="Demo random seed.")] = 7,
+    rules: Rules = None,
+    fmt: Fmt = "table",
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 unless every rule reaches the targets.")] = False,
+    min_precision: Annotated[float, typer.Option(help="Target precision per rule.")] = 0.95,
+    min_recall: Annotated[float, typer.Option(help="Target recall per rule.")] = 0.95,
+    max_false_per_100k: Annotated[float, typer.Option(help="Target false alerts per 100k benign events.")] = 1.0,
+) -> None:
+    """Measure every rule on labelled demo traffic: TP, FP, FN, precision, recall, false alerts per 100k."""
+    from access_audit.detect.evaluate import evaluate_demo
+
+    try:
+        rep = evaluate_demo(days=days, seed=seed, rules=rules)
+    except RuleLoadErrors as e:
+        raise _fail(str(e)) from None
+    ok = not rep.failing(min_precision, min_recall) and rep.false_per_100k < max_false_per_100k
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps({**rep.to_dict(), "targets_met": ok}).decode() + "\n")
+    else:
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        t = Table(title=f"Detection quality on {days} days of demo traffic (seed {seed})")
+        for c in ("rule", "alerts", "TP", "FP", "FN", "precision", "recall", "notes"):
+            t.add_column(c, justify="right" if c in ("alerts", "TP", "FP", "FN", "precision", "recall") else "left",
+                         no_wrap=c == "rule")
+        for r in rep.rules:
+            notes = "; ".join([*(f"missed {m}" for m in r.missed), *(f"false on {w}" for w in r.false_on)])
+            mark = "" if r.meets(min_precision, min_recall) else "[red]"
+            t.add_row(f"{mark}{r.rule_id}", str(r.alerts), str(r.tp), str(r.fp), str(r.fn), pct(r.precision),
+                      pct(r.recall), escape(notes))
+        out.print(t)
+        out.print(f"{rep.benign_events} benign events, {rep.false_alerts} false alerts = "
+                  f"{rep.false_per_100k:.2f} per 100k; {rep.scenarios} scenarios; "
+                  f"{rep.meta.get('dead_letters', 0)} dead letters; {rep.meta.get('seconds')} s; "
+                  + ("[green]targets met[/]" if ok else "[red]targets not met[/]"))
+    if check and not ok:
         raise typer.Exit(1)
 
 
