@@ -1,0 +1,146 @@
+"""The DPO console in a real browser: Debian's headless chromium driven by Playwright (never
+``playwright install``: the browser is the system's). Sign in with the keyboard, open a case,
+watch the countdown tick, fill the risk worksheet, render the draft, approve it, screenshot.
+
+The screenshot lands in pytest's tmp dir (printed), and in $ACCESS_AUDIT_SCREENSHOT_DIR when set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from access_audit.api.auth import Role
+
+CHROMIUM = os.environ.get("ACCESS_AUDIT_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.integration
+
+
+def _missing(msg: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def served(sqlite_env) -> Iterator[tuple[str, Any]]:
+    """The app on 127.0.0.1:<free port>, served by uvicorn in a thread."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(sqlite_env.app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="off"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not t.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", sqlite_env
+    server.should_exit = True
+    t.join(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        _missing(f"no chromium at {CHROMIUM}: apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed: pip install -e '.[dev]'")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_dpo_approves_a_notification_in_the_console(served, browser, tmp_path):
+    base, env = served
+    case_id = env.case_ids["export"]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    # sign in with the keyboard only: the token field has focus, Enter submits
+    page.goto(f"{base}/console/cases")
+    assert page.url.startswith(f"{base}/login?next=")
+    page.keyboard.type(env.tokens[Role.dpo.value])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/console/cases")
+    # the first Tab reaches the skip link, which is visible and outlined when focused
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => [document.activeElement.textContent, "
+                            "getComputedStyle(document.activeElement).outlineStyle]")
+    assert focused == ["Skip to content", "solid"]
+
+    # the open cases, each clock counting down live, coloured by how near the deadline is
+    urgent = page.locator(".countdown[data-due]").first
+    assert "due-6h" in (urgent.get_attribute("class") or "")
+    first = urgent.text_content()
+    page.wait_for_timeout(1300)
+    assert urgent.text_content() != first  # it ticks
+    assert re.fullmatch(r"1h 59m \d\ds left", urgent.text_content() or "")
+
+    # open the case (its title is script-shaped text: shown as text)
+    page.get_by_role("link", name=case_id).click()
+    page.wait_for_url(f"{base}/console/cases/{case_id}")
+    assert page.locator("h1").inner_text().endswith("<script>alert('case')</script> Mass export by bob")
+    clock = page.locator('.countdown[data-clock="gdpr.authority"]')
+    assert "due-later" in (clock.get_attribute("class") or "")
+    assert re.fullmatch(r"1d 1[78]h \d+m left", clock.inner_text())
+
+    # the risk worksheet
+    form = page.locator("#worksheet")
+    form.locator("#ws-ident").select_option("maximum")
+    form.locator("#ws-cons").select_option("serious")
+    form.get_by_label("financial").check()
+    form.locator("#ws-ind").fill("3")
+    form.get_by_role("button", name="Record the assessment").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*done=assessment.*"))
+    assert page.get_by_role("status").inner_text() == "Risk assessment recorded."
+    assert page.locator("#risk-proposed").inner_text() == "high"
+
+    # render the draft (English), read it
+    page.locator("#dr-lang").select_option("en")
+    page.locator("#render-draft").click()
+    page.wait_for_url(re.compile(r".*done=draft.*"))
+    preview = page.locator("#draft-preview")
+    assert "Phishing using the exported addresses" in preview.inner_text() and "Zorgwijk B.V." in preview.inner_text()
+    assert page.locator("#draft-preview script").count() == 0
+
+    # approve it
+    page.locator("#approve").click()
+    page.wait_for_url(re.compile(r".*done=approval.*"))
+    assert page.get_by_role("status").inner_text() == "Draft approved."
+    assert page.locator("#case-state").inner_text() == "approved"
+    assert env.repo.get(case_id).state.value == "approved"
+
+    shot = tmp_path / "console-case-approved.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    top = tmp_path / "console-case-top.png"
+    page.goto(f"{base}/console/cases/{case_id}")
+    page.screenshot(path=str(top))
+    print(f"\nscreenshots: {shot} {top}")
+    if os.environ.get("ACCESS_AUDIT_SCREENSHOT_DIR"):
+        out = Path(os.environ["ACCESS_AUDIT_SCREENSHOT_DIR"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, out / shot.name)
+        shutil.copy(top, out / top.name)
+    assert shot.stat().st_size > 10_000
+    assert errors == [], errors  # no script errors, nothing blocked by the CSP
