@@ -169,3 +169,20 @@ def test_failing_inline_test_is_reported(tmp_path: Path):
     res = run_rule_tests(rs.rules)
     assert [r.passed for r in res] == [False, True]
     assert "expected no alert but got 1" in res[0].message
+
+
+def test_value_count_evidence_and_records_cover_the_window_only():
+    from access_audit.detect.kinds import ValueCountRule
+
+    r = ValueCountRule(id="vc", title="t", match=lambda ev: True, group_by=["source.ip"], value_field="user.name",
+                       count=3, window=timedelta(minutes=10))
+    old = AccessEvent.model_validate({"@timestamp": T0, "event": {"id": "old"}, "user": {"name": "a"},
+                                      "source": {"ip": "1.1.1.1"}})
+    assert not r.evaluate(old)
+    fired = []
+    for i, u in enumerate(("b", "c", "d")):
+        ev = AccessEvent.model_validate({"@timestamp": T0 + timedelta(hours=2, seconds=i), "event": {"id": f"n{i}"},
+                                         "user": {"name": u}, "source": {"ip": "1.1.1.1"}})
+        fired += r.evaluate(ev)
+    (det,) = fired
+    assert det.evidence == ["n0", "n1", "n2"] and det.context["records"] == 3 and det.count == 3

@@ -18,6 +18,7 @@ snapshotted and restored so a restarted worker keeps its baselines.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
@@ -60,6 +61,7 @@ class ValueCountRule(_Stateful):
     count: int = 10
     window: timedelta = timedelta(minutes=10)
     weight_field: tuple[str, ...] | None = None
+    MAX_WINDOW_EVENTS: ClassVar[int] = 100_000
 
     def __post_init__(self) -> None:
         self._init_state()
@@ -75,15 +77,18 @@ class ValueCountRule(_Stateful):
         values = [v for v in values if v is not None and v != ""]
         if key is None or not values:
             return []
-        st: dict[str, Any] = self._groups.touch(key, lambda: {"seen": {}, "evidence": [], "records": 0})
+        st: dict[str, Any] = self._groups.touch(key, lambda: {"seen": {}, "events": deque()})
         ts = ev.timestamp
         lo = ts - self.window
         seen: dict[Any, datetime] = st["seen"]
+        events: deque[tuple[datetime, str, int]] = st["events"]
         for v in values:
             seen[_hashable(v)] = ts
-        st["records"] += _weight(ev, self.weight_field)
-        if len(st["evidence"]) < MAX_EVIDENCE:
-            st["evidence"].append(ev.id)
+        events.append((ts, ev.id, _weight(ev, self.weight_field)))
+        while events and events[0][0] < lo:  # evidence and record counts cover the window only
+            events.popleft()
+        if len(events) > self.MAX_WINDOW_EVENTS:
+            events.popleft()
         if len(seen) >= self.count:
             stale = [v for v, t in seen.items() if t < lo]
             for v in stale:
@@ -94,9 +99,11 @@ class ValueCountRule(_Stateful):
                     del seen[v]
             return []
         distinct = len(seen)
-        det = Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, list(st["evidence"]),
+        evidence = [eid for _, eid, _ in events][-MAX_EVIDENCE:]
+        det = Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, evidence,
                         count=distinct, context={"distinct_field": self.value_field, "distinct": distinct,
-                                                 "records": st["records"],
+                                                 "records": sum(w for _, _, w in events),
+                                                 "window_start": events[0][0].isoformat(),
                                                  "sample_values": [str(v) for v in list(seen)[:20]]})
         self._groups.pop(key, None)
         return [det]
