@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter, defaultdict
@@ -13,6 +14,7 @@ import pytest
 
 from access_audit.core.records import RawRecord
 from access_audit.demo import COMPANY, LOG_TYPES, SOURCES, DemoRecord, generate, write_files
+from access_audit.demo.generator import SCENARIO_MIN_DAYS, TRAVELLER
 from access_audit.parse import ParserRegistry, parser_names
 from access_audit.testing import FrozenClock
 
@@ -23,11 +25,32 @@ EXPECTED = {
     "ssh_brute_force": ("ssh_brute_force", "ssh_invalid_user"),
     "ssh_brute_force_then_success": ("ssh_brute_force", "ssh_brute_force_then_success"),
     "ssh_root_login": ("ssh_root_login",),
-    "aws_console_login_without_mfa": ("aws_console_login_without_mfa",),
+    "aws_console_login_without_mfa": ("aws_console_login_without_mfa", "off_hours_personal_data"),
     "okta_mfa_deactivated": ("okta_mfa_deactivated",),
     "github_repo_made_public": ("github_repo_made_public",),
-    "mass_export": ("mass_read_personal_data",),
+    "mass_export": ("mass_read_personal_data", "off_hours_personal_data"),
+    "okta_brute_force": ("login_brute_force",),
+    "password_spraying": ("password_spraying",),
+    "credential_stuffing": ("credential_stuffing",),
+    "session_hijack_abroad": ("impossible_travel", "login_from_new_country"),
+    "business_trip": ("login_from_new_country",),
+    "night_snooping": ("off_hours_personal_data",),
+    "medical_without_need": ("special_category_need_to_know",),
+    "admin_bulk_read": ("personal_data_read_anomaly",),
+    "dormant_account": ("dormant_account_reused",),
+    "leaver_returns": ("account_status_violation",),
+    "aws_key_backdoor": ("aws_access_key_for_other_user", "privilege_granted_then_used"),
+    "aws_defense_evasion": ("cloudtrail_logging_disabled", "mfa_disabled"),
+    "s3_bucket_exposed": ("storage_made_public",),
+    "github_owner_escalation": ("privilege_granted_then_used", "mfa_disabled"),
+    "okta_admin_grant": ("privilege_granted_then_used",),
 }
+#: the scenario that carries a record from before the window (the account's last use)
+BEFORE_WINDOW = "dormant_account"
+
+
+def _expected(days: int) -> set[str]:
+    return {sid for sid in EXPECTED if days >= SCENARIO_MIN_DAYS.get(sid, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +95,12 @@ def test_volume_time_and_order() -> None:
     for r in recs:
         assert SOURCES[r.source][1] == r.log_type
         assert b"\n" not in r.data
-        assert START <= r.timestamp < START + timedelta(days=3)
+        assert START <= r.timestamp < START + timedelta(days=3) or r.scenario == BEFORE_WINDOW
         assert r.timestamp.tzinfo is not None and r.timestamp.utcoffset() == timedelta(0)
-    assert len(scs) == len(EXPECTED)
+    assert {s.id for s in scs} == _expected(3)
+    before = [r for r in recs if r.timestamp < START]  # the dormant account's last sign-in, 47 days back
+    assert before and {r.scenario for r in before} == {BEFORE_WINDOW}
+    assert before[-1].timestamp - before[0].timestamp < timedelta(minutes=1)
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(records) -> None:
@@ -83,7 +109,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(records) -> None:
     other, _ = generate(seed=8, days=3)
     assert [r.data for r in other] != [r.data for r in records]
     later, _ = generate(seed=7, days=3, start=START + timedelta(days=7))
-    assert later[0].timestamp >= START + timedelta(days=7)
+    assert min(r.timestamp for r in later if r.scenario is None) >= START + timedelta(days=7)
 
 
 def test_benign_traffic_does_not_depend_on_scenarios(records) -> None:
@@ -103,10 +129,10 @@ def test_other_start_across_dst_and_one_day() -> None:
     start = datetime(2027, 3, 27, 6, tzinfo=UTC)  # DST starts in Amsterdam on 28 March
     recs, scs = generate(seed=3, days=2, start=start)
     assert all(start <= r.timestamp < start + timedelta(days=2) for r in recs if r.scenario is None)
-    assert {s.id for s in scs} == set(EXPECTED)
+    assert {s.id for s in scs} == _expected(2)
     assert any("+02:00 " in r.data.decode()[:40] for r in recs if r.log_type == "syslog")
     _, scs1 = generate(seed=3, days=1)
-    assert len(scs1) == len(EXPECTED)
+    assert {s.id for s in scs1} == _expected(1)
     assert all(s.record_count > 0 for s in scs1)
     with pytest.raises(ValueError):
         generate(days=0)
@@ -193,7 +219,7 @@ def test_sshd_lines_mean_what_they_say(records) -> None:
 # ---- scenarios ---------------------------------------------------------------------------------
 
 def test_scenarios_are_labelled(records, scenarios) -> None:
-    assert set(scenarios) == set(EXPECTED)
+    assert set(scenarios) == _expected(3)
     counts = Counter(r.scenario for r in records if r.scenario)
     for sid, sc in scenarios.items():
         assert sc.expected_rules == EXPECTED[sid]
@@ -348,3 +374,111 @@ def test_write_files(tmp_path, records) -> None:
         lines = path.read_bytes().split(b"\n")
         assert lines[-1] == b""
         assert lines[:-1] == [r.data for r in records if r.source == source]
+
+
+# ---- a week: every scenario, joiners, leavers, travel, night shifts ------------------------------
+
+@pytest.fixture(scope="module")
+def week():
+    return generate(seed=7, days=7)
+
+
+def test_a_week_has_a_scenario_for_every_rule_in_the_pack(week) -> None:
+    from access_audit.detect.loader import load_rules
+
+    _, scs = week
+    assert {s.id: s.expected_rules for s in scs} == EXPECTED
+    pack = {r.id for r in load_rules([], include_default=True).rules}
+    expected = {rule for s in scs for rule in s.expected_rules}
+    assert pack <= expected, f"rules no scenario exercises: {sorted(pack - expected)}"
+    assert expected <= pack, f"scenarios expect rules that do not exist: {sorted(expected - pack)}"
+    assert all(s.record_count > 0 and s.description for s in scs)
+
+
+def _mentions(recs, *names: str):
+    needles = [n.encode() for n in names]
+    return [r for r in recs if any(n in r.data for n in needles)]
+
+
+def test_the_leaver_is_silent_after_he_left_until_he_comes_back(week) -> None:
+    recs, scs = week
+    leaver = next(u for u in COMPANY.users if u.left)
+    gone = datetime.combine(leaver.left, datetime.min.time(), tzinfo=UTC)  # the directory's status_since
+    benign = [r for r in recs if r.scenario is None]
+    mine = _mentions(benign, f" {leaver.username} ", f"for {leaver.username} ", f"user/{leaver.username}\"",
+                     f'"{leaver.email}"', f'"{leaver.github}"', f'"userName":"{leaver.username}"')
+    assert any(r.timestamp < gone for r in mine)  # he worked before
+    assert all(r.timestamp < gone for r in mine)  # and nothing of his (or about him) after
+    back = {s.id: s for s in scs}["leaver_returns"]
+    assert back.start > gone
+    assert any(b'"git.clone"' in r.data for r in recs if r.scenario == "leaver_returns")
+
+
+def test_the_new_hire_starts_on_her_first_day(week) -> None:
+    recs, _ = week
+    hire = next(u for u in COMPANY.users if u.hired)
+    first = datetime.combine(hire.hired, datetime.min.time(), tzinfo=AMS)
+    own = [r for r in recs if r.scenario is None and (
+        f" - {hire.username} [".encode() in r.data
+        or (r.log_type == "okta.system" and orjson.loads(r.data)["actor"]["alternateId"] == hire.email))]
+    assert own and min(r.timestamp for r in own) >= first
+    onboarding = [orjson.loads(r.data) for r in recs if r.log_type == "okta.system" and hire.email.encode() in r.data
+                  and r.timestamp < first]
+    assert {o["eventType"] for o in onboarding} == {"user.lifecycle.create", "group.user_membership.add"}
+
+
+def test_the_person_on_leave_has_no_traffic_but_the_dormant_scenario(week) -> None:
+    recs, _ = week
+    away = next(u for u in COMPANY.users if u.on_leave)
+    assert not _mentions([r for r in recs if r.scenario is None], away.email, f" {away.username} ")
+    theirs = [r.timestamp for r in recs if r.scenario == "dormant_account"]
+    before = [t for t in theirs if t < START]
+    assert before and max(before) < START - timedelta(days=40)  # the last use, long before the window
+    assert any(t >= START for t in theirs)  # the reuse, in the window
+
+
+def test_night_shifts_work_at_night(week) -> None:
+    recs, _ = week
+    nurse = next(u for u in COMPANY.users if u.night_shift and u.role == "support")
+    reads = [r.timestamp.astimezone(AMS) for r in recs if r.scenario is None and r.log_type == "http"
+             and f" - {nurse.username} [".encode() in r.data and b"/medical " in r.data]
+    assert reads and all(t.hour >= 20 or t.hour < 8 for t in reads)
+
+
+def test_business_trip_is_travel_at_airliner_speed(week) -> None:
+    from access_audit.detect.kinds import haversine_km
+
+    recs, _ = week
+    traveller = COMPANY.user(TRAVELLER)
+    trip = [orjson.loads(r.data) | {"_ts": r.timestamp} for r in recs if r.scenario == "business_trip"
+            and r.log_type == "okta.system"]
+    logins = [(o["_ts"], o["client"]["geographicalContext"]["geolocation"], o["client"]["ipAddress"])
+              for o in trip if o["eventType"] == "user.session.start"]
+    assert {ip for _, _, ip in logins} >= {"84.88.10.20", "62.57.10.20"}
+    for (t0, a, _), (t1, b, _) in itertools.pairwise(logins):
+        km = haversine_km(a["lat"], a["lon"], b["lat"], b["lon"])
+        assert km < 500 or km / ((t1 - t0).total_seconds() / 3600) < 300
+    # the traveller has no benign traffic while away: the trip is his whole presence on those days
+    days = {t.astimezone(AMS).date() for t, _, _ in logins}
+    assert not any(r.scenario is None and r.timestamp.astimezone(AMS).date() in days
+                   for r in _mentions(recs, traveller.email, f" - {traveller.username} ["))
+
+
+def test_role_change_claims_team_reads_medical_only_after_joining() -> None:
+    mover = next(u for u in COMPANY.users if u.claims_from)
+    recs, _ = generate(seed=7, days=3, start=datetime.combine(mover.claims_from - timedelta(days=1),
+                                                                datetime.min.time(), tzinfo=UTC), scenarios=False)
+    ok = [r.timestamp.astimezone(AMS).date() for r in recs if r.log_type == "http"
+          and f" - {mover.username} [".encode() in r.data and b"/medical HTTP/1.1\" 200" in r.data]
+    assert ok and min(ok) >= mover.claims_from
+
+
+def test_a_month_is_generated_in_seconds() -> None:
+    t = time.perf_counter()
+    recs, scs = generate(seed=7, days=30)
+    took = time.perf_counter() - t
+    assert took < 20, took
+    assert len(recs) > 200_000
+    assert {s.id for s in scs} == set(EXPECTED)
+    # people arrive and leave: the leaver's last benign record is in the first week, the new hire's first too
+    assert all(r.timestamp >= START + timedelta(days=29) for r in recs[-10:])

@@ -3,6 +3,15 @@
 ``access-audit demo`` writes them into the data directory (``directory.yml``, ``resources.yml``)
 and runs with them, so the context-aware rules (need-to-know, off-hours, account status) have
 something to consult, exactly as they would in production.
+
+The directory is static: it states everybody's current roles and status, with the dates that keep
+it true over the whole demo window (the leaver is ``terminated`` since the day he left, the new
+hire has her ``hired`` date; the support employee who joins the claims team mid-window is listed
+with the claims role). Working hours are what was agreed with each person: office staff work within
+Zorgwijk's flexitime window (07:00-19:00, Monday to Friday, minus part-time days off), night
+shifts 20:00-08:00, and people on the evening/weekend on-call rota 07:00-23:00 (at weekends too
+when they are on the weekend rota). Machine identities that touch classified data (the nightly
+backup and export roles) are allowed in the catalogue under their AWS role names.
 """
 
 from __future__ import annotations
@@ -12,23 +21,39 @@ from typing import Any
 
 import yaml
 
-from access_audit.demo.generator import COMPANY, DemoCompany
+from access_audit.demo.generator import COMPANY, DemoCompany, DemoUser
 
 SERVICE_ACCOUNTS_ROLE = "service"
+
+
+ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def working_time(u: DemoUser, company: DemoCompany = COMPANY) -> tuple[str, list[str]]:
+    """The agreed working hours and days of a person (see the module docstring)."""
+    weekdays = [d for i, d in enumerate(ALL_DAYS[:5]) if i not in u.days_off]
+    if u.night_shift:
+        return "20:00-08:00", list(ALL_DAYS)
+    if u.late or u.weekend > 0:
+        return "07:00-23:00", list(ALL_DAYS) if u.weekend > 0 else weekdays
+    return f"{company.flexitime[0]:02d}:00-{company.flexitime[1]:02d}:00", weekdays
 
 
 def directory_doc(company: DemoCompany = COMPANY) -> dict[str, Any]:
     users: list[dict[str, Any]] = []
     for u in company.users:
-        roles = [u.role] + (["claims"] if u.claims else [])
-        users.append({
+        roles = [u.role] + (["claims"] if u.claims or u.claims_from else [])
+        hours, days = working_time(u, company)
+        entry: dict[str, Any] = {
             "name": u.username, "aliases": [u.email, u.github], "full_name": u.full_name, "roles": roles,
-            "department": u.department, "status": "active", "timezone": company.timezone,
-            "working_hours": "20:00-08:00" if u.night_shift else f"{company.office_hours[0]:02d}:00-"
-                                                                 f"{company.office_hours[1]:02d}:00",
-            "working_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] if u.night_shift
-            else [d for i, d in enumerate(["mon", "tue", "wed", "thu", "fri"]) if i not in u.days_off],
-        })
+            "department": u.department, "status": u.status, "timezone": company.timezone,
+            "working_hours": hours, "working_days": days,
+        }
+        if u.left is not None:
+            entry["status_since"] = u.left.isoformat()
+        if u.hired is not None:
+            entry["hired"] = u.hired.isoformat()
+        users.append(entry)
     for sa in company.service_accounts:
         users.append({"name": sa, "roles": [SERVICE_ACCOUNTS_ROLE], "department": "Operations",
                       "working_hours": "00:00-23:59", "working_days": ["mon", "tue", "wed", "thu", "fri", "sat",
@@ -62,11 +87,13 @@ def catalogue_doc(company: DemoCompany = COMPANY) -> dict[str, Any]:
         {"id": "s3-customer-exports", "name": "S3 customer exports",
          "match": {"resource.name": ["zorgwijk-customer-exports", "zorgwijk-customer-exports/*"]},
          "classification": "personal", "data_categories": ["identity", "contact", "financial"],
-         "subjects": n_customers, "allowed_roles": ["finance", "sre", "admin"], "owner": "Finance"},
+         "subjects": n_customers, "allowed_roles": ["finance", "sre", "admin", "zorgwijk-crm-export"],
+         "owner": "Finance"},
         {"id": "s3-backups", "name": "S3 backups", "match": {"resource.name": ["zorgwijk-backups",
                                                                                "zorgwijk-backups/*"]},
          "classification": "special", "data_categories": ["identity", "contact", "financial", "health", "bsn"],
-         "subjects": n_customers, "allowed_roles": ["sre", "admin", SERVICE_ACCOUNTS_ROLE], "owner": "Operations"},
+         "subjects": n_customers, "allowed_roles": ["sre", "admin", SERVICE_ACCOUNTS_ROLE, "zorgwijk-backup"],
+         "owner": "Operations"},
         {"id": "db-01", "name": "Customer database host", "match": {"host.name": "db-01"},
          "classification": "special", "data_categories": ["identity", "contact", "financial", "health", "bsn"],
          "subjects": n_customers, "owner": "Operations"},

@@ -1,6 +1,6 @@
 """Deterministic raw access-log traffic of a small company, with injected attacks and ground truth.
 
-The company is Zorgwijk BV, a small Dutch health-insurance firm (26 people). The generator writes
+The company is Zorgwijk BV, a small Dutch health-insurance firm (30 people). The generator writes
 what its systems would really log, in their real formats, so a demo runs the real parsers:
 
 * ``syslog``: OpenSSH/PAM/sudo/cron lines from the bastion, db-01 and app-01, in rsyslog's
@@ -11,11 +11,34 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``github.audit``: GitHub organisation audit-log events.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
-variation: late workers, part-timers, a few weekend logins, one night-shift SRE, and near misses
-that a good rule must not flag (password typos, console logins *with* MFA, a repository made
-*internal*, sudo sessions to root, cron sessions for root). Attack scenarios are injected on top;
-each record they produce carries the scenario id (``DemoRecord.scenario``) and each scenario says
-which rule ids should fire (``Scenario.expected_rules``).
+variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
+claims handler, a new hire who starts on 4 November 2026 (``DemoUser.hired``), an engineer who
+leaves on 5 November 2026 (``DemoUser.left``: nothing of his after that date in benign traffic),
+a finance employee on long leave (no traffic at all), a support employee who joins the claims team
+on 16 November (``DemoUser.claims_from``), and near misses that a good rule must not flag
+(password typos, a phone retrying an old password, console logins *with* MFA, a repository made
+*internal*, sudo sessions to root, cron sessions for root, onboarding and offboarding, a bucket
+policy that *denies* everyone without TLS, a trail that gets *more* logging, an engineer
+rotating their own access key). Up to a month (``days=30``) is generated in a few seconds.
+
+Attack scenarios are injected on top; each record they produce carries the scenario id
+(``DemoRecord.scenario``) and each scenario says which rule ids should fire
+(``Scenario.expected_rules``): every rule of the default pack is expected by at least one
+scenario. Decisions worth knowing:
+
+* **Business travel** is the labelled scenario ``business_trip``: a finance employee attends a
+  conference in Barcelona. Travel at airliner speed is not impossible travel (that rule must stay
+  quiet), but the first sign-in from Spain *is* a sign-in from a new country, so
+  ``login_from_new_country`` is expected: a true positive that triage closes as "travelling".
+  The trip days are in the company calendar (the traveller is away whether or not scenarios are
+  generated), so benign traffic is the same with and without scenarios.
+* Scenarios whose rules need history (a learning period, a baseline, a date in the directory) are
+  placed late enough in the window, and scenarios that cannot fit a short window are left out
+  (``SCENARIO_MIN_DAYS``); with ``days >= 7`` all are there.
+* ``dormant_account`` carries one record from before the window (the account's last use, 47
+  days earlier): the history the dormant-account rule needs, which a month-long demo cannot hold.
+* The identity directory is static (``demo.context``): it states the current roles and statuses,
+  with the dates (hired, terminated since) that make it true over the whole window.
 
 Everything is a function of the seed and the start: no wall clock, no global random state.
 """
@@ -27,6 +50,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +95,25 @@ AWS_CONSOLE_LOGIN_WITHOUT_MFA = "aws_console_login_without_mfa"
 OKTA_MFA_DEACTIVATED = "okta_mfa_deactivated"
 GITHUB_REPO_MADE_PUBLIC = "github_repo_made_public"
 MASS_EXPORT = "mass_export"
+OKTA_BRUTE_FORCE = "okta_brute_force"
+PASSWORD_SPRAYING = "password_spraying"
+CREDENTIAL_STUFFING = "credential_stuffing"
+SESSION_HIJACK_ABROAD = "session_hijack_abroad"
+BUSINESS_TRIP = "business_trip"
+NIGHT_SNOOPING = "night_snooping"
+MEDICAL_WITHOUT_NEED = "medical_without_need"
+ADMIN_BULK_READ = "admin_bulk_read"
+DORMANT_ACCOUNT = "dormant_account"
+LEAVER_RETURNS = "leaver_returns"
+AWS_KEY_BACKDOOR = "aws_key_backdoor"
+AWS_DEFENSE_EVASION = "aws_defense_evasion"
+S3_BUCKET_EXPOSED = "s3_bucket_exposed"
+GITHUB_OWNER_ESCALATION = "github_owner_escalation"
+OKTA_ADMIN_GRANT = "okta_admin_grant"
+
+#: scenarios left out of windows shorter than this many days (they need history or dates in it)
+SCENARIO_MIN_DAYS: dict[str, int] = {SESSION_HIJACK_ABROAD: 7, BUSINESS_TRIP: 7, ADMIN_BULK_READ: 7,
+                                     LEAVER_RETURNS: 7}
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +189,24 @@ class DemoUser:
     claims: bool = False  # support on the claims team: reads medical data
     aws_console: bool = False  # IAM user with console access (always with MFA)
     browser: int = 0  # index into _BROWSERS
+    hired: date | None = None  # first working day (no traffic before)
+    left: date | None = None  # terminated from this day on (no traffic from then on)
+    on_leave: bool = False  # on long leave for the whole window: no traffic at all
+    claims_from: date | None = None  # joins the claims team on this day (reads medical data from then on)
+
+    @property
+    def status(self) -> str:
+        """The directory status today: terminated once the person has left (from ``left`` on)."""
+        return "terminated" if self.left is not None else "active"
+
+    def claims_at(self, ts: datetime) -> bool:
+        """Whether the person is on the claims team at ``ts``."""
+        return self.claims or (self.claims_from is not None and ts.astimezone(AMSTERDAM).date() >= self.claims_from)
+
+    def works_on(self, day: date) -> bool:
+        """Employed and not on leave on this local day."""
+        return not self.on_leave and (self.hired is None or day >= self.hired) and \
+            (self.left is None or day < self.left)
 
     @property
     def email(self) -> str:
@@ -237,6 +298,8 @@ _USERS: tuple[DemoUser, ...] = (
        ssh_password=True, browser=0),
     _u("lsmit", "Lotte Smit", "engineer", "Engineering", 1006,
        (_home("94.208.153.30", "Almere", _DELTA),), office_share=0.4, browser=2, late=True),
+    _u("mvos", "Martijn Vos", "engineer", "Engineering", 1007,
+       (_home("82.168.10.20", "Rotterdam", _ZIGGO),), office_share=0.6, browser=4, left=date(2026, 11, 5)),
     _u("mdekker", "Mark Dekker", "sre", "Operations", 1101,
        (_home("86.81.54.190", "Amersfoort", _KPN),), late=True, weekend=0.5, aws_console=True, browser=2),
     _u("abos", "Anouk Bos", "sre", "Operations", 1102,
@@ -257,7 +320,11 @@ _USERS: tuple[DemoUser, ...] = (
     _u("yvandenberg", "Yara van den Berg", "support", "Customer Service", 1206,
        (_home("31.151.2.98", "Amsterdam", _ZIGGO),), days_off=(0,), browser=1),
     _u("ljacobs", "Lucas Jacobs", "support", "Customer Service", 1207,
-       (_home("77.166.45.12", "Purmerend", _ODIDO),), browser=0),
+       (_home("77.166.45.12", "Purmerend", _ODIDO),), browser=0, claims_from=date(2026, 11, 16)),
+    _u("sdijkman", "Sophie Dijkman", "support", "Customer Service", 1208,
+       (_home("62.45.10.20", "Rotterdam", _KPN),), claims=True, night_shift=True, office_share=0.0, browser=3),
+    _u("lvanderveen", "Lisa van der Veen", "support", "Customer Service", 1209,
+       (_home("80.100.10.20", "Utrecht", _KPN),), office_share=0.8, browser=0, hired=date(2026, 11, 4)),
     _u("wdejong", "Willemijn de Jong", "hr", "People", 1301,
        (_home("84.106.122.7", "Hilversum", _ZIGGO),), days_off=(4,), browser=1),
     _u("kbrouwer", "Kim Brouwer", "hr", "People", 1302,
@@ -268,6 +335,8 @@ _USERS: tuple[DemoUser, ...] = (
        (_home("84.104.188.52", "Haarlem", _ZIGGO),), days_off=(2,), browser=1),
     _u("gprins", "Gijs Prins", "finance", "Finance", 1403,
        (_home("77.170.99.140", "Rotterdam", _ODIDO),), browser=0),
+    _u("hdevos", "Henk de Vos", "finance", "Finance", 1404,
+       (_home("145.53.10.20", "Rotterdam", _KPN),), browser=1, on_leave=True),
     _u("hwillems", "Hanna Willems", "dpo", "Legal & Privacy", 1501,
        (_home("86.83.77.29", "Utrecht", _KPN),), browser=1),
     _u("pjansen", "Peter Jansen", "admin", "IT", 1601,
@@ -325,6 +394,7 @@ class DemoCompany:
     domain: str = "zorgwijk.nl"
     timezone: str = "Europe/Amsterdam"
     office_hours: tuple[int, int] = (8, 18)  # local time, weekdays
+    flexitime: tuple[int, int] = (7, 19)  # the agreed working-time window for office staff (the directory's hours)
     office_network: str = "145.100.10.0/29"
     office: tuple[Place, ...] = _OFFICE
     users: tuple[DemoUser, ...] = _USERS
@@ -382,7 +452,7 @@ class DemoCompany:
         return [{
             "name": u.username, "full_name": u.full_name, "email": u.email, "github": u.github,
             "okta_id": u.okta_id, "roles": [u.role], "department": u.department,
-            "home_ips": [p.ip for p in u.homes], "status": "active",
+            "home_ips": [p.ip for p in u.homes], "status": u.status, "status_since": u.left, "hired": u.hired,
         } for u in self.users]
 
 
@@ -397,6 +467,7 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
+@lru_cache(maxsize=8192)
 def _hid(kind: str, key: str, n: int, alphabet: str = _B62) -> str:
     """A stable id derived from a name (not from the seed), e.g. Okta user ids."""
     h = hashlib.sha256(f"{kind}:{key}".encode()).digest()
@@ -420,10 +491,16 @@ def _syslog_ts(ts: datetime) -> str:
     return ts.astimezone(AMSTERDAM).isoformat(timespec="microseconds")
 
 
+@lru_cache(maxsize=4096)
+def _amsterdam_offset(utc_hour: int) -> int:
+    """Minutes east of UTC in Amsterdam during this UTC hour (DST changes on the hour, at 01:00 UTC)."""
+    off = datetime.fromtimestamp(utc_hour * 3600, UTC).astimezone(AMSTERDAM).utcoffset() or timedelta(0)
+    return int(off.total_seconds()) // 60
+
+
 def _clf_ts(ts: datetime) -> str:
-    lt = ts.astimezone(AMSTERDAM)
-    off = lt.utcoffset() or timedelta(0)
-    mins = int(off.total_seconds()) // 60
+    mins = _amsterdam_offset(int(ts.timestamp()) // 3600)
+    lt = ts.astimezone(UTC) + timedelta(minutes=mins)  # the wall clock, as fields (the zone name is not printed)
     sign = "+" if mins >= 0 else "-"
     mins = abs(mins)
     return (f"{lt.day:02d}/{_MON[lt.month - 1]}/{lt.year}:{lt.hour:02d}:{lt.minute:02d}:{lt.second:02d} "
@@ -466,6 +543,9 @@ class _Gen:
         first = start.astimezone(AMSTERDAM).date() - timedelta(days=1)
         last = self.end.astimezone(AMSTERDAM).date()
         self.local_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        # The company calendar (the same with or without scenarios): who is away on which days.
+        self.trip = _trip_days(start, days)
+        self.away: dict[str, set[date]] = {TRAVELLER: set(self.trip)} if self.trip else {}
 
     def rng(self, part: str) -> random.Random:
         # One stream per part, so that changing one part does not reshuffle all the others.
@@ -634,10 +714,11 @@ class _Gen:
         for _ in range(r.choice((0, 1, 1, 2, 2, 3))):
             t += timedelta(seconds=r.uniform(4, 70))
             x = r.random()
-            if (u.role == "support" and u.claims and x < 0.35) or (u.role == "dpo" and x < 0.3):
+            claims = u.claims_at(t)
+            if (u.role == "support" and claims and x < 0.35) or (u.role == "dpo" and x < 0.3):
                 self.http(t, ip, u.username, "GET", f"/api/customers/{cid}/medical", 200, r.randint(1800, 9500), cref,
                           ua)
-            elif u.role == "support" and not u.claims and x < 0.01:
+            elif u.role == "support" and not claims and x < 0.01:
                 self.http(t, ip, u.username, "GET", f"/api/customers/{cid}/medical", 403, 87, cref, ua)
             elif x < 0.6:
                 self.http(t, ip, u.username, "GET", f"/api/invoices/{r.randint(700000, 799999)}", 200,
@@ -652,17 +733,23 @@ class _Gen:
 
     # ---- Okta ---------------------------------------------------------------------------
 
-    def okta(self, ts: datetime, event_type: str, actor: DemoUser, place: Place, r: random.Random, *,
-             outcome: str = "SUCCESS", reason: str | None = None, target: list[dict[str, Any]] | None = None,
+    def okta(self, ts: datetime, event_type: str, actor: DemoUser | dict[str, Any], place: Place, r: random.Random,
+             *, outcome: str = "SUCCESS", reason: str | None = None, target: list[dict[str, Any]] | None = None,
              display: str = "", legacy: str | None = None, ua: int | None = None, session: str | None = None,
-             severity: str = "INFO", scenario: str | None = None) -> None:
+             severity: str = "INFO", scenario: str | None = None, debug: dict[str, Any] | None = None) -> None:
+        """One System Log event. ``actor`` is a person, or the actor object itself (an unknown user name)."""
         ts = _trunc(ts, "ms")
-        b = _BROWSERS[actor.browser if ua is None else ua]
+        if isinstance(actor, DemoUser):
+            b = _BROWSERS[actor.browser if ua is None else ua]
+            actor_obj: dict[str, Any] = {"id": actor.okta_id, "type": "User", "alternateId": actor.email,
+                                         "displayName": actor.full_name, "detailEntry": None}
+        else:
+            b = _BROWSERS[ua or 0]
+            actor_obj = actor
         geo = {"city": place.city, "state": place.state, "country": place.country, "postalCode": place.postal_code,
                "geolocation": {"lat": place.lat, "lon": place.lon}}
         obj: dict[str, Any] = {
-            "actor": {"id": actor.okta_id, "type": "User", "alternateId": actor.email,
-                      "displayName": actor.full_name, "detailEntry": None},
+            "actor": actor_obj,
             "client": {"userAgent": {"rawUserAgent": b[0], "os": b[1], "browser": b[2]}, "zone": "null",
                        "device": "Computer", "id": None, "ipAddress": place.ip, "geographicalContext": geo},
             "device": None,
@@ -677,7 +764,8 @@ class _Gen:
             "securityContext": {"asNumber": place.asn, "asOrg": place.isp.split()[0].strip(",.").lower(),
                                 "isp": place.isp, "domain": None, "isProxy": False},
             "severity": severity,
-            "debugContext": {"debugData": {"requestId": _rid(r, 27), "dtHash": _rid(r, 64, "0123456789abcdef")}},
+            "debugContext": {"debugData": {"requestId": _rid(r, 27), "dtHash": _rid(r, 64, "0123456789abcdef"),
+                                           **(debug or {})}},
             "legacyEventType": legacy,
             "transaction": {"type": "WEB", "id": _rid(r, 27), "detail": {}},
             "uuid": _uuid(r),
@@ -853,6 +941,21 @@ class _Gen:
                 obj["awsRegion"] = "us-east-1"
         self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, scenario)
 
+    def ct(self, r: random.Random, ts: datetime, ident: dict[str, Any], ip: str, ua: str, call: str,
+           req: Any = None, resp: Any = None, *, error: str | None = None, read_only: bool = False,
+           scenario: str | None = None) -> None:
+        """Any management API call (``iam:AttachUserPolicy``...); ``error`` makes it a refused call."""
+        ts = _trunc(ts, "s")
+        service, name = call.split(":")
+        obj = self._ct_base(r, ts, ident, f"{service}.amazonaws.com", name, ip, ua, req, resp, read_only=read_only)
+        if service == "iam":
+            obj["awsRegion"] = "us-east-1"
+        if error:
+            obj["errorCode"] = error
+            obj["errorMessage"] = f"User: {ident.get('arn')} is not authorized to perform: {call}"
+            obj["responseElements"] = None
+        self.json(CLOUDTRAIL, SRC_CLOUDTRAIL, ts, obj, scenario)
+
     def aws_service_assume(self, r: random.Random, ts: datetime, role: str, instance: str) -> None:
         ts = _trunc(ts, "s")
         acct = self.c.aws_account_id
@@ -978,6 +1081,8 @@ class _Block:
 
 def _plan(g: _Gen, u: DemoUser, day: date, r: random.Random) -> list[_Block]:
     """When and where a user works on a local day."""
+    if not u.works_on(day) or day in g.away.get(u.username, ()):
+        return []
     wd = day.weekday()
     place = r.choice(g.c.office) if r.random() < u.office_share else r.choice(u.homes)
     if u.night_shift:
@@ -1040,10 +1145,16 @@ def _okta_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) 
     for _ in range(r.randint(0, 2)):
         g.okta_sso(r, _when(r, b), u, b.place, r.choice(_ROLE_APPS[u.role]), session)
     if r.random() < 0.05 and first:
-        g.okta(_when(r, b), "user.account.update_password", u, b.place, r, display="Update password for user",
+        tp = _when(r, b)
+        g.okta(tp, "user.account.update_password", u, b.place, r, display="Update password for user",
                legacy="core.user.config.password_update.success",
                target=[{"id": u.okta_id, "type": "User", "alternateId": u.email, "displayName": u.full_name,
                         "detailEntry": None}])
+        # Near miss: the phone's mail app keeps trying the old password until it is updated too.
+        for _ in range(r.randint(2, 6)):
+            tp += timedelta(seconds=r.uniform(90, 300))
+            g.okta(tp, "user.session.start", u, b.place, r, outcome="FAILURE", reason="INVALID_CREDENTIALS",
+                   display="User login to Okta", legacy="core.user_auth.login_failed", ua=1)
     if r.random() < 0.4:
         g.okta(b.end + timedelta(seconds=r.uniform(5, 300)), "user.session.end", u, b.place, r,
                display="User logout from Okta", legacy="core.user_auth.logout_success", session=session)
@@ -1271,6 +1382,131 @@ def _benign_systems(g: _Gen) -> None:
         g.http(t, g.c.office[2].ip, sup.username, "PUT", f"/api/customers/{cid}", 204, 0,
                f"https://{g.c.crm_host}/customers/{cid}", sup.user_agent)
         t += timedelta(seconds=r.uniform(10, 22))
+    _admin_changes(g)
+    _edges_of_the_day(g)
+
+
+def _weekday_on_or_after(g: _Gen, idx: int, weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)) -> date:
+    """The first local day with a weekday in ``weekdays`` at or after window day ``idx`` (clamped to
+    the window; searched backwards when the window ends first)."""
+    days = [(g.start + timedelta(days=i)).astimezone(AMSTERDAM).date() for i in range(g.days)]
+    idx = min(max(idx, 0), g.days - 1)
+    for d in days[idx:]:
+        if d.weekday() in weekdays:
+            return d
+    for d in reversed(days[:idx]):
+        if d.weekday() in weekdays:
+            return d
+    return days[idx]
+
+
+def _admin_changes(g: _Gen) -> None:
+    """Benign administration that looks like what some rules watch for: joiners and leavers, a trail
+    that gets *more* logging, a bucket policy that *denies* plain HTTP, an engineer rotating their
+    own access key, a developer group (not an admin group)."""
+    r = g.rng("admin-changes")
+    c = g.c
+    admin, admin2 = c.user("pjansen"), c.user("evanderlinden")
+    office = c.office[0]
+    # Joiner: the new hire's Okta account (day before), her Support group, her MFA enrolment on day one.
+    newbie = next((u for u in c.users if u.hired is not None), None)
+    if newbie is not None and newbie.hired is not None:
+        t = _at(newbie.hired - timedelta(days=1), 16 * H + r.uniform(0, 1800))
+        me = {"id": newbie.okta_id, "type": "User", "alternateId": newbie.email, "displayName": newbie.full_name,
+              "detailEntry": None}
+        g.okta(t, "user.lifecycle.create", admin, office, r, display="Create Okta user",
+               legacy="core.user.config.user_creation.success", target=[me])
+        g.okta(t + timedelta(seconds=r.uniform(20, 90)), "group.user_membership.add", admin, office, r,
+               display="Add user to group membership", legacy="core.user_group_member.user_add", target=[
+                   me, {"id": "00g" + _hid("group", "Support", 17), "type": "UserGroup", "alternateId": "unknown",
+                        "displayName": "Support", "detailEntry": None}])
+        g.okta(_at(newbie.hired, 10.4 * H + r.uniform(0, 1800)), "user.mfa.factor.activate", newbie, c.office[1], r,
+               display="Activate factor or authenticator", legacy="core.user.factor.activate",
+               target=[me, _factor(newbie)])
+    # Leaver: Okta account deactivated and AWS console password removed on his last day's evening;
+    # his GitHub membership and his AWS access key are forgotten (see the leaver_returns scenario).
+    leaver = next((u for u in c.users if u.left is not None), None)
+    if leaver is not None and leaver.left is not None:
+        t = _at(leaver.left - timedelta(days=1), 17.6 * H + r.uniform(0, 1200))
+        g.okta(t, "user.lifecycle.deactivate", admin2, office, r, display="Deactivate Okta user",
+               legacy="core.user.config.user_deactivated", target=[
+                   {"id": leaver.okta_id, "type": "User", "alternateId": leaver.email,
+                    "displayName": leaver.full_name, "detailEntry": None}])
+        g.ct(r, t + timedelta(minutes=r.uniform(3, 9)), g.iam_user(admin2.username, console_mfa=True), office.ip,
+             _CONSOLE_UA, "iam:DeleteLoginProfile", {"userName": leaver.username})
+    acct = c.aws_account_id
+    trail = f"arn:aws:cloudtrail:{c.aws_region}:{acct}:trail/zorgwijk-org-trail"
+    # More logging, not less: S3 data events for the customer exports.
+    t = _at(_weekday_on_or_after(g, 3), 14 * H + r.uniform(0, 3600))
+    g.ct(r, t, g.iam_user(admin.username, console_mfa=True), office.ip, _CONSOLE_UA, "cloudtrail:PutEventSelectors",
+         {"trailName": trail, "eventSelectors": [{"readWriteType": "All", "includeManagementEvents": True,
+                                                  "excludeManagementEventSources": [], "dataResources": [
+                                                      {"type": "AWS::S3::Object",
+                                                       "values": ["arn:aws:s3:::zorgwijk-customer-exports/"]}]}]})
+    # Hardening a bucket: deny everyone who does not use TLS (Principal "*", but Deny).
+    sre = c.user("mdekker")
+    t = _at(_weekday_on_or_after(g, 4), 11 * H + r.uniform(0, 3600))
+    ident = g.assumed("ZorgwijkOps", sre.username, t - timedelta(minutes=10))
+    g.ct(r, t, ident, sre.homes[0].ip, _CLI_UA, "s3:PutBucketPolicy", {
+        "bucketName": "zorgwijk-logs", "Host": f"zorgwijk-logs.s3.{c.aws_region}.amazonaws.com", "policy": [""],
+        "bucketPolicy": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::zorgwijk-logs", "arn:aws:s3:::zorgwijk-logs/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}})
+    # An engineer rotates their own access key.
+    eng = c.user("jdevries")
+    t = _at(_weekday_on_or_after(g, 2), 15 * H + r.uniform(0, 3600))
+    me_ident = dict(g.iam_user(eng.username), accessKeyId="AKIA" + _hid("key1", eng.username, 16, _UPPER))
+    new_key = "AKIA" + _hid("key2", eng.username, 16, _UPPER)
+    g.ct(r, t, me_ident, office.ip, _CLI_UA, "iam:CreateAccessKey", {"userName": eng.username},
+         {"accessKey": {"userName": eng.username, "accessKeyId": new_key, "status": "Active",
+                        "createDate": _aws_expiry(t)}})
+    g.ct(r, t + timedelta(minutes=5), dict(me_ident, accessKeyId=new_key), office.ip, _CLI_UA,
+         "iam:UpdateAccessKey",
+         {"userName": eng.username, "accessKeyId": me_ident["accessKeyId"], "status": "Inactive"})
+    g.ct(r, t + timedelta(minutes=7), dict(me_ident, accessKeyId=new_key), office.ip, _CLI_UA,
+         "iam:DeleteAccessKey", {"userName": eng.username, "accessKeyId": me_ident["accessKeyId"]})
+    # A contractor joins the developers group (not an admin group).
+    t = _at(_weekday_on_or_after(g, 1), 11 * H + r.uniform(0, 3600))
+    g.ct(r, t, g.iam_user(admin.username, console_mfa=True), office.ip, _CONSOLE_UA, "iam:AddUserToGroup",
+         {"groupName": "Developers", "userName": "jwu"})
+
+
+def _edges_of_the_day(g: _Gen) -> None:
+    """Near misses for the off-hours rule: personal data read just outside the agreed hours, within the
+    rule's grace (an early start at 06:40, a last invoice at 19:15)."""
+    r = g.rng("edges")
+    base = f"https://{g.c.crm_host}"
+    for who, idx, hour in (("igraaf", 1, 6.67), ("mkoster", 3, 19.2)):
+        u = g.c.user(who)
+        day = _weekday_on_or_after(g, idx, tuple(d for d in range(5) if d not in u.days_off))
+        t = _at(day, (hour + r.uniform(0, 0.1)) * H)
+        place = u.homes[0]
+        for _ in range(r.randint(2, 3)):
+            path = f"/api/customers/{g.customer_id(r)}" if u.role == "support" else \
+                f"/api/invoices/{r.randint(700000, 799999)}"
+            g.http(t, place.ip, u.username, "GET", path, 200, r.randint(1400, 4800), f"{base}/customers",
+                   u.user_agent)
+            t += timedelta(seconds=r.uniform(30, 150))
+
+
+TRAVELLER = "pvanleeuwen"
+_HOTEL = Place("84.88.10.20", "Barcelona", "ES", "Spain", 41.3888, 2.1590, "Telefonica de Espana", 3352,
+               "Catalonia", "08001")
+_CONFERENCE = Place("62.57.10.20", "Barcelona", "ES", "Spain", 41.4307, 2.2186, "Vodafone Spain", 12430,
+                    "Catalonia", "08019")
+
+
+def _trip_days(start: datetime, days: int) -> list[date]:
+    """The traveller's conference trip (three local days, leaving on a weekday, Monday to Wednesday when
+    the window allows), or none when the window is too short. It starts on day four or later: the
+    traveller's sign-ins need a few days of history before a new country means anything."""
+    first = max(4, days // 3)
+    starts = [(start + timedelta(days=i)).astimezone(AMSTERDAM).date() for i in range(first, days - 2)]
+    best = [d for d in starts if d.weekday() <= 2] or [d for d in starts if d.weekday() <= 4]
+    if not best:
+        return []
+    return [best[0], best[0] + timedelta(days=1), best[0] + timedelta(days=2)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1288,7 +1524,15 @@ def _scenario_time(g: _Gen, day_index: int, local_hour: float) -> datetime:
     return t
 
 
-def _scenarios(g: _Gen) -> list[Scenario]:
+def _public_window(g: _Gen, r: random.Random) -> tuple[str, datetime, datetime]:
+    """When the GitHub scenario's repository is public (the first draws of that scenario's stream)."""
+    t = _scenario_time(g, 2, 15.3 + r.uniform(0, 0.3))
+    return "zorgwijk/claims-engine", t, t + timedelta(minutes=r.uniform(15, 25))
+
+
+def _scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
+    """The injected attacks (and the labelled business trip), generated after benign traffic: some
+    are timed by it (an attacker signs in an hour after the victim did)."""
     out: list[Scenario] = []
     c = g.c
 
@@ -1356,15 +1600,17 @@ def _scenarios(g: _Gen) -> list[Scenario]:
         g.api(r, t, ident, ip, "[S3Console/0.4, aws-internal/3]", call, AWS_CONSOLE_LOGIN_WITHOUT_MFA,
               bucket=bucket, key=key)
     out.append(Scenario(AWS_CONSOLE_LOGIN_WITHOUT_MFA, f"ConsoleLogin Success with MFAUsed=No for IAM user '{who}' "
-                        f"(a contractor who never uses the console) from {ip}, then reads two customer exports.",
-                        (AWS_CONSOLE_LOGIN_WITHOUT_MFA,), _trunc(t0, "s"), _trunc(t, "s"), (who, ip)))
+                        f"(a contractor who never uses the console) from {ip}, then reads two customer exports "
+                        "in the evening.", (AWS_CONSOLE_LOGIN_WITHOUT_MFA, "off_hours_personal_data"),
+                        _trunc(t0, "s"), _trunc(t, "s"), (who, ip)))
 
     # 5. Okta: an admin removes another user's MFA factor; an outside login follows.
     r = g.rng(OKTA_MFA_DEACTIVATED)
     admin, victim = c.user("evanderlinden"), c.user("pvanleeuwen")
     place = admin.homes[0]
-    evil = Place("139.59.37.210", "Bengaluru", "IN", "India", 12.9716, 77.5946, "DigitalOcean, LLC", 14061,
-                 "Karnataka", "560001")
+    # A residential proxy in the victim's own country: no geo rule is expected to fire.
+    evil = Place("77.249.10.20", "Amsterdam", "NL", "Netherlands", 52.3740, 4.8897, "Ziggo B.V.", 33915,
+                 "North Holland", "1012")
     t = _scenario_time(g, 1, 19.75 + r.uniform(0, 0.2))
     t0 = t
     g.okta_login(r, t - timedelta(minutes=3), admin, place, (), scenario=OKTA_MFA_DEACTIVATED)
@@ -1385,7 +1631,8 @@ def _scenarios(g: _Gen) -> list[Scenario]:
                     "displayName": "Google Authenticator", "detailEntry": {"methodTypeUsed": "OTP"}}])
     out.append(Scenario(OKTA_MFA_DEACTIVATED, f"Okta admin '{admin.email}' deactivates the MFA factor of "
                         f"'{victim.email}' (user.mfa.factor.deactivate); ~25 min later that account logs in from "
-                        f"{evil.ip} ({evil.city}) and enrols a new factor.", (OKTA_MFA_DEACTIVATED,),
+                        f"{evil.ip} (a residential proxy in {evil.city}) and enrols a new factor.",
+                        (OKTA_MFA_DEACTIVATED,),
                         _trunc(t0 - timedelta(minutes=3), "ms"), _trunc(t, "ms"),
                         (admin.email, victim.email, place.ip, evil.ip)))
 
@@ -1393,9 +1640,7 @@ def _scenarios(g: _Gen) -> list[Scenario]:
     r = g.rng(GITHUB_REPO_MADE_PUBLIC)
     eng = c.user("tvandijk")
     place = c.office[1]
-    repo = "zorgwijk/claims-engine"
-    t = _scenario_time(g, 2, 15.3 + r.uniform(0, 0.3))
-    t2 = t + timedelta(minutes=r.uniform(15, 25))
+    repo, t, t2 = _public_window(g, r)
     g.public_from[repo] = (_trunc(t, "ms"), _trunc(t2, "ms"))
     g.gh(r, t, "repo.access", eng, place, repo, scenario=GITHUB_REPO_MADE_PUBLIC, visibility="public",
          previous_visibility="private")
@@ -1423,9 +1668,409 @@ def _scenarios(g: _Gen) -> list[Scenario]:
                "python-requests/2.32.3", MASS_EXPORT)
     out.append(Scenario(MASS_EXPORT, f"Support employee '{sup.username}' reads /api/customers/<id> for {n} distinct "
                         f"customers in under an hour at night from home ({place.ip}) with python-requests: a mass "
-                        "export of personal data.", ("mass_read_personal_data",), _trunc(t0, "ms"), _trunc(t, "s"),
+                        "export of personal data.", ("mass_read_personal_data", "off_hours_personal_data"),
+                        _trunc(t0, "ms"), _trunc(t, "s"),
                         (sup.username, place.ip), subject_ids=tuple(str(i) for i in ids)))
+    out.extend(_more_scenarios(g, benign))
     return out
+
+
+def _okta_logins(benign: list[DemoRecord], email: str) -> list[datetime]:
+    """When a person's Okta sessions started (successfully) in benign traffic."""
+    needle = f'"alternateId":"{email}"'.encode()
+    out = []
+    for rec in benign:
+        if rec.log_type == OKTA and b'"user.session.start"' in rec.data and needle in rec.data \
+                and b'"result":"SUCCESS"' in rec.data:
+            obj = orjson.loads(rec.data)
+            if obj["actor"]["alternateId"] == email:
+                out.append(rec.timestamp)
+    return out
+
+
+def _unknown(name: str) -> dict[str, Any]:
+    """The Okta actor of a sign-in attempt for a user name Okta does not know."""
+    return {"id": "unknown", "type": "User", "alternateId": name, "displayName": "unknown", "detailEntry": None}
+
+
+_PROXIES = (  # (ip, city, country code, country, lat, lon, isp, asn): rotating proxies of a stuffing run
+    ("185.100.87.10", "Bucharest", "RO", "Romania", 44.43, 26.10, "Flokinet", 200651),
+    ("46.161.10.20", "St Petersburg", "RU", "Russia", 59.89, 30.26, "Petersburg Internet Network", 44050),
+    ("188.165.10.20", "Paris", "FR", "France", 48.86, 2.34, "OVH SAS", 16276),
+    ("81.2.69.160", "London", "GB", "United Kingdom", 51.53, -0.23, "Andrews & Arnold", 20712),
+    ("89.160.20.112", "Stockholm", "SE", "Sweden", 59.33, 18.05, "Bredband2", 29518),
+    ("177.10.10.20", "Campo Bom", "BR", "Brazil", -29.67, -51.05, "Claro", 28573),
+    ("200.10.10.20", "Santiago", "CL", "Chile", -33.45, -70.67, "Entel", 27651),
+    ("41.10.10.20", "Germiston", "ZA", "South Africa", -26.22, 28.18, "Vodacom", 29975),
+    ("125.20.10.20", "New Delhi", "IN", "India", 28.60, 77.20, "Bharti Airtel", 9498),
+    ("36.10.10.20", "Tokyo", "JP", "Japan", 35.69, 139.75, "KDDI", 2516),
+    ("58.10.10.20", "Jomtien Beach", "TH", "Thailand", 12.88, 100.89, "True Internet", 7470),
+    ("27.10.10.20", "Chongqing", "CN", "China", 29.56, 106.55, "China Telecom", 4134),
+    ("31.13.10.20", "Katrineholm", "SE", "Sweden", 59.00, 16.20, "Telia", 3301),
+    ("92.38.10.20", "Volgodonsk", "RU", "Russia", 47.84, 42.29, "Rostelecom", 12389),
+    ("103.21.10.20", "Mong Kok", "HK", "Hong Kong", 22.32, 114.17, "HKBN", 9269),
+    ("24.48.10.20", "Montreal", "CA", "Canada", 45.61, -73.58, "Videotron", 5769),
+    ("73.10.10.20", "Hillsborough", "US", "United States", 40.50, -74.69, "Comcast", 7922),
+    ("87.10.10.20", "Anzio", "IT", "Italy", 41.45, 12.62, "Telecom Italia", 3269),
+    ("217.10.10.20", "Neu-Ulm", "DE", "Germany", 48.40, 10.02, "Vodafone GmbH", 3209),
+    ("101.160.10.20", "Melbourne", "AU", "Australia", -37.81, 144.95, "Telstra", 1221),
+)
+
+
+def _proxy(i: int) -> Place:
+    ip, city, cc, country, lat, lon, isp, asn = _PROXIES[i % len(_PROXIES)]
+    return Place(ip, city, cc, country, lat, lon, isp, asn)
+
+
+def _more_scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
+    out: list[Scenario] = []
+    c = g.c
+
+    def span(sid: str) -> tuple[datetime, datetime]:
+        mine = [rec.timestamp for rec in g.out if rec.scenario == sid]
+        return (min(mine), max(mine)) if mine else (g.start, g.start)
+
+    def day_at(frac: float, min_day: int, weekdays: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)) -> date:
+        return _weekday_on_or_after(g, max(min_day, int(g.days * frac)), weekdays)
+
+    def failed_okta(t: datetime, actor: DemoUser | dict[str, Any], place: Place, r: random.Random, sid: str,
+                    ua: int = 2) -> None:
+        g.okta(t, "user.session.start", actor, place, r, outcome="FAILURE", reason="INVALID_CREDENTIALS",
+               display="User login to Okta", legacy="core.user_auth.login_failed", ua=ua, scenario=sid)
+
+    # 8. Password guessing against one Okta account at night, from one address.
+    sid = OKTA_BRUTE_FORCE
+    r = g.rng(sid)
+    victim = c.user("gprins")
+    evil = _proxy(13)
+    t = _at(day_at(0.15, 1), (3.1 + r.uniform(0, 0.3)) * H)
+    n = r.randint(22, 28)
+    for _ in range(n):
+        failed_okta(t, victim, evil, r, sid)
+        t += timedelta(seconds=r.uniform(6, 15))
+    out.append(Scenario(sid, f"{evil.ip} ({evil.city}) tries {n} passwords for {victim.email} at Okta within a few "
+                        "minutes at night; every attempt fails.", ("login_brute_force",), *span(sid),
+                        (victim.email, evil.ip)))
+
+    # 9. Password spraying: one address, one password, many accounts (some do not exist), slowly.
+    sid = PASSWORD_SPRAYING
+    r = g.rng(sid)
+    evil = _proxy(0)
+    staff = [u.email for u in r.sample([u for u in c.users if u.works_on(day_at(0.45, 2))], 14)]
+    targets = staff + [f"{n}@{c.domain}" for n in ("info", "admin", "hr", "finance", "sales", "it")]
+    r.shuffle(targets)
+    t = _at(day_at(0.45, 2), (2.2 + r.uniform(0, 0.5)) * H)
+    by_email = {u.email: u for u in c.users}
+    for email in targets:
+        failed_okta(t, by_email.get(email) or _unknown(email), evil, r, sid, ua=0)
+        t += timedelta(seconds=r.uniform(60, 100))
+    out.append(Scenario(sid, f"{evil.ip} ({evil.city}) tries one password against {len(targets)} Okta accounts "
+                        "(14 real, 6 guessed like info@ and admin@), one attempt each, over half an hour.",
+                        ("password_spraying",), *span(sid), (evil.ip, *targets)))
+
+    # 10. Credential stuffing: leaked pairs through rotating proxies, one or two accounts per address.
+    sid = CREDENTIAL_STUFFING
+    r = g.rng(sid)
+    leaked = [u.email for u in c.users] + [f"{u.full_name.split()[0].lower()}.{u.username[1:]}@{c.domain}"
+                                           for u in c.users[:8]]
+    t = _at(day_at(0.6, 3), (4.1 + r.uniform(0, 0.5)) * H)
+    tried: list[str] = []
+    ips = []
+    for i in range(len(_PROXIES)):
+        place = _proxy(i)
+        ips.append(place.ip)
+        for email in r.sample(leaked, r.choice((1, 1, 2))):
+            failed_okta(t, by_email.get(email) or _unknown(email), place, r, sid, ua=r.randint(0, 4))
+            tried.append(email)
+            t += timedelta(seconds=r.uniform(8, 20))
+    out.append(Scenario(sid, f"Credential stuffing at Okta: {len(ips)} addresses in {len({p[2] for p in _PROXIES})} "
+                        f"countries replay {len(tried)} leaked e-mail/password pairs, one or two per address, within "
+                        "minutes; all fail.", ("credential_stuffing",), *span(sid), tuple(ips)))
+
+    # 11. A session used from abroad an hour after its owner signed in at the office.
+    sid = SESSION_HIJACK_ABROAD
+    r = g.rng(sid)
+    victim = c.user("mkoster")
+    evil = Place("45.33.10.20", "Dallas", "US", "United States", 32.7787, -96.8217, "Linode, LLC", 63949, "Texas",
+                 "75201")
+    earliest = _at(day_at(0.5, 4), 0)
+    own = [ts for ts in _okta_logins(benign, victim.email) if ts >= earliest] or \
+        [ts for ts in _okta_logins(benign, victim.email) if ts >= g.start + timedelta(days=3.5)]
+    if own:
+        t = own[0] + timedelta(minutes=r.uniform(50, 90))
+        g.okta_login(r, t, victim, evil, ("Google Workspace", "Exact Online"), scenario=sid)
+        out.append(Scenario(sid, f"{victim.email} signs in at Okta from the Netherlands; about an hour later her "
+                            f"account signs in from {evil.ip} ({evil.city}, US), MFA push accepted, and opens Google "
+                            "Workspace and Exact Online: impossible travel, and a country new for the account.",
+                            ("impossible_travel", "login_from_new_country"), *span(sid), (victim.email, evil.ip)))
+
+    # 12. Business travel (labelled, not an attack): a conference in Barcelona.
+    sid = BUSINESS_TRIP
+    r = g.rng(sid)
+    if g.trip:
+        u = c.user(TRAVELLER)
+        d0, d1, d2 = g.trip
+        office = c.office[2]
+        t, _ = g.okta_login(r, _at(d0, (8.3 + r.uniform(0, 0.4)) * H), u, office, ("Slack", "Zorgwijk CRM"),
+                            scenario=sid)
+        t = g.crm_login(r, t + timedelta(seconds=r.uniform(20, 60)), u, office.ip, scenario=sid)
+        for _ in range(r.randint(3, 6)):
+            t += timedelta(seconds=r.uniform(200, 900))
+            _scenario_case(g, r, t, u, office.ip, sid)
+        g.okta_login(r, _at(d0, (19.4 + r.uniform(0, 0.8)) * H), u, _HOTEL, ("Slack", "Google Workspace"),
+                     scenario=sid)
+        g.okta_login(r, _at(d1, (8.4 + r.uniform(0, 0.3)) * H), u, _CONFERENCE, ("Slack", "Google Workspace"),
+                     scenario=sid)
+        g.okta_login(r, _at(d1, (17.5 + r.uniform(0, 0.5)) * H), u, _HOTEL, ("Slack",), scenario=sid)
+        g.okta_login(r, _at(d2, (7.6 + r.uniform(0, 0.4)) * H), u, _HOTEL, ("Slack", "Google Workspace"),
+                     scenario=sid)
+        g.okta_login(r, _at(d2, (20.3 + r.uniform(0, 0.5)) * H), u, u.homes[0], ("Slack",), scenario=sid)
+        out.append(Scenario(sid, f"{u.email} travels to a conference in Barcelona ({d0} to {d2}): office sign-in in "
+                            "the morning, hotel in the evening, conference Wi-Fi the next day, home two days later. "
+                            "Airliner speed is not impossible travel; the first sign-in from Spain is a sign-in from "
+                            "a new country (a true positive that triage closes as travel).",
+                            ("login_from_new_country",), *span(sid), (u.email, _HOTEL.ip, _CONFERENCE.ip)))
+
+    # 13. Snooping at night: a claims handler looks up a few customers' records on a Saturday night.
+    sid = NIGHT_SNOOPING
+    r = g.rng(sid)
+    u = c.user("fjanssen")
+    place = u.homes[0]
+    t, _ = g.okta_login(r, _at(day_at(0.35, 1, (5,)), (23.2 + r.uniform(0, 0.3)) * H), u, place, ("Zorgwijk CRM",),
+                        scenario=sid)
+    t = g.crm_login(r, t + timedelta(seconds=r.uniform(20, 60)), u, place.ip, scenario=sid)
+    ids = [g.customer_id(r) for _ in range(r.randint(5, 8))]
+    base = f"https://{c.crm_host}"
+    for cid in ids:
+        t += timedelta(seconds=r.uniform(40, 150))
+        g.http(t, place.ip, u.username, "GET", f"/api/customers/search?q={r.choice(_SEARCHES)}", 200,
+               r.randint(900, 7800), f"{base}/customers", u.user_agent, sid)
+        t += timedelta(seconds=r.uniform(5, 20))
+        g.http(t, place.ip, u.username, "GET", f"/api/customers/{cid}", 200, r.randint(2100, 4800),
+               f"{base}/customers", u.user_agent, sid)
+        if r.random() < 0.6:
+            t += timedelta(seconds=r.uniform(10, 60))
+            g.http(t, place.ip, u.username, "GET", f"/api/customers/{cid}/medical", 200, r.randint(1800, 9500),
+                   f"{base}/customers/{cid}", u.user_agent, sid)
+    out.append(Scenario(sid, f"'{u.username}' (claims team, office hours only) opens the records and medical files "
+                        f"of {len(ids)} customers from home late on a Saturday night: curiosity, not work.",
+                        ("off_hours_personal_data",), *span(sid), (u.username, place.ip),
+                        subject_ids=tuple(str(i) for i in ids)))
+
+    # 14. Medical records opened without a need to know (the CRM's role check is broken for a while).
+    sid = MEDICAL_WITHOUT_NEED
+    r = g.rng(sid)
+    u = c.user("yvandenberg")
+    place = c.office[3]
+    t = _at(day_at(0.25, 1, (1, 2, 3, 4)), (11 + r.uniform(0, 0.5)) * H)
+    ids = [g.customer_id(r) for _ in range(r.randint(3, 5))]
+    for cid in ids:
+        g.http(t, place.ip, u.username, "GET", f"/api/customers/{cid}", 200, r.randint(2100, 4800),
+               f"{base}/customers", u.user_agent, sid)
+        t += timedelta(seconds=r.uniform(20, 90))
+        g.http(t, place.ip, u.username, "GET", f"/api/customers/{cid}/medical", 200, r.randint(1800, 9500),
+               f"{base}/customers/{cid}", u.user_agent, sid)
+        t += timedelta(seconds=r.uniform(60, 300))
+    out.append(Scenario(sid, f"'{u.username}' (support, not on the claims team) opens the medical records of "
+                        f"{len(ids)} customers and the CRM answers 200: its role check is broken after a release.",
+                        ("special_category_need_to_know",), *span(sid), (u.username,),
+                        subject_ids=tuple(str(i) for i in ids)))
+
+    # 15. An admin who opens a few records an hour pulls some 300 in three quarters of an hour.
+    sid = ADMIN_BULK_READ
+    r = g.rng(sid)
+    u = c.user("pjansen")
+    place = c.office[0]
+    t = _at(day_at(0.65, 4, (0, 1, 2, 3, 4)), (14 + r.uniform(0, 0.5)) * H)
+    ids = r.sample(range(c.customer_ids[0], c.customer_ids[1] + 1), r.randint(280, 320))
+    for cid in ids:
+        g.http(t, place.ip, u.username, "GET", f"/api/customers/{cid}", 200, r.randint(2100, 4800),
+               f"{base}/customers", u.user_agent, sid)
+        t += timedelta(seconds=r.uniform(5, 12))
+    out.append(Scenario(sid, f"IT admin '{u.username}' reads {len(ids)} customer records in the CRM within the hour, "
+                        "in office hours: far below a mass export, fifty times and more his usual hourly reads.",
+                        ("personal_data_read_anomaly",), *span(sid), (u.username, place.ip),
+                        subject_ids=tuple(str(i) for i in ids)))
+
+    # 16. A dormant account (long leave) signs in again, at night, from an unfamiliar Dutch address.
+    sid = DORMANT_ACCOUNT
+    r = g.rng(sid)
+    u = next(x for x in c.users if x.on_leave)
+    last = _at((g.start - timedelta(days=47)).astimezone(AMSTERDAM).date(), 9.2 * H)
+    g.okta_login(r, last, u, u.homes[0], ("Slack", "Exact Online"), scenario=sid)
+    evil = Place("213.10.10.20", "Krommenie", "NL", "Netherlands", 52.5055, 4.7587, "KPN B.V.", 1136,
+                 "North Holland", "1561")
+    t = _at(day_at(0.4, 1), (22.5 + r.uniform(0, 0.4)) * H)
+    g.okta_login(r, t, u, evil, ("Slack", "Google Workspace"), scenario=sid)
+    out.append(Scenario(sid, f"{u.email} is on long leave; the account last signed in 47 days before the window "
+                        f"(that record is part of the scenario: the history the rule needs) and signs in again at "
+                        f"night from {evil.ip}.", ("dormant_account_reused",), *span(sid), (u.email, evil.ip)))
+
+    # 17. A leaver comes back: Okta refuses him, but his GitHub membership and AWS access key still work.
+    sid = LEAVER_RETURNS
+    r = g.rng(sid)
+    u = next(x for x in c.users if x.left is not None)
+    assert u.left is not None
+    when = max(_at(u.left + timedelta(days=2), 21.4 * H), _at(day_at(0.55, 0), 21.4 * H))
+    if when >= g.end:
+        when = _at(day_at(1.0, 0), 21.4 * H)
+    t = when + timedelta(seconds=r.uniform(0, 900))
+    place = u.homes[0]
+    g.okta(t, "user.session.start", u, place, r, outcome="FAILURE", reason="VERIFICATION_ERROR",
+           display="User login to Okta", legacy="core.user_auth.login_failed", scenario=sid)
+    for repo in r.sample([x for x, _ in c.repos], 4):
+        t += timedelta(seconds=r.uniform(30, 240))
+        g.gh(r, t, "git.clone", u, place, repo, scenario=sid)
+    ident = dict(g.iam_user(u.username), accessKeyId="AKIA" + _hid("key1", u.username, 16, _UPPER))
+    for call, bucket, key in (("sts:GetCallerIdentity", None, None), ("s3:ListBuckets", None, None),
+                              ("s3:ListObjects", "zorgwijk-artifacts", "releases/"),
+                              ("s3:GetObject", "zorgwijk-artifacts", "releases/crm-api-2026.11.1.tar.gz")):
+        t += timedelta(seconds=r.uniform(20, 90))
+        g.api(r, t, ident, place.ip, _CLI_UA, call, sid, bucket=bucket, key=key)
+    out.append(Scenario(sid, f"'{u.username}' left on {u.left} (directory: terminated). Okta refuses him, but "
+                        "offboarding forgot GitHub and his AWS access key: he clones four repositories and downloads "
+                        "a release from S3.", ("account_status_violation",), *span(sid),
+                        (u.username, u.github, place.ip)))
+
+    # 18. A leaked admin access key: a second key for a service user, admin rights for it, then used.
+    sid = AWS_KEY_BACKDOOR
+    r = g.rng(sid)
+    admin = c.user("evanderlinden")
+    evil_ip = "46.161.10.20"
+    key_ident = dict(g.iam_user(admin.username), accessKeyId="AKIA" + _hid("key1", admin.username, 16, _UPPER))
+    t = _at(day_at(0.3, 2), (2.6 + r.uniform(0, 0.3)) * H)
+    ua = "Boto3/1.35.54 md/Botocore#1.35.54 ua/2.0 os/linux#6.8.0 lang/python#3.12.3 Botocore/1.35.54"
+    g.api(r, t, key_ident, evil_ip, ua, "sts:GetCallerIdentity", sid)
+    t += timedelta(seconds=r.uniform(5, 30))
+    g.api(r, t, key_ident, evil_ip, ua, "iam:ListUsers", sid)
+    svc = "svc-reporting"
+    t += timedelta(seconds=r.uniform(20, 90))
+    g.ct(r, t, key_ident, evil_ip, ua, "iam:ListAttachedUserPolicies", {"userName": svc}, read_only=True,
+         scenario=sid)
+    new_key = "AKIA" + _hid("backdoor", svc, 16, _UPPER)
+    t += timedelta(seconds=r.uniform(20, 90))
+    g.ct(r, t, key_ident, evil_ip, ua, "iam:CreateAccessKey", {"userName": svc},
+         {"accessKey": {"userName": svc, "accessKeyId": new_key, "status": "Active", "createDate": _aws_expiry(t)}},
+         scenario=sid)
+    t += timedelta(seconds=r.uniform(20, 60))
+    g.ct(r, t, key_ident, evil_ip, ua, "iam:AttachUserPolicy",
+         {"userName": svc, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}, scenario=sid)
+    svc_ident = {"type": "IAMUser", "principalId": "AIDA" + _hid("aida", svc, 17, _UPPER),
+                 "arn": f"arn:aws:iam::{c.aws_account_id}:user/{svc}", "accountId": c.aws_account_id,
+                 "userName": svc, "accessKeyId": new_key}
+    t += timedelta(minutes=r.uniform(6, 12))
+    for call, bucket, key in (("sts:GetCallerIdentity", None, None), ("s3:ListBuckets", None, None),
+                              ("s3:ListObjects", "zorgwijk-customer-exports", "exports/"),
+                              ("s3:GetObject", "zorgwijk-customer-exports", "exports/customers-full.csv.gz")):
+        t += timedelta(seconds=r.uniform(10, 60))
+        g.api(r, t, svc_ident, evil_ip, ua, call, sid, bucket=bucket, key=key)
+    out.append(Scenario(sid, f"{admin.username}'s long-lived access key (leaked) is used from {evil_ip} at night: it "
+                        f"creates an access key for the service user '{svc}', attaches AdministratorAccess to it, "
+                        "and the new key reads the customer exports minutes later.",
+                        ("aws_access_key_for_other_user", "privilege_granted_then_used"), *span(sid),
+                        (admin.username, svc, evil_ip)))
+
+    # 19. Blinding the defenders: a stolen SRE session stops CloudTrail, deletes logs, removes an admin's MFA.
+    sid = AWS_DEFENSE_EVASION
+    r = g.rng(sid)
+    sre = c.user("abos")
+    t = _at(day_at(0.7, 3), (3.0 + r.uniform(0, 0.3)) * H)
+    ident = g.assumed("ZorgwijkOps", sre.username, t - timedelta(minutes=40))
+    trail = f"arn:aws:cloudtrail:{c.aws_region}:{c.aws_account_id}:trail/zorgwijk-org-trail"
+    steps: list[tuple[str, Any, bool]] = [
+        ("cloudtrail:DescribeTrails", {"includeShadowTrails": True}, True),
+        ("cloudtrail:StopLogging", {"name": trail}, False),
+        ("ec2:DeleteFlowLogs", {"DeleteFlowLogsRequest": {"FlowLogId": {"content": "fl-0a7c3e91d2b4f5608", "tag": 1}}},
+         False),
+        ("logs:DeleteLogGroup", {"logGroupName": "/aws/vpc/flow-logs"}, False),
+        ("iam:DeactivateMFADevice", {"userName": "pjansen",
+                                     "serialNumber": f"arn:aws:iam::{c.aws_account_id}:mfa/pjansen-yubikey"}, False),
+        ("iam:DeleteVirtualMFADevice", {"serialNumber": f"arn:aws:iam::{c.aws_account_id}:mfa/pjansen-yubikey"},
+         False),
+    ]
+    for call, req, ro in steps:
+        t += timedelta(seconds=r.uniform(15, 70))
+        g.ct(r, t, ident, evil_ip, _CLI_UA, call, req, read_only=ro, scenario=sid)
+    out.append(Scenario(sid, f"A stolen session of SRE '{sre.username}' (ZorgwijkOps) from {evil_ip} at night stops "
+                        "CloudTrail, deletes the VPC flow logs and their log group, and removes the MFA device of "
+                        "admin 'pjansen'.", ("cloudtrail_logging_disabled", "mfa_disabled"), *span(sid),
+                        (sre.username, evil_ip)))
+
+    # 20. An engineer opens the customer-exports bucket to the internet to share a file; reverted later.
+    sid = S3_BUCKET_EXPOSED
+    r = g.rng(sid)
+    eng, sre2 = c.user("tvandijk"), c.user("mdekker")
+    t = _at(day_at(0.8, 4, (0, 1, 2, 3, 4)), (15.1 + r.uniform(0, 0.5)) * H)
+    bucket = "zorgwijk-customer-exports"
+    host = {"Host": f"{bucket}.s3.{c.aws_region}.amazonaws.com"}
+    ident = g.assumed("ZorgwijkEngineer", eng.username, t - timedelta(minutes=20))
+    g.ct(r, t, ident, c.office[1].ip, _CLI_UA, "s3:DeleteBucketPublicAccessBlock",
+         {"bucketName": bucket, "publicAccessBlock": "", **host}, scenario=sid)
+    t += timedelta(seconds=r.uniform(30, 120))
+    g.ct(r, t, ident, c.office[1].ip, _CLI_UA, "s3:PutBucketPolicy", {
+        "bucketName": bucket, "policy": [""], **host, "bucketPolicy": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "ShareWithAuditor", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/share/*"}]}}, scenario=sid)
+    t += timedelta(minutes=r.uniform(30, 45))
+    ident2 = g.assumed("ZorgwijkOps", sre2.username, t - timedelta(minutes=5))
+    g.ct(r, t, ident2, c.office[0].ip, _CLI_UA, "s3:PutBucketPublicAccessBlock", {
+        "bucketName": bucket, **host, "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True}},
+        scenario=sid)
+    g.ct(r, t + timedelta(seconds=r.uniform(10, 40)), ident2, c.office[0].ip, _CLI_UA, "s3:DeleteBucketPolicy",
+         {"bucketName": bucket, **host}, scenario=sid)
+    out.append(Scenario(sid, f"'{eng.username}' deletes the public access block of {bucket} and adds a policy "
+                        "allowing everyone to read share/*, to send an auditor a file; SRE 'mdekker' reverts it "
+                        "within the hour.", ("storage_made_public",), *span(sid), (eng.username, bucket)))
+
+    # 21. GitHub: a stolen owner token makes a contractor's account owner and drops the 2FA requirement.
+    sid = GITHUB_OWNER_ESCALATION
+    r = g.rng(sid)
+    owner, contractor = c.user("pjansen"), c.user("jwu")
+    evil = _proxy(1)
+    t = _at(day_at(0.75, 3), (22.1 + r.uniform(0, 0.4)) * H)
+    g.gh(r, t, "org.update_member", owner, evil, None, scenario=sid, user=contractor.github,
+         user_id=10_000_000 + contractor.uid * 7919, permission="admin", old_permission="read")
+    t += timedelta(seconds=r.uniform(30, 120))
+    g.gh(r, t, "org.disable_two_factor_requirement", owner, evil, None, scenario=sid)
+    for repo, _ in c.repos:
+        t += timedelta(seconds=r.uniform(20, 90))
+        g.gh(r, t, "git.clone", contractor, evil, repo, scenario=sid)
+    out.append(Scenario(sid, f"'{owner.github}'s personal access token, stolen, is used from {evil.ip}: it makes "
+                        f"'{contractor.github}' an organisation owner and disables the 2FA requirement; that account "
+                        "then clones every repository.", ("privilege_granted_then_used", "mfa_disabled"),
+                        *span(sid), (owner.github, contractor.github, evil.ip)))
+
+    # 22. Okta: an admin grants a contractor super-admin; he signs in and creates an API token.
+    sid = OKTA_ADMIN_GRANT
+    r = g.rng(sid)
+    admin, contractor = c.user("evanderlinden"), c.user("akaya")
+    t = _at(day_at(0.85, 5), (19.4 + r.uniform(0, 0.3)) * H)
+    g.okta(t, "user.account.privilege.grant", admin, admin.homes[0], r, display="Grant user privilege",
+           legacy="core.user.admin_privilege.granted", debug={"privilegeGranted": "Super administrator"},
+           target=[{"id": contractor.okta_id, "type": "User", "alternateId": contractor.email,
+                    "displayName": contractor.full_name, "detailEntry": None}], scenario=sid)
+    t, _ = g.okta_login(r, t + timedelta(minutes=r.uniform(5, 12)), contractor, contractor.homes[0], (),
+                        scenario=sid)
+    g.okta(t + timedelta(seconds=r.uniform(30, 120)), "system.api_token.create", contractor, contractor.homes[0], r,
+           display="Create API token", legacy="api.token.create", scenario=sid,
+           target=[{"id": "00T" + _rid(r, 17), "type": "Token", "alternateId": "unknown",
+                    "displayName": "sync-script", "detailEntry": None}])
+    out.append(Scenario(sid, f"{admin.email} grants {contractor.email} Okta Super administrator in the evening; "
+                        "minutes later he signs in and creates an API token.", ("privilege_granted_then_used",),
+                        *span(sid), (admin.email, contractor.email)))
+    return out
+
+
+def _scenario_case(g: _Gen, r: random.Random, t: datetime, u: DemoUser, ip: str, sid: str) -> None:
+    """A finance lookup (an invoice, then the customer) as part of a scenario."""
+    base = f"https://{g.c.crm_host}"
+    g.http(t, ip, u.username, "GET", f"/api/invoices/{r.randint(700000, 799999)}", 200, r.randint(1400, 3100),
+           f"{base}/customers", u.user_agent, sid)
+    t += timedelta(seconds=r.uniform(10, 60))
+    g.http(t, ip, u.username, "GET", f"/api/customers/{g.customer_id(r)}", 200, r.randint(2100, 4800),
+           f"{base}/customers", u.user_agent, sid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1450,15 +2095,18 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
     g = _Gen(company, seed, start, days)
     found: list[Scenario] = []
     attack: list[DemoRecord] = []
+    sg = _Gen(company, seed, start, days, prefix="s")  # their own generator (own process ids)
     if scenarios:
-        # Their own generator (own process ids), so benign traffic does not shift with them; run
-        # first, as they decide facts benign traffic reflects (a repository's visibility).
-        sg = _Gen(company, seed, start, days, prefix="s")
-        found = _scenarios(sg)
-        attack = sg.out
-        g.public_from.update(sg.public_from)
+        # The one fact of the scenarios that benign traffic reflects: while the repository is public.
+        repo, t, t2 = _public_window(sg, sg.rng(GITHUB_REPO_MADE_PUBLIC))
+        g.public_from[repo] = (_trunc(t, "ms"), _trunc(t2, "ms"))
     _benign_people(g)
     _benign_systems(g)
+    if scenarios:
+        # After benign traffic: some attacks are timed by what the victim did.
+        found = [sc for sc in _scenarios(sg, g.out) if days >= SCENARIO_MIN_DAYS.get(sc.id, 1)]
+        keep = {sc.id for sc in found}
+        attack = [rec for rec in sg.out if rec.scenario in keep]
     records = g.out + attack
     records.sort(key=lambda rec: rec.timestamp)
     _renumber(records, g.rng("pids"))
