@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     org_timezone: str = "Europe/Amsterdam"  # deadlines are shown in this zone
     breach_regimes: list[str] = Field(default_factory=lambda: ["gdpr"])  # gdpr uk_gdpr processor nis2 dora hipaa
     processor_notice_hours: int = Field(default=24, ge=1)  # a processor's notice to its controller
-    reminder_offsets_hours: list[float] = Field(default_factory=lambda: [48, 24, 6, 1])  # before each deadline
+    reminder_offsets_hours: list[float] = Field(default_factory=lambda: [48.0, 24.0, 6.0, 1.0])  # before each deadline
     organisation_name: str | None = None
     dpo_name: str | None = None
     dpo_email: str | None = None

@@ -49,7 +49,7 @@ class GeoIpEnricher:
         if is_internal(ip):
             return Geo(internal=True)
         try:
-            rec = self.reader.get(ip)
+            rec: Any = self.reader.get(ip)
         except ValueError:
             return None
         if not rec:

@@ -11,7 +11,7 @@ import gzip
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from access_audit.core.records import RawRecord
 
@@ -51,7 +51,7 @@ class LineReader:
                 opener = gzip.open if p.suffix == ".gz" else open
                 with opener(p, "rb") as fh:  # type: ignore[operator]
                     ap = str(p.resolve())
-                    yield from self._lines(fh, ap, ap)
+                    yield from self._lines(cast(BinaryIO, fh), ap, ap)
 
     def _lines(self, fh: BinaryIO, source: str, origin_prefix: str) -> Iterator[RawRecord]:
         for n, line in enumerate(fh, start=1):

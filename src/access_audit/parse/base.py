@@ -134,7 +134,7 @@ class ParserRegistry:
                 inst = self._instances[cls] = cls()
                 inst.clock = self.clock
             self.by_name[n] = inst
-        self._json_parsers = [p for p in self._instances.values() if isinstance(p, JsonParser)]
+        self._json_parsers: list[JsonParser] = [p for p in self._instances.values() if isinstance(p, JsonParser)]
         # ECS last: it is the most permissive shape.
         self._json_parsers.sort(key=lambda p: p.name == "ecs")
         self._line_parsers = [p for p in self._instances.values() if not p.json]
@@ -150,13 +150,13 @@ class ParserRegistry:
         head = data.lstrip()[:1]
         if head == b"{":
             obj = decode_json(data)
-            for p in self._json_parsers:
-                if p.sniff_obj(obj):  # type: ignore[attr-defined]
-                    return p, obj
+            for jp in self._json_parsers:
+                if jp.sniff_obj(obj):
+                    return jp, obj
             raise ParseError("unrecognised JSON record", "no parser recognises its fields")
-        for p in self._line_parsers:
-            if p.sniff(data):
-                return p, None
+        for lp in self._line_parsers:
+            if lp.sniff(data):
+                return lp, None
         raise ParseError("unrecognised format", "no parser recognises this line")
 
     def parse(self, record: RawRecord) -> ParseResult:
