@@ -84,12 +84,6 @@ def test_every_rule_has_positive_and_negative_inline_tests() -> None:
 
 # ---- the default pack on a week of demo traffic ------------------------------------------------
 
-#: Rules whose alerts point at the wrong evidence because of a bug in the value_count kind (its
-#: evidence is the group's first 50 events ever, not the events in the window), so the demo's
-#: attack is not in them. Remove an entry when the kind is fixed: strict xfail turns into a failure.
-VALUE_COUNT_EVIDENCE_BUG = {"credential_stuffing", "mass_read_personal_data"}
-
-
 @pytest.fixture(scope="module")
 def week() -> EvalReport:
     return evaluate_demo(days=7, seed=7)
@@ -99,11 +93,8 @@ def test_week_of_demo_traffic_runs_clean(week: EvalReport) -> None:
     assert week.meta["dead_letters"] == 0
     assert week.benign_events > 50_000
     assert week.scenarios >= 22
-    false = sum(r.fp for r in week.rules if r.rule_id not in VALUE_COUNT_EVIDENCE_BUG)
-    assert false * 100_000 / week.benign_events < 1.0, [(r.rule_id, r.false_on) for r in week.rules if r.fp]
 
 
-@pytest.mark.xfail(strict=True, reason="value_count evidence is not windowed (see VALUE_COUNT_EVIDENCE_BUG)")
 def test_fewer_than_one_false_alert_per_100k_benign_events(week: EvalReport) -> None:
     assert week.false_per_100k < 1.0, [(r.rule_id, r.false_on) for r in week.rules if r.fp]
 
@@ -112,9 +103,7 @@ def _pack_ids() -> list[str]:
     return sorted(r.id for r in load_rules([], include_default=True).rules)
 
 
-@pytest.mark.parametrize("rule_id", [
-    pytest.param(rid, marks=pytest.mark.xfail(strict=True, reason="value_count evidence is not windowed"))
-    if rid in VALUE_COUNT_EVIDENCE_BUG else rid for rid in _pack_ids()])
+@pytest.mark.parametrize("rule_id", _pack_ids())
 def test_every_rule_meets_the_targets(week: EvalReport, rule_id: str) -> None:
     row = week.by_id()[rule_id]
     assert row.expected >= 1, f"no demo scenario expects {rule_id}"
