@@ -247,11 +247,14 @@ def demo(
     """Generate a small company's access traffic with injected attacks and run it through the pipeline."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from datetime import UTC, datetime, timedelta
+
     from access_audit.app import alert_sinks, build_embedded
+    from access_audit.core.records import RawRecord
+    from access_audit.demo.context import write_context
     from access_audit.demo.generator import generate, write_files
     from access_audit.ingest.memory import InMemoryBus
-
-    from access_audit.demo.context import write_context
+    from access_audit.testing import FrozenClock
 
     base = _settings(data_dir)
     # The demo company's identity directory and resource catalogue, as a user would write them.
@@ -264,11 +267,14 @@ def demo(
     with Progress(TextColumn("[bold]demo[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=False) as progress:
         task = progress.add_task("records", total=len(records))
-        sinks = alert_sinks(settings, progress.console)  # Slack with a token, else the console; JSONL
-        emb = build_embedded(settings, sinks=sinks, rules=rules)
+        # The demo's traffic is dated from a fixed Monday; a long demo reaches past today, so the
+        # pipeline's clock stands after the traffic (else those records would be "in the future").
+        end = max((r.timestamp for r in records), default=datetime.now(UTC))
+        clock = FrozenClock(max(datetime.now(UTC), end + timedelta(hours=1)))
+        sinks = alert_sinks(settings, progress.console, clock=clock)  # Slack with a token, else console; JSONL
+        emb = build_embedded(settings, sinks=sinks, rules=rules, clock=clock)
         bus = InMemoryBus()
         source = bus.source("raw-logs")
-        from access_audit.core.records import RawRecord
 
         for i, r in enumerate(records):
             bus.produce_record("raw-logs", RawRecord(data=r.data, origin=f"{r.source}:{i + 1}", source=r.source,

@@ -262,3 +262,18 @@ def test_two_workers_split_partitions_with_the_same_result(env: Env, tmp_path: P
     assert all(s["records"] > 0 for s in stats), f"both workers got partitions: {stats}"
     assert sum(s["events_new"] for s in stats) == n_ev
     assert env.doc_count() == n_ev
+
+
+def test_worker_waits_for_a_broker_that_is_down(tmp_path: Path):
+    """No broker at start: the worker logs and keeps retrying, it does not die."""
+    env = {**os.environ, "ACCESS_AUDIT_BUS": "kafka", "ACCESS_AUDIT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+           "ACCESS_AUDIT_DATA_DIR": str(tmp_path)}
+    w = subprocess.Popen([sys.executable, "-m", "access_audit.cli", "worker"], env=env, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(8)
+        assert w.poll() is None, "the worker died instead of waiting for the broker"
+    finally:
+        w.terminate()
+        _, errs = w.communicate(timeout=30)
+    assert b"127.0.0.1:1" in errs and (b"ECONNREFUSED" in errs or b"unreachable" in errs)

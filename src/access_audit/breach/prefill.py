@@ -267,7 +267,8 @@ def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
         details["summary"] = (f"Detected by access-audit ({titles}): {who} accessed the personal data of {n}"
                               + (f" between {_fmt(first)} and {_fmt(last)}." if first and last else "."))
         prov["summary"] = f"generated from alerts {alert_ref}"
-        details["title"] = alerts[0].title if len(alerts) == 1 else f"{alerts[0].title} (+{len(alerts) - 1} alerts)"
+        lead = max(alerts, key=lambda a: (a.severity.rank, a.risk_score))  # the case is named after the worst
+        details["title"] = lead.title if len(alerts) == 1 else f"{lead.title} (+{len(alerts) - 1} alerts)"
     if first is not None:
         prov["occurred_from"] = prov["occurred_to"] = "first and last counted event (else the alerts' window)"
     return Prefill(details=details, provenance=prov, occurred_from=first, occurred_to=last, findings=findings)

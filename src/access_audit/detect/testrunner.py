@@ -52,8 +52,9 @@ def build_events(rule: Rule, case: dict[str, Any], registry: ParserRegistry) -> 
         if "raw" in item:
             lt = item.get("log_type", default_type)
             for r in range(repeat):
+                # One source per case: the syslog year guess must not carry over between cases.
                 rec = RawRecord(data=str(item["raw"]).encode(), origin=f"test:{case.get('name')}:{i}:{r}",
-                                source=f"test:{rule.id}", log_type=lt)
+                                source=f"test:{rule.id}:{case.get('name')}", log_type=lt)
                 res = registry.parse(rec)
                 if res.dead_letters:
                     raise ValueError(f"event {i} does not parse: {res.dead_letters[0].reason}")
