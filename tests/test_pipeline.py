@@ -45,7 +45,7 @@ def test_openssh_sample_end_to_end(openssh_log: Path, tmp_path: Path):
 
 
 def test_replay_adds_nothing(openssh_log: Path, tmp_path: Path):
-    emb1, s1, sink1 = run_file(openssh_log, tmp_path)
+    emb1, _, sink1 = run_file(openssh_log, tmp_path)
     before = emb1.store.stats()
     emb1.store.close()
     emb2, s2, sink2 = run_file(openssh_log, tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -20,7 +20,7 @@ def test_scheduler_fires_overdue_reminders_once(tmp_path: Path):
     assert r.returncode == 0, r.stderr
     case_id = json.loads(r.stdout)["id"]
     # The 1h-before reminder of the 72h GDPR clock falls due 3 seconds from now.
-    aware = (datetime.now(timezone.utc) - timedelta(hours=71) + timedelta(seconds=3)).isoformat(timespec="seconds")
+    aware = (datetime.now(UTC) - timedelta(hours=71) + timedelta(seconds=3)).isoformat(timespec="seconds")
     r = cli("breach", "aware", case_id, "--at", aware, "--reason", "police report", dd=tmp_path)
     assert r.returncode == 0, r.stderr
 

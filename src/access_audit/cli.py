@@ -245,9 +245,9 @@ def demo(
     write_logs: Annotated[Path | None, typer.Option(help="Also write the generated raw logs to this folder.")] = None,
 ) -> None:
     """Generate a small company's access traffic with injected attacks and run it through the pipeline."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from datetime import UTC, datetime, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from access_audit.app import alert_sinks, build_embedded
     from access_audit.core.records import RawRecord
@@ -520,7 +520,8 @@ def detectors_test(rules: Rules = None, only: Annotated[str | None, typer.Option
     else:
         for r in results:
             mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
-            out.print(f"{mark} {escape(r.rule_id)}: {escape(r.name)}" + (f" -- {escape(r.message)}" if r.message else ""))
+            why = f" -- {escape(r.message)}" if r.message else ""
+            out.print(f"{mark} {escape(r.rule_id)}: {escape(r.name)}{why}")
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(selected)} rules)")
     if failed or rs.errors:
         raise typer.Exit(1)
@@ -597,8 +598,8 @@ def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
     t = Table()
     for c in ("id", "kind", "severity", "log_types", "title"):
         t.add_column(c)
-    for row in rows:
-        t.add_row(row["id"], row["kind"], row["severity"], ",".join(row["log_types"]), escape(row["title"]))
+    for rule in rs.rules:
+        t.add_row(rule.id, rule.kind, rule.severity.value, ",".join(rule.log_types), escape(rule.title))
     out.print(t)
 
 

@@ -14,14 +14,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError, StoreUnavailableError
-from access_audit.core.ports import AlertSink, DeadLetterSink, EventStore, RecordSource
 from access_audit.core.events import AccessEvent
+from access_audit.core.ports import AlertSink, DeadLetterSink, EventStore, RecordSource
 from access_audit.core.records import DeadLetter, RawRecord
 from access_audit.detect.engine import DetectionEngine
 from access_audit.enrich import Enricher
@@ -164,11 +165,11 @@ class Pipeline:
                     break
                 continue
             self.busy = True
-            batch = self._retrying(lambda: self.prepare(records), stop, max_backoff_s)
+            batch: Batch | None = self._retrying(partial(self.prepare, records), stop, max_backoff_s)
             if batch is None:
                 return self.stats
             self.detect(batch)
-            result = self._retrying(lambda: self.write(batch), stop, max_backoff_s)
+            result: BatchResult | None = self._retrying(partial(self.write, batch), stop, max_backoff_s)
             if result is None:
                 return self.stats
             source.commit()
@@ -216,7 +217,7 @@ class Pipeline:
         blob = get(self.STATE_KEY) if get else None
         if not blob:
             return False
-        engine_blob, open_alerts = pickle.loads(blob)  # noqa: S301 - our own store, written by checkpoint()
+        engine_blob, open_alerts = pickle.loads(blob)
         self.engine.restore(engine_blob)
         self.alerts.restore(open_alerts)
         return True

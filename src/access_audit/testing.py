@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from access_audit.core.alerts import Alert
 
@@ -11,7 +11,7 @@ class FrozenClock:
     """A clock that only moves when told to."""
 
     def __init__(self, now: datetime | None = None) -> None:
-        self._now = now or datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+        self._now = now or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self._now

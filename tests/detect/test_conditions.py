@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,7 +9,7 @@ from access_audit.detect.conditions import ConditionError, compile_block
 
 
 def ev(**doc) -> AccessEvent:
-    base = {"@timestamp": datetime(2026, 11, 2, tzinfo=timezone.utc), "event": {"action": "ssh_login",
+    base = {"@timestamp": datetime(2026, 11, 2, tzinfo=UTC), "event": {"action": "ssh_login",
             "outcome": "failure", "category": ["authentication"]}, "user": {"name": "Alice", "roles": ["hr"]},
             "source": {"ip": "10.1.2.3"}, "http": {"response": {"status_code": 404}}, "labels": {"v": "public"}}
     base.update(doc)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from access_audit.core.events import AccessEvent
 from access_audit.detect.loader import load_rules
 from access_audit.detect.testrunner import run_rule_tests
 
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def login(ip: str, outcome: str, t: timedelta, user: str = "alice", n: int = 0) -> AccessEvent:

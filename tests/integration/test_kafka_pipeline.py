@@ -8,6 +8,7 @@ Elasticsearch down for 30 s, two workers splitting the partitions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -45,7 +46,7 @@ def kafka_admin():
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _unavailable("Kafka", e)
     yield admin
     admin.close()
@@ -58,7 +59,7 @@ def es():
     client = Elasticsearch(ES_URL, request_timeout=30)
     try:
         client.cluster.health(wait_for_status="yellow", timeout="30s")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _unavailable("Elasticsearch", e)
     yield client
     client.close()
@@ -118,10 +119,8 @@ class Env:
 
     def cleanup(self, admin) -> None:
         self.es.indices.delete(index=f"{self.prefix}-*", ignore_unavailable=True)
-        try:
+        with contextlib.suppress(Exception):  # best effort
             admin.delete_topics([self.raw, self.alerts, self.dead])
-        except Exception:  # noqa: BLE001 - best effort
-            pass
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from access_audit.testing import FrozenClock
 
 def parse(line: str | bytes, *, source: str = "t", year: int | None = None, log_type: str | None = "syslog",
           now: datetime | None = None):
-    reg = ParserRegistry(clock=FrozenClock(now or datetime(2026, 11, 23, tzinfo=timezone.utc)))
+    reg = ParserRegistry(clock=FrozenClock(now or datetime(2026, 11, 23, tzinfo=UTC)))
     data = line.encode() if isinstance(line, str) else line
     return reg.parse(RawRecord(data=data, origin=f"{source}:1", source=source, log_type=log_type, year=year))
 
@@ -37,7 +37,8 @@ def test_accepted_password_fills_user_ip_port_method():
 
 
 def test_failed_for_invalid_user_marks_reason():
-    ev = one("Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2")
+    ev = one("Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 "
+             "port 38926 ssh2")
     assert (ev.event.outcome, ev.event.reason, ev.user.name) == (Outcome.failure, "invalid_user", "webmaster")
 
 
@@ -59,16 +60,17 @@ def test_disconnect_and_pam_lines():
 def test_modern_openssh_formats():
     ev = one("2026-11-02T08:01:02.123456+01:00 bastion sshd[311]: Accepted publickey for alice from 2001:db8::7 "
              "port 50122 ssh2: ED25519 SHA256:xyz")
-    assert ev.timestamp == datetime(2026, 11, 2, 7, 1, 2, 123456, tzinfo=timezone.utc)
+    assert ev.timestamp == datetime(2026, 11, 2, 7, 1, 2, 123456, tzinfo=UTC)
     assert (ev.source.ip, ev.authentication.method) == ("2001:db8::7", "publickey")
     ev = one("Nov  2 08:01:02 bastion sshd[311]: Disconnected from user alice 198.51.100.4 port 50122")
     assert (ev.event.action, ev.user.name, ev.source.port) == ("ssh_disconnect", "alice", 50122)
     ev = one("Nov  2 08:01:02 bastion sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls")
-    assert (ev.event.action, ev.user.name, ev.user.target.name, ev.resource.name) == ("sudo", "alice", "root", "/bin/ls")
+    assert (ev.event.action, ev.user.name, ev.user.target.name, ev.resource.name) == (
+        "sudo", "alice", "root", "/bin/ls")
 
 
 def test_year_inference_puts_future_dates_in_last_year():
-    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, tzinfo=UTC)
     assert one("Dec 10 06:55:46 h sshd[1]: Connection closed by 1.2.3.4 [preauth]", now=now).timestamp.year == 2025
     assert one("Nov 20 06:55:46 h sshd[1]: Connection closed by 1.2.3.4 [preauth]", now=now).timestamp.year == 2026
     assert one("Dec 10 06:55:46 h sshd[1]: Connection closed by 1.2.3.4 [preauth]", year=2019).timestamp.year == 2019

@@ -596,11 +596,11 @@ def test_event_mapping_is_generated_from_the_field_catalogue():
 
 def test_pipeline_writes_keep_what_people_did_to_an_alert(store):
     """A counter update from the pipeline must not undo an acknowledgement or its history."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from access_audit.core.alerts import Alert, AlertStatus, Severity
 
-    t = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 2, 9, tzinfo=UTC)
     a = Alert(id="a1", rule_id="r", title="t", severity=Severity.high, risk_score=75, dedup_key="k",
               first_seen=t, last_seen=t, created_at=t, count=10)
     store.write_alerts([a])

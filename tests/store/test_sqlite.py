@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,7 @@ def test_queries(store):
     assert ids(store, "authentication.method:publickey OR event.reason:invalid_user") == ["oracle@10:00", "alice@08:00"]
     assert ids(store, '"invalid user"') == ["oracle@10:00"]
     assert ids(store, "user.name:bob", order="asc", limit=2) == ["bob@08:05", "bob@08:06"]
-    since = datetime(2026, 11, 2, 8, 30, tzinfo=timezone.utc)
+    since = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
     assert ids(store, "", since=since, until=since + timedelta(hours=1)) == ["bob@09:00"]
 
 
@@ -74,7 +74,7 @@ def test_search_after_pages_through_everything(store):
 def test_dead_letters_keep_raw_bytes_and_are_idempotent(tmp_path):
     s = SqliteStore(tmp_path / "x.db")
     dl = DeadLetter(raw=b"\x00\xffjunk", reason="unrecognised format", source="f", origin="f:9", log_type=None,
-                    stage="parse", received_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                    stage="parse", received_at=datetime(2026, 1, 1, tzinfo=UTC))
     s.write_dead_letters([dl])
     s.write_dead_letters([dl])
     (row,) = s.dead_letters()
@@ -84,6 +84,6 @@ def test_dead_letters_keep_raw_bytes_and_are_idempotent(tmp_path):
 
 
 def test_parse_when():
-    now = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
     assert parse_when("24h", now) == now - timedelta(hours=24)
-    assert parse_when("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert parse_when("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC)

@@ -13,13 +13,13 @@ Elasticsearch) use that id to make a replay a no-op instead of a duplicate.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 
 
 class Outcome(StrEnum):
@@ -196,12 +196,10 @@ class AccessEvent(_Model):
     @field_validator("timestamp")
     @classmethod
     def _utc_and_plausible(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        else:
-            v = v.astimezone(timezone.utc)
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
         if v < EARLIEST_PLAUSIBLE:
-            raise ValueError(f"timestamp {v.isoformat()} is before {EARLIEST_PLAUSIBLE.year}: not a plausible event time")
+            raise ValueError(f"timestamp {v.isoformat()} is before {EARLIEST_PLAUSIBLE.year}: "
+                             "not a plausible event time")
         return v
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
 import pickle
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,7 @@ class DetectionEngine:
 
     def restore(self, blob: bytes) -> int:
         """Take back a snapshot; rules whose kind changed start fresh. Returns how many were restored."""
-        version, states = pickle.loads(blob)  # noqa: S301 - our own store, written by snapshot()
+        version, states = pickle.loads(blob)
         if version != self.STATE_VERSION:
             return 0
         n = 0

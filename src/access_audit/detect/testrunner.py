@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from access_audit.alert.manager import AlertManager
@@ -21,7 +21,7 @@ from access_audit.core.records import RawRecord
 from access_audit.detect.rules import Rule, parse_duration
 from access_audit.parse.base import ParserRegistry
 
-TEST_CLOCK_NOW = datetime(2026, 12, 31, 23, 0, tzinfo=timezone.utc)
+TEST_CLOCK_NOW = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
 
 
 class _Frozen:
@@ -132,6 +132,7 @@ def run_rule_tests(rules: list[Rule]) -> list[RuleTestResult]:
             finally:
                 rule.reset()
             ok = (alerts > 0) if expect is True else (alerts == 0) if expect is False else alerts == expect
-            msg = "" if ok else f"expected {'an alert' if expect is True else 'no alert' if expect is False else expect} but got {alerts}"
+            wanted = "an alert" if expect is True else "no alert" if expect is False else expect
+            msg = "" if ok else f"expected {wanted} but got {alerts}"
             results.append(RuleTestResult(rule.id, name, ok, expect, alerts, msg, rule.source))
     return results

@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time as _time
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -74,9 +74,9 @@ class Person(BaseModel):
         if self.status == "active" or self.status_since is None:
             return self.status
         since = self.status_since
-        since_dt = since if isinstance(since, datetime) else datetime.combine(since, time(), tzinfo=timezone.utc)
+        since_dt = since if isinstance(since, datetime) else datetime.combine(since, time(), tzinfo=UTC)
         if since_dt.tzinfo is None:
-            since_dt = since_dt.replace(tzinfo=timezone.utc)
+            since_dt = since_dt.replace(tzinfo=UTC)
         return self.status if when >= since_dt else "active"
 
     def is_working_time(self, when: datetime) -> bool:

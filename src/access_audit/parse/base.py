@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -204,7 +204,6 @@ class ParserRegistry:
 
 def parse_time(value: Any, *, field_name: str) -> datetime:
     """Parse an ISO 8601 string or epoch seconds/milliseconds into an aware datetime."""
-    from datetime import timezone
 
     if value is None or value == "":
         raise ParseError("missing timestamp", f"field {field_name!r} is absent")
@@ -213,7 +212,7 @@ def parse_time(value: Any, *, field_name: str) -> datetime:
     if isinstance(value, (int, float)):
         secs = value / 1000 if value > 1e11 else value
         try:
-            return datetime.fromtimestamp(secs, tz=timezone.utc)
+            return datetime.fromtimestamp(secs, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise ParseError("invalid timestamp", f"{field_name}={value!r} is out of range") from None
     if isinstance(value, str):
@@ -224,5 +223,5 @@ def parse_time(value: Any, *, field_name: str) -> datetime:
             dt = datetime.fromisoformat(s)
         except ValueError:
             raise ParseError("invalid timestamp", f"{field_name}={value!r}") from None
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     raise ParseError("invalid timestamp", f"{field_name} has type {type(value).__name__}")

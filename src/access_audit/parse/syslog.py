@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from access_audit.core.errors import ParseError
@@ -64,13 +64,13 @@ _SSHD: list[tuple[str, str, str, Outcome, re.Pattern[str]]] = [
     ("ssh_disconnect", "session", "end", Outcome.unknown, re.compile(
         rf"^Disconnected from (?:(?:invalid |authenticating )?user (?P<user>\S+) )?{_IP}{_PORT}(?: \[preauth\])?$")),
     ("ssh_connection_closed", "network", "end", Outcome.unknown, re.compile(
-        rf"^Connection (?:closed|reset) by (?:(?:invalid |authenticating )?user (?P<user>\S+) )?{_IP}{_PORT}(?: \[preauth\])?$")),
+        rf"^Connection (?:closed|reset) by (?:(?:invalid |authenticating )?user (?P<user>\S+) )?{_IP}{_PORT}(?: \[preauth\])?$")),  # noqa: E501
     ("ssh_no_identification", "network", "connection", Outcome.failure, re.compile(
         rf"^Did not receive identification string from {_IP}{_PORT}$")),
     ("ssh_connection", "network", "connection", Outcome.unknown, re.compile(
         rf"^Connection from {_IP} port (?P<port>\d+)(?: on \S+ port \d+)?(?: rdomain \S*)?$")),
     ("ssh_reverse_mapping_failed", "network", "info", Outcome.unknown, re.compile(
-        rf"^(?:reverse mapping checking getaddrinfo for|Address \S+ maps to) (?P<domain>\S+?),? \[?{_IP}?\]? ?.*POSSIBLE BREAK-IN ATTEMPT!$")),
+        rf"^(?:reverse mapping checking getaddrinfo for|Address \S+ maps to) (?P<domain>\S+?),? \[?{_IP}?\]? ?.*POSSIBLE BREAK-IN ATTEMPT!$")),  # noqa: E501
     ("ssh_write_failed", "network", "end", Outcome.failure, re.compile(
         r"^fatal: (?P<reason>Write failed: .*?)(?: \[preauth\])?$")),
     ("ssh_postponed", "authentication", "info", Outcome.unknown, re.compile(
@@ -95,7 +95,7 @@ _SUDO = re.compile(
 _ROOT_LOGIN = re.compile(r"^ROOT LOGIN (?:ON|on) (?P<tty>\S+)(?: FROM (?P<rhost>\S+))?$")
 _LOGIN = re.compile(r"^(?:LOGIN ON (?P<tty>\S+) BY (?P<user>\S+)(?: FROM (?P<rhost>\S+))?)$")
 _FTPD = re.compile(r"^connection from (?P<ip>[0-9.]+) \((?P<host>[^)]*)\)")
-_SU = re.compile(r"^(?:\((?P<who>to \S+)\) (?P<user>\S+) on (?P<tty>\S+)|(?P<fail>FAILED SU) \(to (?P<target>\S+)\) (?P<user2>\S+) on (?P<tty2>\S+))$")
+_SU = re.compile(r"^(?:\((?P<who>to \S+)\) (?P<user>\S+) on (?P<tty>\S+)|(?P<fail>FAILED SU) \(to (?P<target>\S+)\) (?P<user2>\S+) on (?P<tty2>\S+))$")  # noqa: E501
 
 
 class _YearResolver:
@@ -147,7 +147,7 @@ class SyslogParser(Parser):
             year = self._years.year_for(record.source, mon, day, record.year, now)
             try:
                 hh, mm, ss = (int(x) for x in m["time"].split(":"))
-                ts = datetime(year, mon, day, hh, mm, ss, tzinfo=timezone.utc)
+                ts = datetime(year, mon, day, hh, mm, ss, tzinfo=UTC)
             except ValueError as e:
                 raise ParseError("invalid syslog timestamp", str(e), parser=self.name) from None
         else:
@@ -160,7 +160,7 @@ class SyslogParser(Parser):
             except ValueError as e:
                 raise ParseError("invalid syslog timestamp", str(e), parser=self.name) from None
             if ts.tzinfo is None:
-                ts = ts.replace(tzinfo=timezone.utc)
+                ts = ts.replace(tzinfo=UTC)
         prog_full = m["prog"]
         prog = prog_full.split("(", 1)[0]
         pid = int(m["pid"]) if m["pid"] else None
@@ -177,7 +177,7 @@ class SyslogParser(Parser):
 
     def clock_now(self) -> datetime:
         clock = getattr(self, "clock", None)
-        return clock.now() if clock else datetime.now(timezone.utc)
+        return clock.now() if clock else datetime.now(UTC)
 
     def _classify(self, ev: AccessEvent, prog: str, prog_full: str, msg: str) -> None:
         labels: dict[str, str] = {}
@@ -185,10 +185,9 @@ class SyslogParser(Parser):
         if rep:
             labels["repeated"] = rep["n"]
             msg = rep["inner"].strip()
-        if prog == "sshd" and not prog_full.endswith("(pam_unix)"):
-            if self._sshd(ev, msg):
-                ev.labels.update(labels)
-                return
+        if prog == "sshd" and not prog_full.endswith("(pam_unix)") and self._sshd(ev, msg):
+            ev.labels.update(labels)
+            return
         if self._pam(ev, msg, prog):
             ev.labels.update(labels)
             return

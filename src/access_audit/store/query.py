@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from access_audit.core.errors import QueryError
@@ -271,7 +271,7 @@ _REL = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
     """'24h', '7d' (ago) or an ISO 8601 date/time -> aware UTC datetime."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     m = _REL.match(text.strip())
     if m:
         secs = int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
@@ -280,4 +280,4 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise QueryError(f"invalid time {text!r}: use e.g. 24h, 7d or 2026-11-23T10:00:00Z") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -7,11 +7,12 @@ SQLite's JSON functions on the stored ECS document. Queries are always parameter
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def _us(dt: datetime) -> int:
 
 
 def _from_us(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 def _cidr_match(ip: Any, net: str) -> int:
@@ -189,10 +190,8 @@ class SqliteStore:
         return Alert.model_validate(doc) if doc else None
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
     # --- key/value state (rule state, outbox cursors) --------------------------------------
 
