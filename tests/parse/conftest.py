@@ -8,7 +8,6 @@ read in place, never copied.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,31 +20,14 @@ import pytest
 from access_audit.core.events import AccessEvent
 from access_audit.core.records import DeadLetter, RawRecord
 from access_audit.parse import ParserRegistry
+from access_audit.testing import FrozenClock
 
-DATASETS = Path(__file__).parents[2].parent / "shared" / "datasets"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-class FrozenClock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
 
 
 @pytest.fixture
 def registry() -> ParserRegistry:
-    return ParserRegistry(clock=FrozenClock())
-
-
-@pytest.fixture(scope="session")
-def datasets() -> Path:
-    if not DATASETS.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared datasets not found at {DATASETS}: CI must have ../shared beside the clone")
-        pytest.skip(f"shared datasets not found at {DATASETS}")
-    return DATASETS
+    return ParserRegistry(clock=FrozenClock(NOW))
 
 
 @pytest.fixture(scope="session")
