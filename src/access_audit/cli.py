@@ -234,6 +234,38 @@ def scheduler(
         wf.repo.close()
 
 
+@app.command()
+def retention(
+    days: Annotated[int | None, typer.Option(min=1, help="Keep this many days (default ACCESS_AUDIT_RETENTION_DAYS).")]
+    = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete access events older than the retention period (GDPR storage limitation).
+
+    Elasticsearch: whole daily indices older than the period; SQLite: the events themselves.
+    Alerts, dead letters and breach cases are kept.
+    """
+    from datetime import UTC, datetime
+
+    from access_audit.app import open_store
+
+    settings = _settings(data_dir)
+    keep = days or settings.retention_days
+    store = open_store(settings)
+    try:
+        if hasattr(store, "delete_indices_older_than"):
+            gone = store.delete_indices_older_than(keep, datetime.now(UTC))
+            result: dict[str, Any] = {"deleted_indices": gone}
+            err.print(f"deleted {len(gone)} daily index(es) older than {keep} days")
+        else:
+            n = store.delete_events_older_than(keep, datetime.now(UTC))
+            result = {"deleted_events": n}
+            err.print(f"deleted {n} event(s) older than {keep} days")
+    finally:
+        store.close()
+    sys.stdout.write(orjson.dumps({"retention_days": keep, **result}).decode() + "\n")
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 @app.command()

@@ -1,20 +1,44 @@
 """One frozen settings model. Environment variables use the prefix ``ACCESS_AUDIT_``.
 
 ``ACCESS_AUDIT_DATA_DIR`` (default ``./.access-audit``) holds the embedded store
-(``events.db``) and ``alerts.jsonl``.
+(``events.db``) and ``alerts.jsonl``. ``ACCESS_AUDIT_CONFIG`` names a YAML config file with the
+same keys without the prefix (``slack_channel: "#sec"``); the environment wins over the file,
+and secrets are better kept in ``*_file`` settings than in either.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV = "ACCESS_AUDIT_CONFIG"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ACCESS_AUDIT_", frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
+        return (init_settings, env_settings, dotenv_settings,
+                YamlConfigSettingsSource(settings_cls, yaml_file=path), file_secret_settings)
 
     data_dir: Path = Field(default=Path(".access-audit"))
     store: Literal["sqlite", "elasticsearch"] = "sqlite"

@@ -193,6 +193,16 @@ class SqliteStore:
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("ROLLBACK")
 
+    def delete_events_older_than(self, days: int, now: datetime) -> int:
+        """Retention (storage limitation): delete events older than ``days`` before ``now``;
+        return how many. Alerts and dead letters are kept (they are the investigation record)."""
+        if days < 1:
+            raise ValueError("retention needs at least one day")
+        cutoff = _us(now) - days * 86_400_000_000
+        with self._lock:
+            n = self.db.execute("DELETE FROM events WHERE ts_us < ?", (cutoff,)).rowcount
+        return int(n)
+
     # --- key/value state (rule state, outbox cursors) --------------------------------------
 
     def get_state(self, key: str) -> bytes | None:
