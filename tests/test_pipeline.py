@@ -147,3 +147,21 @@ def test_restart_keeps_rule_state_and_open_alerts(openssh_log: Path, tmp_path: P
     # Without the checkpoint the second half alone counts differently: the state mattered.
     fresh = {x[0]: x[3] for x in run_files([b], tmp_path / "fresh")}
     assert any(fresh.get(i) != n for i, *_, n in one_run if i in fresh) or set(fresh) - {x[0] for x in one_run}
+
+
+def test_a_failed_checkpoint_does_not_stop_the_pipeline(openssh_log: Path, tmp_path: Path, caplog):
+    from access_audit.core.errors import StoreUnavailableError
+
+    emb = build_embedded(Settings(data_dir=tmp_path), sinks=[ListSink()], clock=FrozenClock())
+
+    def down(key, value):
+        raise StoreUnavailableError("elasticsearch: cannot write state: 503")
+
+    emb.store.put_state = down  # the store goes away between a commit and the checkpoint
+    bus = InMemoryBus()
+    for rec in LineReader([openssh_log]):
+        bus.produce_record("raw", rec)
+    stats = emb.pipeline.run(bus.source("raw"), batch_size=300)
+    assert stats.events == 2000
+    assert "rule state not checkpointed" in caplog.text
+    emb.store.close()

@@ -127,9 +127,17 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    running = [False]
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if not running[0]:  # still connecting (a broker or store that is down): nothing to finish
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     w = build_worker(settings, sinks=[ConsoleNotifier(err)], rules=rules)
+    running[0] = True
     last = [time.monotonic()]
 
     def on_batch(res: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
-from access_audit.core.errors import BusError, StoreUnavailableError
+from access_audit.core.errors import BusError, StoreError, StoreUnavailableError
 from access_audit.core.events import AccessEvent
 from access_audit.core.ports import AlertSink, DeadLetterSink, EventStore, RecordSource
 from access_audit.core.records import DeadLetter, RawRecord
@@ -208,7 +208,13 @@ class Pipeline:
         if put is None:
             return
         blob = pickle.dumps((self.engine.snapshot(), self.alerts.snapshot()), protocol=pickle.HIGHEST_PROTOCOL)
-        put(self.STATE_KEY, blob)
+        try:
+            put(self.STATE_KEY, blob)
+        except (StoreUnavailableError, StoreError) as e:
+            # Not fatal: the next checkpoint retries. A restart in between resumes from the older
+            # state (it may miss counts of the events in between; it never double-counts them).
+            log.warning("rule state not checkpointed (%s); will retry", e)
+            return
         self._last_checkpoint = now
 
     def restore(self) -> bool:
