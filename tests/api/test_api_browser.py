@@ -78,6 +78,8 @@ def test_dpo_approves_a_notification_in_the_console(served, browser, tmp_path):
     # sign in with the keyboard only: the token field has focus, Enter submits
     page.goto(f"{base}/console/cases")
     assert page.url.startswith(f"{base}/login?next=")
+    # autofocus lands on the token field (wait for it: on a loaded machine it can trail the load event)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
     page.keyboard.type(env.tokens[Role.dpo.value])
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/console/cases")
