@@ -15,7 +15,7 @@ import pytest
 from access_audit.core.records import RawRecord
 from access_audit.demo import COMPANY, LOG_TYPES, SOURCES, DemoRecord, generate, write_files
 from access_audit.demo.generator import SCENARIO_MIN_DAYS, TRAVELLER
-from access_audit.parse import ParserRegistry, parser_names
+from access_audit.parse import ParserRegistry
 from access_audit.testing import FrozenClock
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -142,8 +142,6 @@ def test_other_start_across_dst_and_one_day() -> None:
 
 @pytest.mark.parametrize("log_type", LOG_TYPES)
 def test_every_record_parses(records, log_type: str) -> None:
-    if log_type not in parser_names() and log_type not in _aliases():
-        pytest.skip(f"parser {log_type!r} is not available yet")
     reg = ParserRegistry(clock=FrozenClock(START + timedelta(days=10)))
     mine = [r for r in records if r.log_type == log_type]
     assert mine
@@ -161,9 +159,6 @@ def test_every_record_parses(records, log_type: str) -> None:
 
 def test_log_types_are_recognised_without_being_told(records) -> None:
     """``access-audit run --input DIR`` sniffs the type: every demo format must be recognised."""
-    missing = [t for t in LOG_TYPES if t not in parser_names()]
-    if missing:
-        pytest.skip(f"parsers not available yet: {missing}")
     reg = ParserRegistry(clock=FrozenClock(START + timedelta(days=10)))
     wrong: Counter[tuple[str, str]] = Counter()
     per_type: Counter[str] = Counter()
@@ -178,9 +173,6 @@ def test_log_types_are_recognised_without_being_told(records) -> None:
 
 
 def test_scenario_key_events_parse_to_their_actors(records, scenarios) -> None:
-    missing = [t for t in LOG_TYPES if t not in parser_names()]
-    if missing:
-        pytest.skip(f"parsers not available yet: {missing}")
     reg = ParserRegistry(clock=FrozenClock(START + timedelta(days=10)))
 
     def events(sid: str, needle: bytes):
@@ -198,11 +190,6 @@ def test_scenario_key_events_parse_to_their_actors(records, scenarios) -> None:
     reads = events("mass_export", b"GET /api/customers/")
     assert {(e.user.name, e.source.ip) for e in reads} == {("dmulder", "77.161.90.58")}
     assert len({e.url.path for e in reads}) == len(scenarios["mass_export"].subject_ids)
-
-
-def _aliases() -> set[str]:
-    reg = ParserRegistry(clock=FrozenClock(START))
-    return set(reg.by_name)
 
 
 def test_sshd_lines_mean_what_they_say(records) -> None:

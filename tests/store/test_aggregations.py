@@ -72,22 +72,10 @@ def sqlite(tmp_path: Path, data: list[AccessEvent]) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def es(data: list[AccessEvent]) -> Iterator[Any]:
-    from elasticsearch import Elasticsearch
-
+def es(data: list[AccessEvent], es_url: str) -> Iterator[Any]:
     from access_audit.store.elasticsearch import ElasticsearchStore
 
-    probe = Elasticsearch(ES_URL, request_timeout=3, max_retries=0)
-    try:
-        probe.cluster.health(timeout="2s")
-    except Exception as e:
-        msg = f"no Elasticsearch at {ES_URL} ({type(e).__name__}): run scripts/services start elasticsearch"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    finally:
-        probe.close()
-    s = ElasticsearchStore(ES_URL, prefix=f"aa-agg-{uuid4().hex[:8]}")
+    s = ElasticsearchStore(es_url, prefix=f"aa-agg-{uuid4().hex[:8]}")
     s.setup()
     s.write_events(data)
     s.refresh()

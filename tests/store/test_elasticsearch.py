@@ -63,22 +63,6 @@ def parse_lines(lines: list[str], origin: str = "f") -> list[AccessEvent]:
 
 # --- fixtures ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def es_url() -> str:
-    from elasticsearch import Elasticsearch
-
-    es = Elasticsearch(ES_URL, request_timeout=3, max_retries=0)
-    try:
-        es.cluster.health(timeout="2s")  # the integ-test build has no GET /, so no ping()
-    except Exception as e:
-        msg = f"no Elasticsearch at {ES_URL} ({type(e).__name__}): run scripts/services start elasticsearch"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    finally:
-        es.close()
-    return ES_URL
-
 
 @pytest.fixture
 def make_es(es_url: str) -> Iterator[Any]:
