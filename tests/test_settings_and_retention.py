@@ -29,7 +29,7 @@ def test_config_file_keys_with_the_environment_winning(tmp_path: Path, monkeypat
 def test_retention_deletes_only_old_events(tmp_path: Path):
     now = datetime.now(UTC)
     store = SqliteStore(tmp_path / "events.db")
-    evs = [AccessEvent.model_validate({"@timestamp": now - timedelta(days=d), "event": {"id": f"e{d}"}})
+    evs = [AccessEvent.from_doc({"@timestamp": now - timedelta(days=d), "event": {"id": f"e{d}"}})
            for d in (1, 10, 400)]
     store.write_events(evs)
     store.close()

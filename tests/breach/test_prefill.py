@@ -22,7 +22,7 @@ START = datetime(2026, 11, 4, 0, 55, tzinfo=UTC)
 
 def http_event(n: int, ts: datetime, user: str, path: str, *, status: int = 200, method: str = "GET",
                subject_ids: list[str] | None = None, cats: tuple[str, ...] = ("identity", "contact", "bsn")):
-    return AccessEvent.model_validate({
+    return AccessEvent.from_doc({
         "@timestamp": ts,
         "event": {"id": f"ev{n:06d}", "dataset": "http", "action": "http_request",
                   "outcome": "success" if status < 400 else "failure"},

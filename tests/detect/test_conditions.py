@@ -13,7 +13,7 @@ def ev(**doc) -> AccessEvent:
             "outcome": "failure", "category": ["authentication"]}, "user": {"name": "Alice", "roles": ["hr"]},
             "source": {"ip": "10.1.2.3"}, "http": {"response": {"status_code": 404}}, "labels": {"v": "public"}}
     base.update(doc)
-    return AccessEvent.model_validate(base).fill_related()
+    return AccessEvent.from_doc(base).fill_related()
 
 
 @pytest.mark.parametrize("block, expected", [

@@ -14,7 +14,7 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def login(ip: str, outcome: str, t: timedelta, user: str = "alice", n: int = 0) -> AccessEvent:
-    ev = AccessEvent.model_validate({"@timestamp": T0 + t, "event": {"action": "ssh_login", "outcome": outcome,
+    ev = AccessEvent.from_doc({"@timestamp": T0 + t, "event": {"action": "ssh_login", "outcome": outcome,
                                      "dataset": "syslog", "id": f"{ip}-{outcome}-{t}-{n}"},
                                      "user": {"name": user}, "source": {"ip": ip}})
     return ev
@@ -176,12 +176,12 @@ def test_value_count_evidence_and_records_cover_the_window_only():
 
     r = ValueCountRule(id="vc", title="t", match=lambda ev: True, group_by=["source.ip"], value_field="user.name",
                        count=3, window=timedelta(minutes=10))
-    old = AccessEvent.model_validate({"@timestamp": T0, "event": {"id": "old"}, "user": {"name": "a"},
+    old = AccessEvent.from_doc({"@timestamp": T0, "event": {"id": "old"}, "user": {"name": "a"},
                                       "source": {"ip": "1.1.1.1"}})
     assert not r.evaluate(old)
     fired = []
     for i, u in enumerate(("b", "c", "d")):
-        ev = AccessEvent.model_validate({"@timestamp": T0 + timedelta(hours=2, seconds=i), "event": {"id": f"n{i}"},
+        ev = AccessEvent.from_doc({"@timestamp": T0 + timedelta(hours=2, seconds=i), "event": {"id": f"n{i}"},
                                          "user": {"name": u}, "source": {"ip": "1.1.1.1"}})
         fired += r.evaluate(ev)
     (det,) = fired

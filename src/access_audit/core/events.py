@@ -5,9 +5,14 @@ shape analysts already know (``@timestamp``, ``event.outcome``, ``user.name``, `
 What ECS has no field for (the resource accessed and its data classification, the data subjects
 whose data it holds) lives under ``resource``, a custom field set, as ECS advises for extensions.
 
-Each event has a deterministic id: the hash of where the record came from, its log type and the
-raw bytes. Replaying the same log therefore produces the same ids, and the stores (SQLite,
-Elasticsearch) use that id to make a replay a no-op instead of a duplicate.
+The event is a tree of msgspec Structs (docs/design/decisions.md, section 1): building one costs a
+fraction of a pydantic model and ``msgspec.json.encode`` writes the stored document directly. Nothing
+is validated on construction, which is the hot path of every parser; validation happens at the edges:
+``validate_event`` (called by the parser registry on every parsed event) checks the few constrained
+values, and ``AccessEvent.from_doc`` validates a stored or supplied document.
+
+Each event has a deterministic id (see ``event_id``). Replaying the same log produces the same ids,
+and the stores (SQLite, Elasticsearch) use that id to make a replay a no-op instead of a duplicate.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import msgspec
 
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+
+# The layout of the stored document. 1: the pydantic model's JSON (until 0.1); 2: msgspec, empty
+# lists and maps omitted. Both decode with ``AccessEvent.from_doc``.
+DOC_VERSION = 2
 
 
 class Outcome(StrEnum):
@@ -28,13 +37,20 @@ class Outcome(StrEnum):
     unknown = "unknown"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", validate_assignment=False)
+class _Model(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Base of the event's parts: None and empty values are left out of the stored document."""
+
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=999)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class GeoPoint(_Model):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: Latitude
+    lon: Longitude
 
 
 class Geo(_Model):
@@ -48,11 +64,11 @@ class Geo(_Model):
 
 class EventInfo(_Model):
     id: str | None = None
-    kind: str = "event"
-    category: list[str] = Field(default_factory=list)
-    type: list[str] = Field(default_factory=list)
+    kind: str | None = None  # "event" unless the parser says otherwise (set in __post_init__)
+    category: list[str] = []
+    type: list[str] = []
     action: str | None = None
-    outcome: Outcome = Outcome.unknown
+    outcome: Outcome | None = None  # Outcome.unknown unless the parser knows (set in __post_init__)
     reason: str | None = None
     dataset: str | None = None  # our log type, e.g. "sshd", "aws.cloudtrail"
     module: str | None = None
@@ -60,6 +76,13 @@ class EventInfo(_Model):
     original: str | None = None  # the raw record, kept verbatim
     ingested: datetime | None = None
     severity: int | None = None
+
+    def __post_init__(self) -> None:
+        # Defaults that must appear in every stored document (queries on event.kind/outcome).
+        if self.kind is None:
+            self.kind = "event"
+        if self.outcome is None:
+            self.outcome = Outcome.unknown
 
 
 class UserTarget(_Model):
@@ -74,14 +97,14 @@ class User(_Model):
     email: str | None = None
     domain: str | None = None
     full_name: str | None = None
-    roles: list[str] = Field(default_factory=list)
+    roles: list[str] = []
     department: str | None = None  # custom: from the identity directory
     target: UserTarget | None = None
 
 
 class Endpoint(_Model):
     ip: str | None = None
-    port: int | None = Field(default=None, ge=0, le=65535)
+    port: Port | None = None
     address: str | None = None
     domain: str | None = None
     geo: Geo | None = None
@@ -114,7 +137,7 @@ class HttpResponseBody(_Model):
 
 
 class HttpResponse(_Model):
-    status_code: int | None = Field(default=None, ge=100, le=999)
+    status_code: StatusCode | None = None
     body: HttpResponseBody | None = None
 
 
@@ -140,9 +163,9 @@ class Cloud(_Model):
 
 
 class Related(_Model):
-    ip: list[str] = Field(default_factory=list)
-    user: list[str] = Field(default_factory=list)
-    hosts: list[str] = Field(default_factory=list)
+    ip: list[str] = []
+    user: list[str] = []
+    hosts: list[str] = []
 
 
 class Authentication(_Model):
@@ -165,17 +188,22 @@ class Resource(_Model):
     id: str | None = None
     name: str | None = None
     classification: str | None = None
-    data_categories: list[str] = Field(default_factory=list)
-    subject_ids: list[str] = Field(default_factory=list)
-    records: int | None = Field(default=None, ge=0)
+    data_categories: list[str] = []
+    subject_ids: list[str] = []
+    records: NonNegative | None = None
     owner: str | None = None
 
 
-class AccessEvent(_Model):
-    """One normalised access record. ``timestamp`` is serialised as ECS ``@timestamp``."""
+class AccessEvent(_Model, dict=True):
+    """One normalised access record. ``timestamp`` is serialised as ECS ``@timestamp``.
 
-    timestamp: datetime = Field(alias="@timestamp")
-    event: EventInfo = Field(default_factory=EventInfo)
+    Two attributes travel with the event but are never stored (``dict=True`` gives the Struct a
+    ``__dict__`` for them): ``log_origin`` (file:line or topic/partition/offset) and ``raw_obj``,
+    the vendor record the parser decoded, which Sigma rules read instead of decoding it again.
+    """
+
+    timestamp: datetime = msgspec.field(name="@timestamp")
+    event: EventInfo = msgspec.field(default_factory=EventInfo)
     user: User | None = None
     source: Endpoint | None = None
     destination: Endpoint | None = None
@@ -188,19 +216,22 @@ class AccessEvent(_Model):
     cloud: Cloud | None = None
     authentication: Authentication | None = None
     resource: Resource | None = None
-    related: Related = Field(default_factory=Related)
-    labels: dict[str, str] = Field(default_factory=dict)
+    related: Related = msgspec.field(default_factory=Related)
+    labels: dict[str, str] = {}
     message: str | None = None
-    log_origin: str | None = Field(default=None, exclude=True)  # file:line or topic/partition/offset
 
-    @field_validator("timestamp")
-    @classmethod
-    def _utc_and_plausible(cls, v: datetime) -> datetime:
-        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-        if v < EARLIEST_PLAUSIBLE:
-            raise ValueError(f"timestamp {v.isoformat()} is before {EARLIEST_PLAUSIBLE.year}: "
+    log_origin: ClassVar[str | None] = None  # instance value set by the registry (not stored)
+    raw_obj: ClassVar[Any] = None  # instance value set by JSON parsers (not stored)
+
+    def __post_init__(self) -> None:
+        ts = self.timestamp
+        if ts.tzinfo is None:
+            ts = self.timestamp = ts.replace(tzinfo=UTC)
+        elif ts.utcoffset():
+            ts = self.timestamp = ts.astimezone(UTC)
+        if ts < EARLIEST_PLAUSIBLE:
+            raise ValueError(f"timestamp {ts.isoformat()} is before {EARLIEST_PLAUSIBLE.year}: "
                              "not a plausible event time")
-        return v
 
     @property
     def id(self) -> str:
@@ -208,12 +239,31 @@ class AccessEvent(_Model):
         return self.event.id
 
     def to_doc(self) -> dict[str, Any]:
-        """The ECS document stored in Elasticsearch / SQLite (``@timestamp`` alias, no Nones)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
+        """The ECS document stored in Elasticsearch / SQLite (``@timestamp``, no Nones)."""
+        doc: dict[str, Any] = msgspec.to_builtins(self)
+        return doc
+
+    def to_json(self) -> bytes:
+        """``to_doc`` encoded as JSON, in one step (what the stores write)."""
+        return _ENCODER.encode(self)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> AccessEvent:
-        return cls.model_validate(doc)
+        """Validate a document (stored, supplied to the API, or ECS input) into an event.
+
+        Raises ``EventValidationError`` (a ValueError) naming the field that is wrong.
+        """
+        try:
+            return msgspec.convert(doc, cls, strict=False)
+        except msgspec.ValidationError as e:
+            raise EventValidationError.of(e) from None
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> AccessEvent:
+        try:
+            return _DECODER.decode(data)
+        except msgspec.ValidationError as e:
+            raise EventValidationError.of(e) from None
 
     def fill_related(self) -> AccessEvent:
         """Collect ips, users and hosts into ``related.*`` (ECS pivot fields)."""
@@ -221,15 +271,56 @@ class AccessEvent(_Model):
         for ip in (self.source.ip if self.source else None, self.destination.ip if self.destination else None):
             if ip and ip not in r.ip:
                 r.ip.append(ip)
-        users = [self.user.name if self.user else None,
-                 self.user.target.name if self.user and self.user.target else None]
-        for u in users:
-            if u and u not in r.user:
-                r.user.append(u)
-        for h in (self.host.name if self.host else None,):
-            if h and h not in r.hosts:
-                r.hosts.append(h)
+        u = self.user
+        if u is not None:
+            for name in (u.name, u.target.name if u.target else None):
+                if name and name not in r.user:
+                    r.user.append(name)
+        h = self.host.name if self.host else None
+        if h and h not in r.hosts:
+            r.hosts.append(h)
         return self
+
+
+class EventValidationError(ValueError):
+    """An event document has a field of the wrong type or out of range (the message names it)."""
+
+    @classmethod
+    def of(cls, e: msgspec.ValidationError) -> EventValidationError:
+        """``field.path: what is wrong`` from msgspec's ``what is wrong - at `$.field.path```."""
+        text = str(e)
+        what, sep, where = text.rpartition(" - at `$")
+        if not sep:
+            return cls(text)
+        path = where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "")
+        return cls(f"{path}: {what}")
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(AccessEvent, strict=False)
+
+
+def validate_event(ev: AccessEvent) -> None:
+    """Check the constrained values of a parsed event (the parser registry calls it once per
+    event): ports, HTTP status codes, coordinates, record counts. Raises EventValidationError.
+
+    Construction does not validate (it is the parsers' hot path); these are the only values a
+    parser can get out of range from its input, so they are checked here, by hand, cheaply.
+    """
+    for name, ep in (("source", ev.source), ("destination", ev.destination)):
+        if ep is None:
+            continue
+        if ep.port is not None and not (isinstance(ep.port, int) and 0 <= ep.port <= 65535):
+            raise EventValidationError(f"{name}.port: {ep.port!r} is not a port (0-65535)")
+        loc = ep.geo.location if ep.geo is not None else None
+        if loc is not None and not (-90 <= loc.lat <= 90 and -180 <= loc.lon <= 180):
+            raise EventValidationError(f"{name}.geo.location: ({loc.lat}, {loc.lon}) is not a coordinate")
+    resp = ev.http.response if ev.http is not None else None
+    if resp is not None and resp.status_code is not None and not (100 <= resp.status_code <= 999):
+        raise EventValidationError(f"http.response.status_code: {resp.status_code!r} is not a status code")
+    res = ev.resource
+    if res is not None and res.records is not None and res.records < 0:
+        raise EventValidationError(f"resource.records: {res.records!r} is negative")
 
 
 def event_id(origin: str, log_type: str, raw: bytes) -> str:

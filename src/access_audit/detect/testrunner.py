@@ -64,7 +64,7 @@ def build_events(rule: Rule, case: dict[str, Any], registry: ParserRegistry) -> 
         else:
             for r in range(repeat):
                 doc = copy.deepcopy(item)
-                ev = AccessEvent.model_validate(doc)
+                ev = AccessEvent.from_doc(doc)
                 ev.timestamp = ev.timestamp + every * r
                 if ev.event.dataset is None:
                     ev.event.dataset = default_type

@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from access_audit.core.events import AccessEvent, Geo, GeoPoint
 
 try:
@@ -69,4 +71,4 @@ class GeoIpEnricher:
             return  # the log already said (Okta does); keep the vendor's answer
         geo = self.lookup(src.ip)
         if geo is not None:
-            src.geo = geo.model_copy()
+            src.geo = msgspec.structs.replace(geo)

@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import ValidationError
 
 from access_audit.core.clock import Clock, SystemClock
 from access_audit.core.errors import ParseError
-from access_audit.core.events import AccessEvent, event_id
+from access_audit.core.events import AccessEvent, EventValidationError, event_id, validate_event
 from access_audit.core.records import DeadLetter, RawRecord
 
 FUTURE_TOLERANCE = timedelta(days=2)
@@ -186,13 +185,13 @@ class ParserRegistry:
                     e.original = record.data.decode("utf-8", errors="replace")
                 e.ingested = now
                 ev.log_origin = record.origin
+                validate_event(ev)
                 ev.fill_related()
             return ParseResult(events=events)
         except ParseError as err:
             reason = str(err)
-        except ValidationError as err:
-            reason = "invalid field values: " + "; ".join(
-                f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
+        except EventValidationError as err:
+            reason = f"invalid field values: {err}"
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
             reason = f"malformed record: {type(err).__name__}: {err}"
         except Exception as err:  # a parser bug must not stop the stream or lose the record

@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from access_audit.core.errors import ParseError
@@ -203,7 +204,7 @@ def endpoint(value: str) -> Endpoint:
 
 # --- the ecs parser -----------------------------------------------------------------------------
 
-_KNOWN = frozenset({"@timestamp", *(name for name in AccessEvent.model_fields if name != "timestamp")}) - {"log_origin"}
+_KNOWN = frozenset(f.encode_name for f in msgspec.structs.fields(AccessEvent))
 _LIST_FIELDS = (("event", "category"), ("event", "type"), ("user", "roles"),
                 ("related", "ip"), ("related", "user"), ("related", "hosts"))
 
@@ -262,7 +263,7 @@ class EcsParser(JsonParser):
             if isinstance(event.get("outcome"), str):
                 event["outcome"] = event["outcome"].lower()
         doc["labels"] = labels
-        return [AccessEvent.model_validate(doc)]
+        return [AccessEvent.from_doc(doc)]
 
 
 def _put_dotted(doc: dict[str, Any], parts: list[str], value: Any, parser: str) -> None:
