@@ -137,9 +137,12 @@ def run_files(paths: list[Path], data_dir: Path):
 def test_restart_keeps_rule_state_and_open_alerts(openssh_log: Path, tmp_path: Path):
     """A log processed in two runs (a restart in the middle) raises exactly what one run raises."""
     lines = openssh_log.read_bytes().split(b"\n")
+    # Split in the middle of a brute-force burst, so that a threshold window straddles the restart.
+    burst = [i for i in range(1000, len(lines)) if b"Failed password" in lines[i] and b"183.62.140.253" in lines[i]]
+    cut = burst[5]  # five failures of the burst before the restart, the rest after
     a, b = tmp_path / "a.log", tmp_path / "b.log"
-    a.write_bytes(b"\n".join(lines[:1000]))
-    b.write_bytes(b"\n".join(lines[1000:]))
+    a.write_bytes(b"\n".join(lines[:cut]))
+    b.write_bytes(b"\n".join(lines[cut:]))
     one_run = run_files([a, b], tmp_path / "one")
     run_files([a], tmp_path / "restarted")
     restarted = run_files([b], tmp_path / "restarted")
@@ -154,10 +157,10 @@ def test_a_failed_checkpoint_does_not_stop_the_pipeline(openssh_log: Path, tmp_p
 
     emb = build_embedded(Settings(data_dir=tmp_path), sinks=[ListSink()], clock=FrozenClock())
 
-    def down(key, value):
+    def down(upserts, deletes):
         raise StoreUnavailableError("elasticsearch: cannot write state: 503")
 
-    emb.store.put_state = down  # the store goes away between a commit and the checkpoint
+    emb.store.write_state = down  # the store goes away between a commit and the checkpoint
     bus = InMemoryBus()
     for rec in LineReader([openssh_log]):
         bus.produce_record("raw", rec)

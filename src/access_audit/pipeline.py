@@ -9,7 +9,6 @@ id), then detect and emit alerts (idempotent by alert id), then let the source c
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
 import time
 from collections import Counter
@@ -79,6 +78,9 @@ class Pipeline:
         self.dead_letter_sinks = list(dead_letter_sinks or [])
         self.stats = PipelineStats()
         self.busy = False  # a batch is in hand (being processed or waiting for the store to return)
+        # Rule state rows not yet written (a failed checkpoint keeps them for the next one).
+        self._pending_state: dict[tuple[str, str], bytes | None] = {}
+        self._pending_drops: list[str] = []
 
     def process(self, records: list[RawRecord]) -> BatchResult:
         """Prepare, detect and write one batch (no retries: see ``run`` for those)."""
@@ -193,37 +195,63 @@ class Pipeline:
                     return None
                 backoff = min(backoff * 2, max_backoff_s)
 
-    STATE_KEY = "detect-state"
+    LEGACY_STATE_KEY = "detect-state"  # a pickle written by 0.1: never loaded (it would run code)
 
     def checkpoint(self, force: bool = False) -> None:
-        """Persist rule state and open alerts, at a commit point, at most every few seconds.
+        """Persist what changed in the rule state and the open alerts, at a commit point, at most
+        every few seconds (docs/design/decisions.md, section 4).
 
-        Taken right after a commit, the snapshot matches what the source will replay after a
-        restart: baselines survive and history is not alerted again.
+        Taken right after a commit, the state matches what the source will replay after a restart:
+        baselines survive and history is not alerted again. Only the groups touched since the last
+        checkpoint are written, so the cost follows the change, not the size of the state.
         """
         now = time.monotonic()
         if not force and now - self._last_checkpoint < self.checkpoint_every_s:
             return
-        put = getattr(self.store, "put_state", None)
-        if put is None:
+        write = getattr(self.store, "write_state", None)
+        if write is None:
             return
-        blob = pickle.dumps((self.engine.snapshot(), self.alerts.snapshot()), protocol=pickle.HIGHEST_PROTOCOL)
+        ups, dels, drops = self.engine.checkpoint_rows()
+        a_ups, a_dels = self.alerts.checkpoint_rows()
+        pending = self._pending_state
+        for ns in drops:
+            for k in [k for k in pending if k[0] == ns]:
+                del pending[k]
+            self._pending_drops.append(ns)
+        for ns, key, value in (*ups, *a_ups):
+            pending[(ns, key)] = value
+        for ns, key in (*dels, *a_dels):
+            pending[(ns, key)] = None
+        if not pending and not self._pending_drops:
+            self._last_checkpoint = now
+            return
         try:
-            put(self.STATE_KEY, blob)
+            for ns in self._pending_drops:
+                self.store.drop_state(ns)  # type: ignore[attr-defined]
+            self._pending_drops.clear()
+            write([(ns, k, v) for (ns, k), v in pending.items() if v is not None],
+                  [(ns, k) for (ns, k), v in pending.items() if v is None])
         except (StoreUnavailableError, StoreError) as e:
-            # Not fatal: the next checkpoint retries. A restart in between resumes from the older
-            # state (it may miss counts of the events in between; it never double-counts them).
+            # Not fatal: the rows stay pending and the next checkpoint writes them. A restart in
+            # between resumes from the older state (it may miss counts of the events in between;
+            # it never double-counts them).
             log.warning("rule state not checkpointed (%s); will retry", e)
             return
+        pending.clear()
         self._last_checkpoint = now
 
     def restore(self) -> bool:
-        """Continue from the last checkpoint in the store, if there is one."""
-        get = getattr(self.store, "get_state", None)
-        blob = get(self.STATE_KEY) if get else None
-        if not blob:
+        """Continue from the rule state and open alerts in the store, if there are any."""
+        read = getattr(self.store, "read_state", None)
+        if read is None:
             return False
-        engine_blob, open_alerts = pickle.loads(blob)
-        self.engine.restore(engine_blob)
-        self.alerts.restore(open_alerts)
-        return True
+        get = getattr(self.store, "get_state", None)
+        if get is not None and get(self.LEGACY_STATE_KEY):
+            log.warning("the store holds rule state pickled by access-audit 0.1 ('%s'); it is not loaded "
+                        "(unpickling runs code), so stateful rules warm up again", self.LEGACY_STATE_KEY)
+        drop = getattr(self.store, "drop_state", None)
+        n = self.engine.restore_rows(read, drop)
+        load = getattr(self.store, "alerts_by_ids", None)
+        if load is not None:
+            n += self.alerts.restore_rows(read, load)
+        return n > 0

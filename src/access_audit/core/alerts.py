@@ -83,6 +83,13 @@ def alert_id(rule_id: str, dedup_key: str, first_event_id: str) -> str:
     return hashlib.blake2b(f"{rule_id}\x00{dedup_key}\x00{first_event_id}".encode(), digest_size=12).hexdigest()
 
 
+def window_alert_id(rule_id: str, dedup_key: str, window_start: int) -> str:
+    """The id of the alert of one rule, dedup key and suppression window (its start, epoch seconds
+    in event time): the same whichever detection arrives first (docs/design/decisions.md, section 3)."""
+    return hashlib.blake2b(f"alert\x00{rule_id}\x00{dedup_key}\x00{window_start}".encode(),
+                           digest_size=12).hexdigest()
+
+
 def keep_lifecycle(new_doc: dict[str, Any], stored_doc: dict[str, Any] | None) -> dict[str, Any]:
     """A pipeline write of an alert keeps what people did to it (status, history).
 

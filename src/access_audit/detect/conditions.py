@@ -24,7 +24,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from access_audit.core.events import AccessEvent, get_field
+from access_audit.core.events import AccessEvent
+from access_audit.core.fields import accessor
+from access_audit.detect.prefilter import Requirement, merge_and, merge_or
 
 Predicate = Callable[[AccessEvent], bool]
 
@@ -152,6 +154,7 @@ def _compile_op(op: str, arg: Any, nocase: bool, node: Any) -> Callable[[Any], b
 def compile_field(path: str, spec: Any) -> Predicate:
     """Compile the condition on one field into a predicate of the event."""
     parts = tuple(path.split("."))
+    get = accessor(path)
     if isinstance(spec, dict):
         nocase = bool(spec.get("nocase", False))
         tests: list[Callable[[Any], bool]] = []
@@ -175,7 +178,7 @@ def compile_field(path: str, spec: Any) -> Predicate:
             raise ConditionError(f"no operator for field {path!r}", spec)
 
         def pred(ev: AccessEvent) -> bool:
-            v = get_field(ev, parts)
+            v = get(ev)
             if exists is not None:
                 present = v is not None and v != [] and v != ""
                 if present != exists:
@@ -194,7 +197,7 @@ def compile_field(path: str, spec: Any) -> Predicate:
         test = _compile_op("equals", spec, False, spec)
 
     def simple(ev: AccessEvent) -> bool:
-        v = get_field(ev, parts)
+        v = get(ev)
         if isinstance(v, list):
             return any(test(x) for x in v)
         return v is not None and test(v)
@@ -205,10 +208,10 @@ def _field_compare(parts: tuple[str, ...], other: str, same: bool, nocase: bool,
     """A predicate that is True when the comparison FAILS (it is used as a negated test)."""
     if not other or other.startswith(".") or other.endswith("."):
         raise ConditionError(f"'{'same_as' if same else 'differs_from'}' needs a field name", node)
-    oparts = tuple(other.split("."))
+    mine, theirs = accessor(".".join(parts)), accessor(other)
 
     def fails(ev: AccessEvent) -> bool:
-        a, b = get_field(ev, parts), get_field(ev, oparts)
+        a, b = mine(ev), theirs(ev)
         if a is None or b is None:
             return True
         eq = _norm(a, nocase) == _norm(b, nocase)
@@ -261,3 +264,48 @@ def compile_block(block: Any, known_field: Callable[[str], bool] | None = None,
     if len(preds) == 1:
         return preds[0]
     return lambda ev: all(p(ev) for p in preds)
+
+
+def required(block: Any) -> Requirement:
+    """The literal string equalities a condition block requires (for the dispatch index, see
+    ``detect.prefilter``): ``{"ecs:<path>": casefolded values}``. Only what every matching event
+    must satisfy is returned; anything else (operators, negations, numbers) requires nothing."""
+    if not isinstance(block, dict):
+        return {}
+    parts: list[Requirement] = []
+    for key, spec in block.items():
+        if key == "all" and isinstance(spec, list):
+            parts.append(merge_and(required(b) for b in spec))
+        elif key == "any" and isinstance(spec, list) and spec:
+            parts.append(merge_or(required(b) for b in spec))
+        elif key == "not" or not isinstance(key, str):
+            continue
+        else:
+            vals = _required_values(spec)
+            if vals is not None:
+                parts.append({f"ecs:{key}": vals})
+    return merge_and(parts)
+
+
+def _required_values(spec: Any) -> frozenset[str] | None:
+    if isinstance(spec, dict):
+        out = None
+        for op in ("equals", "in"):
+            if op in spec:
+                v = _required_values(spec[op])
+                if v is not None:
+                    out = v if out is None else out & v
+        return out
+    values = spec if isinstance(spec, list) else [spec]
+    if not values or not all(isinstance(v, str) for v in values):
+        return None
+    return frozenset(v.casefold() for v in values)
+
+
+def yaml_text(v: Any) -> str | None:
+    """An event value as YAML equality compares it (``_scalar_eq``: strings, else ``str(value)``)."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    return str(getattr(v, "value", v))

@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, ClassVar
 
-from access_audit.core.events import AccessEvent, get_field
+from access_audit.core.events import AccessEvent
+from access_audit.core.fields import Accessor, accessor
 from access_audit.detect.rules import MAX_EVIDENCE, Detection, GroupState, Rule, _Groups, _hashable, _weight
 
 Key = tuple[Any, ...]
@@ -44,13 +45,13 @@ class _Stateful(GroupState, Rule):
     def _init_state(self) -> None:
         self._groups = _Groups(self.max_keys)
 
-    def _key(self, ev: AccessEvent, paths: list[tuple[str, ...]]) -> Key | None:
-        key = tuple(_hashable(get_field(ev, p)) for p in paths)
+    def _key(self, ev: AccessEvent, paths: list[Accessor]) -> Key | None:
+        key = tuple(_hashable(p(ev)) for p in paths)
         return None if any(k is None or k == () for k in key) else key
 
 
-def _paths(fields: list[str]) -> list[tuple[str, ...]]:
-    return [tuple(f.split(".")) for f in fields]
+def _paths(fields: list[str]) -> list[Accessor]:
+    return [accessor(f) for f in fields]
 
 
 @dataclass(eq=False)
@@ -66,13 +67,13 @@ class ValueCountRule(_Stateful):
     def __post_init__(self) -> None:
         self._init_state()
         self._gpaths = _paths(self.group_by)
-        self._vpath = tuple(self.value_field.split("."))
+        self._vpath = accessor(self.value_field)
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
             return []
         key = self._key(ev, self._gpaths)
-        raw = get_field(ev, self._vpath)
+        raw = self._vpath(ev)
         values = raw if isinstance(raw, list) else [raw]
         values = [v for v in values if v is not None and v != ""]
         if key is None or not values:
@@ -356,7 +357,7 @@ class PolicyRule(Rule):
                                        "resource": entry.id, "data_categories": entry.data_categories,
                                        "known_user": person is not None})]
         if self.check == "justification":
-            if not entry.requires_justification or get_field(ev, self.justification_field):
+            if not entry.requires_justification or accessor(".".join(self.justification_field))(ev):
                 return []
             return [Detection(self, ev.timestamp, {**group, "resource": entry.id}, ev, [ev.id],
                               context={"resource": entry.id, "missing": ".".join(self.justification_field)})]

@@ -19,7 +19,7 @@ import yaml
 from access_audit.core.alerts import Severity
 from access_audit.core.errors import RuleError, RuleLoadErrors
 from access_audit.core.fields import known_field
-from access_audit.detect.conditions import ConditionError, compile_block
+from access_audit.detect.conditions import ConditionError, compile_block, required
 from access_audit.detect.kinds import (
     EXTRA_KINDS,
     POLICY_CHECKS,
@@ -54,7 +54,7 @@ class LineList(list[Any]):
     line: int = 0
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml when built
     pass
 
 
@@ -282,6 +282,7 @@ def build_rule(doc: Any, file: str, errors: list[RuleError], expected_id: str | 
 
     common: dict[str, Any] = dict(
         id=rid or "?", title=str(title or rid), match=match, severity=severity,
+        requires=required(doc["match"]) if "match" in doc else {},
         description=str(doc.get("description", "")).strip(), risk_score=risk,
         log_types=tuple(log_types), tags=tuple(doc.get("tags", []) or []), mitre=tuple(doc.get("mitre", []) or []),
         personal_data=bool(doc.get("personal_data", False)), dedup_fields=dedup_fields, suppress=suppress,

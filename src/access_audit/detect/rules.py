@@ -9,14 +9,17 @@ recently seen are evicted and counted) and nothing older than the window.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from access_audit.core.alerts import Severity
-from access_audit.core.events import AccessEvent, get_field
-from access_audit.detect.conditions import Predicate
+from access_audit.core.events import AccessEvent
+from access_audit.core.fields import Accessor, accessor
+from access_audit.detect.conditions import Predicate, yaml_text
+from access_audit.detect.prefilter import IndexKey, Requirement
+from access_audit.detect.state import Groups
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -52,7 +55,7 @@ class Detection:
         for f in fields:
             v = self.group.get(f)
             if v is None:
-                v = get_field(self.event, tuple(f.split(".")))
+                v = accessor(f)(self.event)
             vals.append(f"{f}={v}")
         return "|".join(vals)
 
@@ -79,6 +82,7 @@ class Rule:
     source: str | None = None  # file:line of the rule
     tests: list[dict[str, Any]] = field(default_factory=list)
     max_keys: int = 100_000
+    requires: Requirement = field(default_factory=dict)  # literal equalities ``match`` needs (dispatch)
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
@@ -86,17 +90,27 @@ class Rule:
         return [Detection(self, ev.timestamp, self.group_values(ev, self.dedup_fields), ev, [ev.id])]
 
     def group_values(self, ev: AccessEvent, fields: list[str]) -> dict[str, Any]:
-        return {f: _hashable(get_field(ev, tuple(f.split(".")))) for f in fields}
+        return {f: _hashable(accessor(f)(ev)) for f in fields}
+
+    def index_key(self, name: str, values: frozenset[str]) -> IndexKey | None:
+        """How the dispatch index reads the field ``name`` of ``requires`` (``ecs:<path>``)."""
+        if not name.startswith("ecs:"):
+            return None
+        get = accessor(name[4:])
+
+        def values_of(ev: AccessEvent) -> list[Any]:
+            v = get(ev)
+            if v is None:
+                return []
+            return v if isinstance(v, list) else [v]
+        return IndexKey(name, values_of, values, yaml_text)
 
     def bind(self, ctx: Any) -> None:
         """Give the rule the detection context (directory, catalogue); most kinds need none."""
 
-    def snapshot(self) -> Any:
-        """Picklable state, for a restart to continue where it left off (None: stateless)."""
+    def state_groups(self) -> Groups | None:
+        """The rule's state map, checkpointed by the pipeline (None: a stateless rule)."""
         return None
-
-    def restore(self, state: Any) -> None:
-        """Take back what ``snapshot`` returned."""
 
     def reset(self) -> None:
         """Forget all state (used by the rule test runner between cases)."""
@@ -110,6 +124,10 @@ class Rule:
         return 0
 
 
+def accessors(fields: list[str]) -> list[Accessor]:
+    return [accessor(f) for f in fields]
+
+
 def _hashable(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(v)
@@ -121,38 +139,20 @@ def _hashable(v: Any) -> Any:
 def _weight(ev: AccessEvent, weight_field: tuple[str, ...] | None) -> int:
     if weight_field is None:
         return 1
-    v = get_field(ev, weight_field)
+    v = accessor(".".join(weight_field))(ev)
     try:
         return max(1, int(v)) if v is not None else 1
     except (TypeError, ValueError):
         return 1
 
 
-class _Groups(OrderedDict[tuple[Any, ...], Any]):
-    """LRU map of group key -> state, capped at ``cap`` entries."""
-
-    def __init__(self, cap: int) -> None:
-        super().__init__()
-        self.cap = cap
-        self.evicted = 0
-
-    def touch(self, key: tuple[Any, ...], factory: Any) -> Any:
-        st = self.get(key)
-        if st is None:
-            st = factory()
-            self[key] = st
-            if len(self) > self.cap:
-                self.popitem(last=False)
-                self.evicted += 1
-        else:
-            self.move_to_end(key)
-        return st
+_Groups = Groups  # the state map (detect.state); the old name stays for the kinds
 
 
 class GroupState:
     """State of a rule kept per group key in a capped LRU map (``self._groups``)."""
 
-    _groups: _Groups
+    _groups: Groups
 
     def reset(self) -> None:
         self._groups.clear()
@@ -164,14 +164,8 @@ class GroupState:
     def evicted(self) -> int:
         return self._groups.evicted
 
-    def snapshot(self) -> Any:
-        return {"groups": list(self._groups.items()), "evicted": self._groups.evicted}
-
-    def restore(self, state: Any) -> None:
-        self._groups.clear()
-        for k, v in state["groups"]:
-            self._groups[k] = v
-        self._groups.evicted = state.get("evicted", 0)
+    def state_groups(self) -> Groups | None:
+        return self._groups
 
 
 @dataclass(eq=False)
@@ -190,12 +184,12 @@ class ThresholdRule(GroupState, Rule):
 
     def __post_init__(self) -> None:
         self._groups = _Groups(self.max_keys)
-        self._paths = [tuple(f.split(".")) for f in self.group_by]
+        self._paths = accessors(self.group_by)
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
             return []
-        key = tuple(_hashable(get_field(ev, p)) for p in self._paths)
+        key = tuple(_hashable(p(ev)) for p in self._paths)
         if any(k is None for k in key):
             return []
         win: deque[tuple[datetime, int, str]] = self._groups.touch(key, deque)
@@ -239,8 +233,8 @@ class SequenceRule(GroupState, Rule):
 
     def __post_init__(self) -> None:
         self._groups = _Groups(self.max_keys)
-        self._paths = [tuple(f.split(".")) for f in self.by]
-        self._step_paths = [[tuple(f.split(".")) for f in st.by] if st.by else self._paths for st in self.steps]
+        self._paths = accessors(self.by)
+        self._step_paths = [accessors(st.by) if st.by else self._paths for st in self.steps]
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
@@ -258,7 +252,7 @@ class SequenceRule(GroupState, Rule):
     def _keys_for(self, ev: AccessEvent, hits: list[int]) -> dict[tuple[Any, ...], list[int]]:
         out: dict[tuple[Any, ...], list[int]] = {}
         for i in hits:
-            key = tuple(_hashable(get_field(ev, p)) for p in self._step_paths[i])
+            key = tuple(_hashable(p(ev)) for p in self._step_paths[i])
             if all(k is not None for k in key):
                 out.setdefault(key, []).append(i)
         return out

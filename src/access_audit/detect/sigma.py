@@ -114,13 +114,16 @@ from sigma.types import (
 
 from access_audit.core.alerts import Severity
 from access_audit.core.errors import RuleError
-from access_audit.core.events import AccessEvent, get_field
-from access_audit.core.fields import known_field
+from access_audit.core.events import AccessEvent
+from access_audit.core.fields import accessor, known_field
+from access_audit.detect.prefilter import IndexKey, Requirement, merge_and, merge_or
 from access_audit.detect.rules import MAX_EVIDENCE, Detection, GroupState, Rule, _Groups, _hashable
 
 Predicate = Callable[[AccessEvent], bool]
 Getter = Callable[[AccessEvent], list[Any]]  # the values of one Sigma field on an event ([] = absent)
 ValueTest = Callable[[list[Any], AccessEvent], bool]
+
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # --- log sources and field tables -------------------------------------------------------------
 
@@ -260,6 +263,9 @@ def raw_record(ev: AccessEvent) -> Any:
     LRU keyed by event id, checked against the text so a reused id never gives a stale record).
     For a CloudTrail file (``{"Records": [...]}``) the record of this event is picked by eventID.
     """
+    obj = ev.raw_obj  # decoded by the parser, when the event came from one (not from a store)
+    if obj is not None:
+        return obj
     orig = ev.event.original
     if not orig or orig.lstrip()[:1] != "{":
         return None
@@ -271,7 +277,7 @@ def raw_record(ev: AccessEvent) -> Any:
                 _RAW_CACHE.move_to_end(key)
             return hit[1]
     try:
-        obj: Any = orjson.loads(orig)
+        obj = orjson.loads(orig)
     except orjson.JSONDecodeError:
         obj = None
     if isinstance(obj, dict) and isinstance(obj.get("Records"), list):
@@ -333,8 +339,10 @@ class FieldResolver:
     """Turns Sigma field names into getters for one log source (table -> raw record -> ECS)."""
 
     def __init__(self, table: str, log_types: tuple[str, ...]) -> None:
+        self.name = table
         self.table = _TABLES_CI.get(table, {})
         self.json = any(lt in JSON_LOG_TYPES for lt in log_types)
+        self._getters: dict[str, Getter] = {}
 
     def ecs_path(self, name: str) -> str | None:
         """The ECS path a Sigma field stands for, when there is one (for group names and queries)."""
@@ -347,17 +355,26 @@ class FieldResolver:
         return self.json or self.ecs_path(name) is not None
 
     def getter(self, name: str) -> Getter:
+        """The values of a Sigma field on an event (compiled once per field and log source)."""
+        got = self._getters.get(name)
+        if got is None:
+            got = self._getters[name] = self._compile_getter(name)
+        return got
+
+    def _compile_getter(self, name: str) -> Getter:
         mapped = self.table.get(name.lower())
-        mapped_parts = tuple(mapped.split(".")) if mapped else None
+        mapped_get = accessor(mapped) if mapped else None
         raw_parts = tuple(name.split("."))
-        own = tuple(name.split(".")) if known_field(name) and name != mapped else None
+        own = accessor(name) if known_field(name) and name != mapped else None
         use_raw = self.json
 
         def get(ev: AccessEvent) -> list[Any]:
-            if mapped_parts is not None:
-                vals = _as_list(get_field(ev, mapped_parts))
-                if vals:
-                    return vals
+            if mapped_get is not None:
+                v = mapped_get(ev)
+                if v is not None:
+                    vals = _as_list(v)
+                    if vals:
+                        return vals
             if use_raw:
                 obj = raw_record(ev)
                 if obj is not None:
@@ -365,7 +382,7 @@ class FieldResolver:
                     if vals:
                         return vals
             if own is not None:
-                return _as_list(get_field(ev, own))
+                return _as_list(own(ev))
             return []
         return get
 
@@ -666,6 +683,42 @@ def compile_item(item: SigmaDetectionItem, resolver: FieldResolver, non_json: bo
     return many
 
 
+def required_item(item: SigmaDetectionItem, resolver: FieldResolver) -> Requirement:
+    """The literal equalities one detection item requires (for the dispatch index): a field,
+    not negated, whose values (any of them) are plain strings without wildcards."""
+    if item.field is None or item.negated or not item.value:
+        return {}
+    if item.value_linking is ConditionAND and len(item.value) > 1:
+        return {}
+    lits = []
+    for v in item.value:
+        if type(v) not in (SigmaString, SigmaCasedString) or v.contains_special() or \
+                any(isinstance(p, Placeholder) for p in v.s):
+            return {}
+        lits.append("".join(p for p in v.s if isinstance(p, str)).casefold())
+    return {f"sigma:{resolver.name}:{item.field}": frozenset(lits)}
+
+
+def required_detection(det: SigmaDetection, resolver: FieldResolver) -> Requirement:
+    reqs = [required_item(i, resolver) if isinstance(i, SigmaDetectionItem) else required_detection(i, resolver)
+            for i in det.detection_items]
+    return merge_or(reqs) if det.item_linking is ConditionOR and len(reqs) > 1 else merge_and(reqs)
+
+
+def required_condition(node: Any, named: dict[str, Requirement], detections: SigmaDetections) -> Requirement:
+    while not isinstance(node, (ConditionItem, str)) and hasattr(node, "__len__") and len(node) == 1:
+        node = node[0]
+    if isinstance(node, ConditionIdentifier):
+        return named.get(node.identifier, {})
+    if isinstance(node, ConditionSelector):
+        reqs = [named.get(i.identifier, {}) for i in node.resolve_referenced_detections(detections)]
+        return merge_and(reqs) if node.cond_class is ConditionAND else merge_or(reqs)
+    if isinstance(node, (ConditionAND, ConditionOR)):
+        reqs = [required_condition(a, named, detections) for a in node.args]
+        return merge_and(reqs) if isinstance(node, ConditionAND) else merge_or(reqs)
+    return {}  # NOT and anything else require nothing
+
+
 def compile_detection(det: SigmaDetection, resolver: FieldResolver, non_json: bool, name: str) -> Predicate:
     """A named detection: a mapping (AND of its items) or a list (OR of its maps or values)."""
     preds = [compile_item(i, resolver, non_json, name) if isinstance(i, SigmaDetectionItem)
@@ -708,6 +761,12 @@ def compile_condition(node: Any, named: dict[str, Predicate], detections: SigmaD
 
 def compile_rule(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], FieldResolver]:
     """The predicate (log type check included), log types and field resolver of a Sigma rule."""
+    pred, log_types, resolver, _ = compile_rule_indexed(rule)
+    return pred, log_types, resolver
+
+
+def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], FieldResolver, Requirement]:
+    """``compile_rule`` plus what the rule requires, for the dispatch index (``detect.prefilter``)."""
     found = logsource_types(rule.logsource)
     if found is None:
         raise Unsupported(f"unsupported logsource ({_describe_logsource(rule.logsource)}): no log type of ours "
@@ -719,19 +778,22 @@ def compile_rule(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], FieldReso
     non_json = not resolver.json
     dets = rule.detection
     named = {name: compile_detection(d, resolver, non_json, name) for name, d in dets.detections.items()}
+    named_req = {name: required_detection(d, resolver) for name, d in dets.detections.items()}
     conds = []
+    reqs: list[Requirement] = []
     for cond in dets.parsed_condition:
         try:
             tree = cond.parse(postprocess=False)
         except SigmaError as e:
             raise Unsupported(_sigma_message(e), lambda k: str(k) == "condition") from None
         conds.append(compile_condition(tree, named, dets))
+        reqs.append(required_condition(tree, named_req, dets))
     cond_pred = conds[0] if len(conds) == 1 else (lambda ev: any(c(ev) for c in conds))
     types = frozenset(log_types)
 
     def pred(ev: AccessEvent) -> bool:
         return ev.event.dataset in types and cond_pred(ev)
-    return pred, log_types, resolver
+    return pred, log_types, resolver, merge_or(reqs)
 
 
 # --- rule objects -----------------------------------------------------------------------------
@@ -751,6 +813,13 @@ class SigmaMatchRule(Rule):
     false_positives: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     logsource: dict[str, str] = field(default_factory=dict)
+    resolver: FieldResolver | None = None
+
+    def index_key(self, name: str, values: frozenset[str]) -> IndexKey | None:
+        """``sigma:<table>:<field>``: the field read as the rule reads it (``FieldResolver``)."""
+        if self.resolver is None or not name.startswith(f"sigma:{self.resolver.name}:"):
+            return super().index_key(name, values)
+        return IndexKey(name, self.resolver.getter(name.split(":", 2)[2]), values, _text)
 
 
 @dataclass
@@ -939,7 +1008,7 @@ def _rule_docs(text: str) -> tuple[list[_Doc], int]:
     """The documents that become rules (in pySigma's order) and the number of non-empty documents."""
     docs: list[_Doc] = []
     n = 0
-    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+    for node in yaml.compose_all(text, Loader=_SAFE_LOADER):
         if node is None:
             continue
         n += 1
@@ -984,6 +1053,7 @@ class _Base:
     match: Predicate
     log_types: tuple[str, ...]
     resolver: FieldResolver
+    requires: Requirement = field(default_factory=dict)
 
 
 @dataclass
@@ -1144,8 +1214,9 @@ def load_sigma_file(path: Path, errors: list[RuleError], state: dict[str, Any] |
     try:
         text = path.read_text(encoding="utf-8")
         docs, n_docs = _rule_docs(text)
-        coll = SigmaCollection.from_yaml(text, collect_errors=True, source=SigmaRuleLocation(path),
-                                         resolve_references=False)
+        # What from_yaml does, with libyaml's parser (the pure-Python one was most of the load time).
+        coll = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_SAFE_LOADER)), collect_errors=True,
+                                          source=SigmaRuleLocation(path), resolve_references=False)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         errors.append(RuleError(f"invalid YAML: {e.problem or e}", source=f"{path}:{mark.line + 1 if mark else 0}"))
@@ -1186,7 +1257,7 @@ def load_sigma_file(path: Path, errors: list[RuleError], state: dict[str, Any] |
             compiled[i] = None
             continue
         try:
-            pred, log_types, resolver = compile_rule(r)
+            pred, log_types, resolver, requires = compile_rule_indexed(r)
         except Unsupported as e:
             _err(errors, str(e), ids[i], path, doc.line_of(e.section, e.where))
             compiled[i] = None
@@ -1195,7 +1266,7 @@ def load_sigma_file(path: Path, errors: list[RuleError], state: dict[str, Any] |
             _err(errors, _sigma_message(e), ids[i], path, _error_line(e, doc))
             compiled[i] = None
             continue
-        compiled[i] = _Base(r, pred, log_types, resolver)
+        compiled[i] = _Base(r, pred, log_types, resolver, requires)
     if library is not None:
         for i, r in enumerate(coll.rules):
             for ref in _refs_of(r):
@@ -1239,7 +1310,7 @@ def load_sigma_file(path: Path, errors: list[RuleError], state: dict[str, Any] |
         ls = base.rule.logsource
         out.append(SigmaMatchRule(
             id=ids[i], match=base.match, log_types=base.log_types, dedup_fields=["user.name", "source.ip"],
-            source=f"{path}:{rule_docs[i].line}",
+            source=f"{path}:{rule_docs[i].line}", requires=base.requires, resolver=base.resolver,
             logsource={k: v for k, v in (("category", ls.category), ("product", ls.product),
                                          ("service", ls.service)) if v},
             **_metadata(base.rule)))

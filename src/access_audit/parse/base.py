@@ -164,9 +164,14 @@ class ParserRegistry:
         try:
             if len(record.data) > MAX_RECORD_BYTES:
                 raise ParseError("record too large", f"{len(record.data)} bytes > {MAX_RECORD_BYTES}")
+            obj: dict[str, Any] | None = None
             if log_type:
                 parser = self.get(log_type)
-                events = parser.parse(record)
+                if isinstance(parser, JsonParser):
+                    obj = decode_json(record.data)
+                    events = parser.parse_obj(obj, record)
+                else:
+                    events = parser.parse(record)
             else:
                 parser, obj = self.detect(record.data)
                 log_type = parser.name
@@ -174,6 +179,8 @@ class ParserRegistry:
                           else parser.parse(record))
             if not events:
                 raise ParseError("no events", "the record holds no access event")
+            if obj is not None and len(events) == 1 and "Records" not in obj:
+                events[0].raw_obj = obj  # Sigma rules read the vendor record: decoded once, here
             for i, ev in enumerate(events):
                 if ev.timestamp > now + FUTURE_TOLERANCE:
                     raise ParseError("timestamp in the future",

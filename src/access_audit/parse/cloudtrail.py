@@ -91,7 +91,9 @@ class CloudTrailParser(JsonParser):
             if not isinstance(rec, dict):
                 raise ParseError("wrong field type", f"Records[{i}] is {type(rec).__name__}, expected object",
                                  parser=self.name)
-            events.append(self._record(Fields(rec, self.name, f"Records[{i}].")))
+            ev = self._record(Fields(rec, self.name, f"Records[{i}]."))
+            ev.raw_obj = rec  # Sigma rules read this event's own record, not the whole file
+            events.append(ev)
         return events
 
     def _record(self, f: Fields) -> AccessEvent:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -37,21 +38,35 @@ class Fields:
     expected string``. Dotted keys (``"sessionContext.attributes"``) walk nested objects.
     """
 
-    __slots__ = ("obj", "parser", "prefix")
+    __slots__ = ("_low", "obj", "parser", "prefix")
 
     def __init__(self, obj: dict[str, Any], parser: str, prefix: str = "") -> None:
         self.obj = obj
         self.parser = parser
         self.prefix = prefix
+        self._low: dict[str, Any] | None = None  # lower-cased keys, built on the first miss
 
     def has(self, key: str) -> bool:
-        return self._lookup(self.obj, key) is not None
+        return self.raw(key) is not None
+
+    def _get(self, key: str) -> Any:
+        obj = self.obj
+        v = obj.get(key)
+        if v is not None or key in obj:
+            return v
+        low = self._low
+        if low is None:  # once per object: absent keys are common (errorCode, additionalEventData...)
+            low = self._low = {}
+            for k, val in obj.items():
+                if isinstance(k, str):
+                    low.setdefault(k.lower(), val)
+        return low.get(key.lower())
 
     def raw(self, key: str) -> Any:
         """The value at a (dotted) key, whatever its type; None when absent."""
+        if "." not in key:
+            return self._get(key)
         head, _, rest = key.partition(".")
-        if not rest:
-            return self._lookup(self.obj, head)
         sub = self.obj_at(head)
         return sub.raw(rest) if sub else None
 
@@ -192,14 +207,22 @@ def endpoint(value: str) -> Endpoint:
     """An endpoint from an address as a log wrote it: ``ip`` when it is an IP address, ``domain``
     when it is a host name (``ec2.amazonaws.com``), and always the verbatim ``address`` (ECS)."""
     v = value.strip()
+    ip, domain = _classify_address(v)
+    return Endpoint(ip=ip, domain=domain, address=v)
+
+
+@lru_cache(maxsize=65536)
+def _classify_address(v: str) -> tuple[str | None, str | None]:
+    """(normalised ip, None) or (None, lower-cased host name) or (None, None): addresses repeat a
+    lot within a log, and ``ipaddress`` parsing is the expensive part."""
     ip = v[1:-1] if v.startswith("[") and v.endswith("]") else v
     try:
-        return Endpoint(ip=str(ipaddress.ip_address(ip)), address=v)
+        return str(ipaddress.ip_address(ip)), None
     except ValueError:
         pass
     if _HOSTNAME.match(v) and not v.replace(".", "").isdigit():
-        return Endpoint(domain=v.rstrip(".").lower(), address=v)
-    return Endpoint(address=v)
+        return None, v.rstrip(".").lower()
+    return None, None
 
 
 # --- the ecs parser -----------------------------------------------------------------------------

@@ -178,7 +178,9 @@ DEAD_LETTER_MAPPINGS: dict[str, Any] = {
 
 STATE_MAPPINGS: dict[str, Any] = {
     "dynamic": False,
-    "properties": {"key": _keyword(), "value_b64": {"type": "binary"}, "updated_at": {"type": "date"}},
+    "properties": {"key": _keyword(), "ns": _keyword(), "value_b64": {"type": "binary"},
+                   "value": {"type": "keyword", "index": False, "doc_values": False},
+                   "updated_at": {"type": "date"}},
 }
 
 
@@ -297,6 +299,9 @@ class ElasticsearchStore:
                            settings={"index": {"number_of_shards": 1}}, mappings=m)
             if r.meta.status == 400 and r.body.get("error", {}).get("type") != "resource_already_exists_exception":
                 raise StoreError(f"elasticsearch: cannot create {index}: {r.body.get('error')}")
+        # An index made by an older version lacks the newer fields (rule state's "ns"): add them.
+        self._call("update the state mapping", self.es.indices.put_mapping, index=self.state_index,
+                   properties=STATE_MAPPINGS["properties"])
         # A fresh index answers 503 until its shard is allocated: wait for it here, not in the first read.
         self._call("wait for the indices", self.es.cluster.health,
                    index=[self.alerts_index, self.dead_letters_index, self.state_index],
@@ -448,6 +453,48 @@ class ElasticsearchStore:
         self._call("write state", self.es.index, index=self.state_index, id=self._state_id(key),
                    document={"key": key, "value_b64": base64.b64encode(value).decode("ascii"),
                              "updated_at": self.clock.now().isoformat()})
+
+    # --- rule state (detect.state.StateRows) ------------------------------------------------
+
+    def _row_id(self, ns: str, key: str) -> str:
+        return "r:" + hashlib.blake2b(f"{ns}\x00{key}".encode(), digest_size=16).hexdigest()
+
+    def write_state(self, upserts: list[tuple[str, str, bytes]], deletes: list[tuple[str, str]]) -> None:
+        """One checkpoint's changed rows in bulk requests; raises StoreUnavailableError if any is refused
+        (the caller keeps the rows pending and writes them again)."""
+        now = self.clock.now().isoformat()
+        body: list[Any] = []
+        for ns, key in deletes:
+            body.append({"delete": {"_index": self.state_index, "_id": self._row_id(ns, key)}})
+        for ns, key, value in upserts:
+            body.append({"index": {"_index": self.state_index, "_id": self._row_id(ns, key)}})
+            body.append({"ns": ns, "key": key, "value": value.decode(), "updated_at": now})
+        for i in range(0, len(body), 4000):
+            items = self._bulk_items(body[i:i + 4000], "write rule state")
+            bad = [it for it in items for op in it.values() if op.get("status", 200) >= 300
+                   and not (op.get("status") == 404 and "delete" in it)]
+            if bad:
+                raise StoreUnavailableError(f"elasticsearch {self.url}: {len(bad)} rule state rows refused")
+
+    def alerts_by_ids(self, ids: list[str]) -> dict[str, Alert]:
+        out: dict[str, Alert] = {}
+        for i in range(0, len(ids), 1000):
+            r = self._call("read alerts", self.es.mget, index=self.alerts_index, ids=ids[i:i + 1000])
+            for d in r["docs"]:
+                if d.get("found"):
+                    out[d["_id"]] = Alert.model_validate(d["_source"])
+        return out
+
+    def read_state(self, namespace: str) -> Iterator[tuple[str, bytes]]:
+        self._call("refresh state", self.es.indices.refresh, index=self.state_index)
+        sort = [{"key": {"order": "asc"}}]
+        for h in self._paged(self.state_index, {"term": {"ns": namespace}}, sort, 10_000_000):
+            src = h["_source"]
+            yield src["key"], src["value"].encode()
+
+    def drop_state(self, namespace: str) -> None:
+        self._call("drop rule state", self.es.delete_by_query, index=self.state_index,
+                   query={"term": {"ns": namespace}}, refresh=True, conflicts="proceed")
 
     # --- reads ----------------------------------------------------------------------------
 
