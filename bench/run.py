@@ -855,12 +855,13 @@ def pick_values(db: Path) -> dict[str, str]:
     lo, hi = q("SELECT MIN(ts_us), MAX(ts_us) FROM events").fetchone()
     con.close()
     net = ".".join(ip.split(".")[:2]) + ".0.0/16"
-    start = datetime.fromtimestamp(lo / 1e6, UTC)
-    return {"user": user, "resource": res, "net": net, "action": action,
-            "since7": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "until7": datetime.fromtimestamp(lo / 1e6 + 7 * 86400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "since30": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "until30": datetime.fromtimestamp(max(hi, lo) / 1e6 + 30 * 86400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def iso(us: float) -> str:
+        return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    day = 86400 * 1e6  # the windows end at the newest event (a few templates keep old timestamps)
+    return {"user": user, "resource": res, "net": net, "action": action, "since7": iso(hi - 7 * day),
+            "until7": iso(hi + 1e6), "since30": iso(hi - 30 * day), "until30": iso(hi + 1e6), "oldest": iso(lo)}
 
 
 def five_questions(v: dict[str, str]) -> list[tuple[str, dict[str, Any], list[str] | None]]:
