@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from access_audit.alert.manager import AlertManager
 from access_audit.core.clock import Clock, SystemClock
@@ -125,17 +125,35 @@ def wait_for(what: str, step: Callable[[], T], *, max_wait_s: float | None = Non
             backoff = min(backoff * 2, 30.0)
 
 
+class KafkaAdapters(NamedTuple):
+    source: Any  # (settings) -> RecordSource
+    alert_sink: Any  # (settings) -> AlertSink
+    dead_letter_sink: Any  # (settings) -> DeadLetterSink
+    ship: Any  # (settings, records, topic, key_of) -> int
+
+
+def kafka_adapters(settings: Settings) -> KafkaAdapters:
+    """The Kafka adapters of the client chosen by ``kafka_client``: confluent-kafka
+    (``ingest.kafka_confluent``) or kafka-python (``ingest.kafka``). Same ports, headers and commit order."""
+    if settings.kafka_client == "confluent":
+        from access_audit.ingest import kafka_confluent as c
+
+        return KafkaAdapters(c.ConfluentRecordSource, c.ConfluentAlertSink, c.ConfluentDeadLetterSink, c.ship)
+    from access_audit.ingest import kafka as k
+
+    return KafkaAdapters(k.KafkaRecordSource, k.KafkaAlertSink, k.KafkaDeadLetterSink, k.ship)
+
+
 def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, rules: list[Path] | None = None,
                  clock: Clock | None = None) -> Worker:
     """Production: Kafka in (consumer group), the configured store, alerts and dead letters to Kafka."""
-    from access_audit.ingest.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaRecordSource
-
     clock = clock or SystemClock()
     rs = load_ruleset([*settings.rules, *(rules or [])])
     store = wait_for("opening the store", lambda: open_store(settings))
-    alert_sink = KafkaAlertSink(settings)
-    dl_sink = KafkaDeadLetterSink(settings)
-    source = KafkaRecordSource(settings)
+    kafka = kafka_adapters(settings)
+    alert_sink = kafka.alert_sink(settings)
+    dl_sink = kafka.dead_letter_sink(settings)
+    source = kafka.source(settings)
     enrichers, ctx = build_context(settings)
     pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
                         alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],

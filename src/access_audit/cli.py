@@ -175,9 +175,9 @@ def ship(
                                                   "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
 ) -> None:
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
+    from access_audit.app import kafka_adapters
     from access_audit.core.events import get_field
     from access_audit.ingest.files import LineReader
-    from access_audit.ingest.kafka import ship as ship_records
     from access_audit.parse.base import ParserRegistry, known_log_types
 
     settings = Settings()
@@ -195,7 +195,7 @@ def ship(
         v = get_field(res.events[0], path) if res.events else None
         return str(v).encode() if v is not None else None
 
-    n = ship_records(settings, reader, topic or settings.kafka_topics[0], key_of)
+    n = kafka_adapters(settings).ship(settings, reader, topic or settings.kafka_topics[0], key_of)
     err.print(f"shipped {n} records to {escape(topic or settings.kafka_topics[0])}")
     sys.stdout.write(orjson.dumps({"shipped": n}).decode() + "\n")
 

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     identity_file: Path | None = None  # YAML, JSON or CSV (see access_audit.enrich.directory)
     resources_file: Path | None = None  # YAML or JSON (see access_audit.enrich.catalogue)
 
-    # Kafka (bus=kafka)
+    # Kafka (bus=kafka). The client: confluent-kafka (librdkafka, a wheel with a native library; the
+    # default, as docs/benchmarks.md measures it consuming ~100x faster) or kafka-python (pure Python)
+    kafka_client: Literal["confluent", "kafka-python"] = "confluent"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topics: list[str] = Field(default_factory=lambda: ["access-audit.raw"])
     kafka_topic_log_types: dict[str, str] = Field(default_factory=dict)  # topic -> log type

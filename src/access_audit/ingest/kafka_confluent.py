@@ -1,0 +1,240 @@
+"""Kafka adapters on confluent-kafka (librdkafka): the raw-log source, the alert and dead-letter
+producers, ship. Same ports, headers, settings and commit order as ``ingest.kafka`` (kafka-python);
+chosen with ``ACCESS_AUDIT_KAFKA_CLIENT=confluent``.
+
+At-least-once: the consumer never auto-commits. ``ConfluentRecordSource`` remembers the next
+offset of every partition it handed records from, and ``commit`` (which the pipeline calls after
+the batch's events are stored and its alerts produced and flushed) commits exactly those offsets,
+synchronously. A crash before that replays the batch; the stores and the alert ids make the replay
+harmless. Offsets of partitions revoked by a rebalance are forgotten: their new owner replays
+from the last commit.
+
+librdkafka reconnects by itself; a broker that is down at start is probed with backoff and
+logged, as the kafka-python adapter does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from access_audit.core.alerts import Alert
+from access_audit.core.errors import BusError
+from access_audit.core.records import DeadLetter, RawRecord
+from access_audit.ingest.kafka import H_LOG_TYPE, H_ORIGIN, H_SOURCE, H_YEAR, record_from_kafka
+from access_audit.settings import Settings
+
+try:
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+except ImportError as e:  # pragma: no cover - a dependency; keep the hint anyway
+    raise ImportError("the confluent Kafka adapter needs confluent-kafka: pip install confluent-kafka "
+                      "(or set ACCESS_AUDIT_KAFKA_CLIENT=kafka-python)") from e
+
+log = logging.getLogger(__name__)
+rdlog = logging.getLogger(__name__ + ".librdkafka")
+
+
+def client_config(s: Settings) -> dict[str, Any]:
+    """librdkafka connection settings shared by consumers and producers (bootstrap, client id, SASL/SSL)."""
+    cfg: dict[str, Any] = {"bootstrap.servers": s.kafka_bootstrap_servers, "client.id": s.kafka_client_id,
+                           "security.protocol": s.kafka_security_protocol.lower(),
+                           "logger": rdlog, "error_cb": _on_error}
+    if s.kafka_sasl_mechanism:
+        cfg["sasl.mechanism"] = s.kafka_sasl_mechanism
+        cfg["sasl.username"] = s.kafka_sasl_username
+        cfg["sasl.password"] = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else None
+    if s.kafka_ssl_cafile:
+        cfg["ssl.ca.location"] = str(s.kafka_ssl_cafile)
+    return cfg
+
+
+def _on_error(err: Any) -> None:
+    # librdkafka retries by itself; transport errors (broker down, all brokers down) are logged.
+    log.warning("Kafka: %s", err)
+
+
+def _wait_for_broker(what: str, client: Any, bootstrap: str, max_wait_s: float | None = None) -> None:
+    """Block until the cluster answers a metadata request, retrying with backoff."""
+    backoff, waited = 1.0, 0.0
+    while True:
+        try:
+            client.list_topics(timeout=2.0)
+            return
+        except KafkaException as e:
+            if max_wait_s is not None and waited >= max_wait_s:
+                raise BusError(f"cannot reach Kafka at {bootstrap} for the {what}: {e}") from e
+            log.warning("Kafka unreachable at %s for the %s (%s); retrying in %.0fs", bootstrap, what, e, backoff)
+            time.sleep(backoff)
+            waited += backoff
+            backoff = min(backoff * 2, 30.0)
+
+
+class _Msg:
+    """A confluent message seen through kafka-python's attribute names, for ``record_from_kafka``."""
+
+    __slots__ = ("headers", "offset", "partition", "topic", "value")
+
+    def __init__(self, m: Any) -> None:
+        self.topic, self.partition, self.offset = m.topic(), m.partition(), m.offset()
+        self.value, self.headers = m.value(), m.headers()
+
+
+class ConfluentRecordSource:
+    """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
+
+    def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
+        self.settings = settings
+        self.topic_log_types = dict(settings.kafka_topic_log_types)
+        self.consumer = Consumer({
+            **client_config(settings), "group.id": settings.kafka_group_id, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000, "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000, "reconnect.backoff.max.ms": 10_000})
+        self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
+        self.polled = 0
+        self.commit_failures = 0
+        _wait_for_broker("consumer", self.consumer, settings.kafka_bootstrap_servers, connect_timeout_s)
+        self.consumer.subscribe(list(settings.kafka_topics), on_revoke=self._on_revoke)
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+
+    def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[RawRecord]:
+        try:
+            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as e:
+            log.warning("Kafka poll failed (%s); will retry", e)
+            time.sleep(1.0)
+            return []
+        out: list[RawRecord] = []
+        pending, types = self._pending, self.topic_log_types
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise BusError(f"Kafka consumer: fatal error: {err}")
+                log.warning("Kafka consumer: %s", err)
+                continue
+            view = _Msg(m)
+            out.append(record_from_kafka(view, types))
+            pending[(view.topic, view.partition)] = view.offset + 1
+        self.polled += len(out)
+        return out
+
+    def commit(self) -> None:
+        """Commit the positions of everything polled. A failed commit is retried at the next one;
+        until then a restart replays (at-least-once), it never skips."""
+        if not self._pending:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        while True:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._pending.clear()
+                return
+            except KafkaException as e:
+                self.commit_failures += 1
+                err = e.args[0] if e.args else None
+                log.warning("Kafka offset commit failed (%s); retrying", e)
+                if not (isinstance(err, KafkaError) and err.retriable()):
+                    return  # e.g. a rebalance: the new owner replays from the last commit
+                time.sleep(1.0)
+
+    def exhausted(self) -> bool:
+        return False
+
+    def lag(self) -> int:
+        parts = self.consumer.assignment()
+        if not parts:
+            return 0
+        total = 0
+        for tp in self.consumer.position(parts):
+            _low, high = self.consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+            total += max(0, high - tp.offset) if tp.offset >= 0 else 0
+        return total
+
+    def close(self) -> None:
+        self.consumer.close()  # auto-commit is off: closing commits nothing
+
+
+class _Producer:
+    def __init__(self, settings: Settings, what: str) -> None:
+        self.what = what
+        self.producer = Producer({
+            **client_config(settings), "acks": "all", "enable.idempotence": True, "linger.ms": 20,
+            "message.timeout.ms": 60_000, "request.timeout.ms": 30_000})
+        self._failed: list[Any] = []
+        _wait_for_broker(what, self.producer, settings.kafka_bootstrap_servers)
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._failed.append(err)
+
+    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.5)
+
+    def flush(self) -> None:
+        """Block until every message sent since the last flush is acknowledged; raise BusError otherwise."""
+        not_done = self.producer.flush(60)
+        failed, self._failed = self._failed, []
+        if failed or not_done:
+            raise BusError(f"{self.what}: {len(failed)} message(s) failed, {not_done} unacknowledged"
+                           + (f": {failed[0]}" if failed else ""))
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+
+class ConfluentAlertSink(_Producer):
+    """Produces alerts (new ones and counter updates) to the alerts topic, keyed by alert id."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "alert producer")
+        self.topic = settings.kafka_alerts_topic
+
+    def emit(self, alert: Alert, new: bool) -> None:
+        self._send(self.topic, orjson.dumps({**alert.to_doc(), "new": new}), alert.id.encode(), [])
+
+
+class ConfluentDeadLetterSink(_Producer):
+    """Produces dead letters with the raw bytes, the reason and where the record came from."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "dead-letter producer")
+        self.topic = settings.kafka_dead_letter_topic
+
+    def emit_dead_letter(self, d: DeadLetter) -> None:
+        doc = d.to_doc()
+        doc.pop("raw_text", None)
+        self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
+
+
+def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None) -> int:
+    """Send raw records to ``topic`` with their log type, origin and source as headers (as
+    ``ingest.kafka.ship``); returns the number of messages acknowledged by the broker."""
+    p = _Producer(settings, "shipper")
+    n = 0
+    try:
+        for rec in records:
+            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode())]
+            if rec.log_type:
+                headers.append((H_LOG_TYPE, rec.log_type.encode()))
+            if rec.year:
+                headers.append((H_YEAR, str(rec.year).encode()))
+            p._send(topic, rec.data, key_of(rec) if key_of else None, headers)
+            n += 1
+            if n % 10_000 == 0:
+                p.flush()
+        p.flush()
+    finally:
+        p.close()
+    return n
