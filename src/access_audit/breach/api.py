@@ -90,6 +90,7 @@ class AwareBody(BaseModel):
     at: datetime
     reason: str
     by: str | None = None
+    delay_reasons: str | None = None  # a correction that makes a met deadline late (GDPR Art. 33(1))
 
 
 class ReasonBody(BaseModel):
@@ -105,12 +106,14 @@ class MilestoneBody(BaseModel):
     name: str
     at: datetime | None = None
     reason: str | None = None
+    delay_reasons: str | None = None
 
 
 class AssessBody(BaseModel):
     answers: dict[str, Any] = Field(default_factory=dict)
     overrule_to: RiskLevel | None = None
     overrule_reason: str | None = None
+    withdraw_overrule: str | None = None
 
 
 class DraftBody(BaseModel):
@@ -135,6 +138,12 @@ class SupplementBody(BaseModel):
     text: str
     changes: dict[str, Any] = Field(default_factory=dict)
     reference: str | None = None
+    supplies: list[str] = Field(default_factory=list)  # outstanding elements the text supplies (Art. 33(4))
+
+
+class CloseBody(BaseModel):
+    reason: str
+    outstanding_reason: str | None = None  # why outstanding Art. 33(4) elements will not follow
 
 
 class SubjectsBody(BaseModel):
@@ -198,7 +207,8 @@ def triage(case_id: str, wf: WF, actor: Actor, body: ReasonBody | None = None) -
 
 @router.post("/{case_id}/awareness")
 def aware(case_id: str, body: AwareBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.set_awareness, case_id, actor, body.at, body.reason, by=body.by)
+    return _call(wf, wf.set_awareness, case_id, actor, body.at, body.reason, by=body.by,
+                 delay_reasons=body.delay_reasons)
 
 
 @router.post("/{case_id}/dismissal")
@@ -213,13 +223,15 @@ def edit(case_id: str, body: EditBody, wf: WF, actor: Actor) -> dict[str, Any]:
 
 @router.post("/{case_id}/milestones")
 def milestone(case_id: str, body: MilestoneBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.record_milestone, case_id, actor, body.name, body.at, body.reason)
+    return _call(wf, wf.record_milestone, case_id, actor, body.name, body.at, body.reason,
+                 delay_reasons=body.delay_reasons)
 
 
 @router.post("/{case_id}/assessment")
 def assess(case_id: str, body: AssessBody, wf: WF, actor: Actor) -> dict[str, Any]:
     return _call(wf, wf.assess, case_id, actor, body.answers, overrule_to=body.overrule_to,
-                 overrule_reason=body.overrule_reason)
+                 overrule_reason=body.overrule_reason, withdraw_overrule=body.withdraw_overrule)
+
 
 
 @router.post("/{case_id}/no-notification")
@@ -279,7 +291,7 @@ def submit(case_id: str, body: SubmitBody, wf: WF, actor: Actor) -> dict[str, An
 
 @router.post("/{case_id}/supplements")
 def supplement(case_id: str, body: SupplementBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.supplement, case_id, actor, body.text, body.changes, body.reference)
+    return _call(wf, wf.supplement, case_id, actor, body.text, body.changes, body.reference, supplies=body.supplies)
 
 
 @router.post("/{case_id}/subjects-decision")
@@ -289,5 +301,5 @@ def subjects(case_id: str, body: SubjectsBody, wf: WF, actor: Actor) -> dict[str
 
 
 @router.post("/{case_id}/closure")
-def close(case_id: str, body: ReasonBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.close, case_id, actor, body.reason)
+def close(case_id: str, body: CloseBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    return _call(wf, wf.close, case_id, actor, body.reason, outstanding_reason=body.outstanding_reason)

@@ -262,13 +262,15 @@ def aware(
     at: Annotated[str, typer.Option(help="When the organisation became reasonably certain personal data were "
                                     "compromised (ISO 8601; 'now').")],
     reason: Annotated[str, typer.Option(help="What made it certain.")],
+    delay_reasons: Annotated[str | None, typer.Option(help="Reasons for the delay, when this makes a deadline "
+                                                      "late (GDPR Art. 33(1)).")] = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
 ) -> None:
     """Set the awareness time: every legal clock runs from it. Confirms the breach (or corrects the time)."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.set_awareness, case_id, _by(by), _time(at, wf), reason), fmt)
+    _emit(wf, _run(wf.set_awareness, case_id, _by(by), _time(at, wf), reason, delay_reasons=delay_reasons), fmt)
 
 
 @breach_app.command()
@@ -295,10 +297,23 @@ def edit(case_id: CaseId, sets: Sets = None, by: By = None, reason: Reason = Non
 def milestone(case_id: CaseId, name: Annotated[str, typer.Argument(help="e.g. nis2_early_warning_sent, "
                                                                   "dora_classified_major, nis2_not_significant")],
               at: Annotated[str | None, typer.Option(help="When (default now).")] = None, by: By = None,
-              reason: Reason = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
-    """Record a milestone that starts, meets or waives a clock."""
+              reason: Reason = None,
+              delay_reasons: Annotated[str | None, typer.Option(help="Reasons for the delay, when this meets a "
+                                                                "deadline late.")] = None,
+              fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record a milestone that starts, meets or waives a clock (not the authority's notification:
+    that is 'breach submit'; not telling the data subjects: that is 'breach subjects')."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.record_milestone, case_id, _by(by), name, _time(at, wf), reason), fmt)
+    _emit(wf, _run(wf.record_milestone, case_id, _by(by), name, _time(at, wf), reason, delay_reasons=delay_reasons),
+          fmt)
+
+
+@breach_app.command()
+def reconsider(case_id: CaseId, reason: Annotated[str, typer.Option(help="The new facts.")], by: By = None,
+               fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Re-open the assessment on new facts (after 'no notification needed' or a draft)."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.reconsider, case_id, _by(by), reason), fmt)
 
 
 @breach_app.command()
@@ -315,6 +330,8 @@ def assess(
                                                         help="Encrypted (state of the art, key safe).")] = None,
     overrule: Annotated[str | None, typer.Option(help="unlikely | risk | high: overrule the proposal.")] = None,
     reason: Reason = None,
+    withdraw_overrule: Annotated[str | None, typer.Option(help="Withdraw an earlier overrule, with the reason.")]
+    = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -332,7 +349,8 @@ def assess(
             level = RiskLevel(overrule)
         except ValueError:
             raise typer.BadParameter("--overrule must be unlikely, risk or high") from None
-    case = _run(wf.assess, case_id, _by(by), answers, overrule_to=level, overrule_reason=reason)
+    case = _run(wf.assess, case_id, _by(by), answers, overrule_to=level, overrule_reason=reason,
+                withdraw_overrule=withdraw_overrule)
     if fmt == "json":
         _emit(wf, case, fmt)
         return
@@ -433,13 +451,15 @@ def supplement(
     text: Annotated[str, typer.Option(help="What the supplementary notification says.")],
     sets: Sets = None,
     reference: Annotated[str | None, typer.Option(help="Reference of this supplement.")] = None,
+    supplies: Annotated[list[str] | None, typer.Option("--supplies", help="Outstanding element the text supplies "
+                                                       "(repeatable), e.g. cause.")] = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
 ) -> None:
     """Record a supplementary notification (Art. 33(4)); --set updates the figures it corrects."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.supplement, case_id, _by(by), text, _parse_sets(sets), reference), fmt)
+    _emit(wf, _run(wf.supplement, case_id, _by(by), text, _parse_sets(sets), reference, supplies=supplies), fmt)
 
 
 @breach_app.command()
@@ -468,10 +488,12 @@ def subjects(
 
 @breach_app.command()
 def close(case_id: CaseId, reason: Annotated[str, typer.Option(help="Why it can be closed.")], by: By = None,
+          outstanding_reason: Annotated[str | None, typer.Option(help="Why outstanding elements of a phased "
+                                                                 "notification will not follow.")] = None,
           fmt: Fmt = "text", data_dir: DataDir = None) -> None:
-    """Close the case (refused while a clock is open)."""
+    """Close the case (refused while a clock is open or an Art. 33(4) element is outstanding)."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.close, case_id, _by(by), reason), fmt)
+    _emit(wf, _run(wf.close, case_id, _by(by), reason, outstanding_reason=outstanding_reason), fmt)
 
 
 @breach_app.command()

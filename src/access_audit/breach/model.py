@@ -239,6 +239,8 @@ class RiskAssessmentRecord(_Model):
     reasoning: list[str]
     overruled_to: RiskLevel | None = None
     overrule_reason: str | None = None
+    overruled_by: str | None = None  # who overruled (the register names them, Art. 33(5))
+    overruled_at: UtcDateTime | None = None
     by: str
     at: UtcDateTime
 
@@ -287,6 +289,23 @@ class Supplement(_Model):
     reference: str | None = None
 
 
+class OutstandingElement(_Model):
+    """An element of a phased notification that follows later (GDPR Art. 33(4): "without undue
+    further delay"). Open until a supplement supplies it, or a named person records why it never will."""
+
+    key: str
+    label: str
+    since: UtcDateTime  # approval of the phased notification
+    supplied_at: UtcDateTime | None = None
+    supplement_version: int | None = None
+    waived_reason: str | None = None
+    waived_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.supplied_at is None and self.waived_reason is None
+
+
 class SubjectsDecision(_Model):
     decision: SubjectsDecisionKind
     reasoning: str
@@ -326,15 +345,19 @@ class BreachCase(_Model):
     provenance: dict[str, str] = Field(default_factory=dict)  # details field -> where the value came from
     alerts: list[EvidenceAlert] = Field(default_factory=list)
     risk: RiskAssessmentRecord | None = None
+    risk_history: list[RiskAssessmentRecord] = Field(default_factory=list)  # earlier assessments, oldest first
     no_notification_reason: str | None = None
     not_a_breach_reason: str | None = None
     drafts: list[DraftRecord] = Field(default_factory=list)
     approval: Approval | None = None
     submission: Submission | None = None
     supplements: list[Supplement] = Field(default_factory=list)
+    outstanding: list[OutstandingElement] = Field(default_factory=list)  # Art. 33(4) elements to follow
     subjects: SubjectsDecision | None = None
     milestones: dict[str, UtcDateTime] = Field(default_factory=dict)  # e.g. nis2_early_warning_sent
     milestones_recorded: dict[str, UtcDateTime] = Field(default_factory=dict)  # when each was entered
+    late_reasons: dict[str, str] = Field(default_factory=dict)  # clock id -> reasons for meeting it late
+    awareness_history: list[Awareness] = Field(default_factory=list)  # awareness times before a correction
     closed_at: UtcDateTime | None = None
     close_reason: str | None = None
     trail: list[AuditEntry] = Field(default_factory=list)
