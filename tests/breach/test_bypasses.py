@@ -180,3 +180,45 @@ def test_a_corrected_milestone_is_re_evaluated(wf: BreachWorkflow, clock):
     c = wf.record_milestone(c.id, "fenna", "nis2_early_warning_sent", at=clock.now(), reason="sent later than noted",
                             delay_reasons="Mail queue")
     assert c.trail[-1].action == "correct_milestone"
+
+
+# --- 5. a case holds its evidence: retention keeps it --------------------------------------------------
+
+def test_retention_keeps_the_evidence_behind_an_open_case(tmp_path, clock):
+    from datetime import UTC, datetime
+
+    from access_audit import retention as ret
+    from access_audit.breach.prefill import open_case_from_alerts
+    from access_audit.breach.repo import BreachRepo
+    from access_audit.core.alerts import Alert, Severity
+    from access_audit.core.events import AccessEvent
+    from access_audit.store.query import Query, Term
+    from access_audit.store.sqlite import SqliteStore
+
+    start = datetime(2025, 1, 10, 1, 0, tzinfo=UTC)  # evidence far older than a 30-day retention
+    store = SqliteStore(tmp_path / "events.db")
+    evs = [AccessEvent.from_doc({"@timestamp": (start + timedelta(seconds=i)).isoformat(),
+                                 "event": {"id": f"ev{i}", "dataset": "http", "outcome": "success"},
+                                 "user": {"name": "dmulder"},
+                                 "url": {"path": f"/api/customers/{1000 + i}"}}) for i in range(2039)]
+    evs.append(AccessEvent.from_doc({"@timestamp": "2025-01-12T09:00:00+00:00", "event": {"id": "other"}}))
+    store.write_events(evs)
+    a = Alert(id="a-mass", rule_id="mass_export", title="Mass export", severity=Severity.critical, risk_score=90,
+              dedup_key="dmulder", first_seen=start, last_seen=start + timedelta(seconds=2038), created_at=start,
+              user="dmulder", event_ids=["ev0"])
+    store.write_alerts([a])
+    repo = BreachRepo(tmp_path / "b2.db")
+    case = open_case_from_alerts([a], store, repo, clock, "fenna", config=CONFIG)
+    assert [h["id"] for h in store.legal_holds()] == [case.id]
+    holds = [ret.LegalHold.from_doc(h) for h in store.legal_holds()]
+    stores = dict.fromkeys(ret.STORE_CLASSES, store)
+    plan = ret.plan(stores, ret.Periods(events=30, dead_letters=30, alerts=30), holds, clock.now())
+    assert [(ln.cls, ln.records, ln.action) for ln in plan.lines] == [
+        ("events", 2039, f"kept: held by {case.id}"), ("events", 1, "delete"),
+        ("alerts", 1, f"kept: held by {case.id}")]
+    ret.execute(plan, stores, hooks=[])
+    # the draft's provenance query still finds the evidence
+    q = Query(expr=Term("user.name", "eq", "dmulder"), since=start, until=start + timedelta(hours=1), limit=5000)
+    assert store.count(q) == 2039 and store.count(Query()) == 2039
+    store.close()
+    repo.close()

@@ -294,6 +294,14 @@ def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRe
     title = details.pop("title", None)
     summary = details.pop("summary", None)
     wf = BreachWorkflow(repo, clock, cfg)
-    return wf.open_case(actor, title=title, summary=summary, source=source, occurred_from=pre.occurred_from,
+    case = wf.open_case(actor, title=title, summary=summary, source=source, occurred_from=pre.occurred_from,
                         occurred_to=pre.occurred_to, alerts=alerts, details=details, provenance=pre.provenance,
                         reason=reason)
+    put_hold = getattr(store, "put_legal_hold", None)
+    if put_hold is not None:
+        # The evidence stays while the case is open (GDPR Art. 33(5); access_audit.retention): the
+        # retention run re-derives the hold from the case and ends it at closing + LEGAL_HOLD_DAYS.
+        from access_audit.retention import hold_for_case
+
+        put_hold(hold_for_case(case, legal_hold_days=0).to_doc())
+    return case
