@@ -132,6 +132,7 @@ class SubmitBody(BaseModel):
     reference: str
     at: datetime | None = None
     milestone: str = "authority_notified"
+    authority: str | None = None
 
 
 class SupplementBody(BaseModel):
@@ -286,7 +287,7 @@ def approve(case_id: str, body: ApproveBody, wf: WF, actor: Actor) -> dict[str, 
 @router.post("/{case_id}/submission")
 def submit(case_id: str, body: SubmitBody, wf: WF, actor: Actor) -> dict[str, Any]:
     return _call(wf, wf.submit, case_id, actor, channel=body.channel, reference=body.reference, at=body.at,
-                 milestone=body.milestone)
+                 milestone=body.milestone, authority=body.authority)
 
 
 @router.post("/{case_id}/supplements")

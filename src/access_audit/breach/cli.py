@@ -435,6 +435,8 @@ def submit(
     at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
     milestone_name: Annotated[str, typer.Option("--milestone", help="Clock it meets: authority_notified "
                                                 "(GDPR) or ico_notified (UK GDPR).")] = "authority_notified",
+    authority: Annotated[str | None, typer.Option(help="The (lead) authority notified (default: the case's).")]
+    = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -442,7 +444,45 @@ def submit(
     """Record the submission of the approved notification."""
     wf = _wf(data_dir)
     _emit(wf, _run(wf.submit, case_id, _by(by), channel=channel, reference=reference, at=_time(at, wf),
-                   milestone=milestone_name), fmt)
+                   milestone=milestone_name, authority=authority), fmt)
+
+
+@breach_app.command()
+def notify(
+    case_id: CaseId,
+    authority: Annotated[str, typer.Option(help="The further authority, e.g. 'ICO' or 'CNIL'.")],
+    channel: Annotated[str, typer.Option(help="How it was sent.")],
+    reference: Annotated[str, typer.Option(help="That authority's reference.")],
+    lang: Annotated[str, typer.Option(help="Language of the text sent (its authority draft).")] = "en",
+    at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
+    milestone_name: Annotated[str | None, typer.Option("--milestone", help="Authority clock it meets, e.g. "
+                                                       "ico_notified.")] = None,
+    delay_reasons: Annotated[str | None, typer.Option(help="Reasons, when it meets its clock late.")] = None,
+    by: By = None, fmt: Fmt = "text", data_dir: DataDir = None,
+) -> None:
+    """Record a notification to a further supervisory authority (EDPB Guidelines 9/2022 §73)."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.notify_authority, case_id, _by(by), authority=authority, channel=channel, reference=reference,
+                   lang=lang, at=_time(at, wf), milestone=milestone_name, delay_reasons=delay_reasons), fmt)
+
+
+@breach_app.command()
+def amend(case_id: CaseId, number: Annotated[int, typer.Argument(help="Notification number (1 = the first).")],
+          text: Annotated[str, typer.Option(help="What is corrected.")],
+          reference: Annotated[str | None, typer.Option(help="Reference of the amendment.")] = None,
+          by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record an amendment of a notification made ("aanpassen")."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.amend_notification, case_id, _by(by), number, text, reference), fmt)
+
+
+@breach_app.command()
+def withdraw(case_id: CaseId, number: Annotated[int, typer.Argument(help="Notification number (1 = the first).")],
+             reason: Annotated[str, typer.Option(help="Why it is withdrawn.")],
+             by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record the withdrawal of a notification ("intrekken"); it stays in the register."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.withdraw_notification, case_id, _by(by), number, reason), fmt)
 
 
 @breach_app.command()

@@ -278,6 +278,37 @@ class Submission(_Model):
     delay_reasons: str | None = None
 
 
+class Amendment(_Model):
+    """A change to a notification already made ("aanpassen"): what changed, when, by whom."""
+
+    at: UtcDateTime
+    by: str
+    text: str
+    reference: str | None = None
+
+
+class Notification(_Model):
+    """One notification to one supervisory authority (EDPB Guidelines 9/2022 §73: the lead authority
+    and, where needed, others; the AP form: a notification can be supplemented, amended or withdrawn).
+    The first one is the case's ``submission``; each carries its authority, reference, time and language."""
+
+    number: int
+    authority: str
+    lead: bool = False
+    at: UtcDateTime
+    by: str
+    channel: str
+    reference: str
+    lang: str
+    draft_version: int
+    milestone: str  # the clock it met: authority_notified (GDPR) or ico_notified (UK GDPR)
+    late: bool = False
+    amendments: list[Amendment] = Field(default_factory=list)
+    withdrawn_at: UtcDateTime | None = None
+    withdrawn_by: str | None = None
+    withdrawal_reason: str | None = None
+
+
 class Supplement(_Model):
     """A supplementary notification (Art. 33(4)), numbered from 1."""
 
@@ -351,6 +382,7 @@ class BreachCase(_Model):
     drafts: list[DraftRecord] = Field(default_factory=list)
     approval: Approval | None = None
     submission: Submission | None = None
+    notifications: list[Notification] = Field(default_factory=list)  # every authority notified, first = submission
     supplements: list[Supplement] = Field(default_factory=list)
     outstanding: list[OutstandingElement] = Field(default_factory=list)  # Art. 33(4) elements to follow
     subjects: SubjectsDecision | None = None

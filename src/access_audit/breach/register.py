@@ -19,7 +19,7 @@ COLUMNS = (
     "systems", "data_categories", "subject_categories", "subjects_min", "subjects_max", "records_min",
     "records_max", "protection", "likely_consequences", "measures_taken", "measures_proposed", "risk_proposed",
     "risk_level", "risk_score", "risk_reasoning", "risk_overruled_by", "risk_overruled_at", "risk_overrule_reason",
-    "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding", "notified_authority",
+    "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding", "notifications", "notified_authority",
     "submitted_at", "submission_channel",
     "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
     "subjects_communicated_at", "subjects_channel", "regimes", "milestones", "late_reasons", "countries",
@@ -30,6 +30,16 @@ COLUMNS = (
 
 def _t(t: datetime | None, tz: ZoneInfo) -> str | None:
     return local_iso(t, tz) if t else None
+
+
+def _notification(n: Any, tz: ZoneInfo) -> str:
+    text = (f"{n.number}. {n.authority}{' (lead)' if n.lead else ''} {_t(n.at, tz)} via {n.channel} ref {n.reference}"
+            f" ({n.lang}, draft v{n.draft_version}){' late' if n.late else ''}")
+    for a in n.amendments:
+        text += f"; amended {_t(a.at, tz)} by {a.by}: {a.text}"
+    if n.withdrawn_at:
+        text += f"; withdrawn {_t(n.withdrawn_at, tz)} by {n.withdrawn_by}: {n.withdrawal_reason}"
+    return text
 
 
 def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
@@ -63,6 +73,7 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "outstanding": [f"{o.key}: " + (f"supplied {_t(o.supplied_at, tz)} (supplement {o.supplement_version})"
                                         if o.supplied_at else f"not supplied, {o.waived_by}: {o.waived_reason}"
                                         if o.waived_reason else "outstanding") for o in c.outstanding],
+        "notifications": [_notification(n, tz) for n in c.notifications],
         "notified_authority": c.submission is not None,
         "submitted_at": _t(c.submission.at, tz) if c.submission else None,
         "submission_channel": c.submission.channel if c.submission else None,

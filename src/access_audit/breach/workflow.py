@@ -20,6 +20,7 @@ from access_audit.breach import drafts as drafts_mod
 from access_audit.breach.clocks import REGIMES, ClockStatus, case_clocks, milestone_names, org_zone, rules_for
 from access_audit.breach.machine import require_action, require_reason, require_transition
 from access_audit.breach.model import (
+    Amendment,
     Approval,
     AuditEntry,
     Awareness,
@@ -30,6 +31,7 @@ from access_audit.breach.model import (
     Contact,
     DraftRecord,
     EvidenceAlert,
+    Notification,
     OutstandingElement,
     RiskLevel,
     SubjectsDecision,
@@ -461,8 +463,9 @@ class BreachWorkflow:
         A draft with missing elements is recorded as incomplete and does not change the state."""
         st = self._step(case_id, actor)
         c = st.case
+        after = c.state in (S.submitted, S.subjects_decided)  # a text for another authority or language
         if kind == "authority":
-            if c.state not in (S.assessed, S.notification_drafted, S.approved):
+            if c.state not in (S.assessed, S.notification_drafted, S.approved) and not after:
                 require_transition(c, S.notification_drafted)
         else:
             require_action(c, "draft_other", f"draft the {kind.replace('_', ' ')} text")
@@ -473,7 +476,7 @@ class BreachWorkflow:
         c.drafts.append(DraftRecord(kind=kind, lang=lang, version=version, at=st.now, by=st.actor,
                                     complete=res.complete, missing=res.phased, markdown=res.markdown))
         to = None
-        if kind == "authority" and c.state is not S.notification_drafted:
+        if kind == "authority" and c.state is not S.notification_drafted and not after:
             require_transition(c, S.notification_drafted)
             to = S.notification_drafted
             if c.state is S.approved:
@@ -528,8 +531,10 @@ class BreachWorkflow:
         return self._save(st)
 
     def submit(self, case_id: str, actor: str, *, channel: str, reference: str, at: datetime | None = None,
-               milestone: str = "authority_notified", delay_reasons: str | None = None) -> BreachCase:
-        """Record the submission of the approved notification: when, how, and the authority's reference."""
+               milestone: str = "authority_notified", delay_reasons: str | None = None,
+               authority: str | None = None) -> BreachCase:
+        """Record the submission of the approved notification: when, how, and the authority's reference.
+        It is the case's first (lead) notification; others follow with :meth:`notify_authority`."""
         st = self._step(case_id, actor)
         c = st.case
         require_transition(c, S.submitted)
@@ -566,11 +571,95 @@ class BreachWorkflow:
         before = st.snapshot()
         c.submission = Submission(at=at, by=st.actor, channel=channel.strip(), reference=reference.strip(), late=late,
                                   delay_reasons=reasons or None)
+        approved = next((d for d in c.drafts if d.kind == "authority" and d.version == c.approval.draft_version),
+                        c.latest_draft("authority"))
+        c.notifications = [Notification(number=1, authority=(authority or c.details.authority).strip(), lead=True,
+                                        at=at, by=st.actor, channel=channel.strip(), reference=reference.strip(),
+                                        lang=approved.lang if approved else "nl",
+                                        draft_version=c.approval.draft_version, milestone=milestone, late=late)]
         c.milestones = {**c.milestones, milestone: at}
         c.milestones_recorded = {**c.milestones_recorded, milestone: st.now}
         self._settle_lateness(st, reasons or None, "the submission")
         st.log("submit", reason=f"{channel} ref {reference}" + (" (late)" if late else ""), to=S.submitted,
                before=before)
+        return self._save(st)
+
+    def notify_authority(self, case_id: str, actor: str, *, authority: str, channel: str, reference: str,
+                         lang: str, at: datetime | None = None, milestone: str | None = None,
+                         delay_reasons: str | None = None) -> BreachCase:
+        """Record a notification to a further supervisory authority (EDPB Guidelines 9/2022 §73: where
+        the one-stop shop does not apply, or the UK's ICO next to the AP), with the text drafted in
+        ``lang``. ``milestone`` (e.g. ``ico_notified``) is the authority clock it meets, if any."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "notify another authority")
+        if not authority.strip() or not channel.strip() or not reference.strip():
+            raise TransitionRefusedError("a notification needs the authority, the channel and its reference",
+                                         case_id=c.id)
+        if any(n.authority.lower() == authority.strip().lower() and n.withdrawn_at is None for n in c.notifications):
+            raise TransitionRefusedError(f"{authority} was notified already: amend that notification instead",
+                                         case_id=c.id)
+        d = c.latest_draft("authority", lang)
+        if d is None:
+            raise TransitionRefusedError(f"there is no authority draft in {lang!r}: draft it first "
+                                         f"('breach draft --lang {lang}')", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"the notification time {at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        if milestone is not None:
+            allowed_ms = {r.done_by for r in rules_for(c.regimes, self.config.processor_notice_hours)
+                          if r.authority_notification}
+            if milestone not in allowed_ms:
+                raise TransitionRefusedError(f"{milestone!r} is not an authority clock of this case "
+                                             f"({', '.join(sorted(allowed_ms))})", case_id=c.id)
+            c.milestones = {**c.milestones, milestone: at}
+            c.milestones_recorded = {**c.milestones_recorded, milestone: st.now}
+            self._settle_lateness(st, delay_reasons, f"the notification to {authority}")
+        late = any(s.status == "met_late" for s in self.clocks(c, st.now) if s.rule.done_by == milestone)
+        c.notifications = [*c.notifications, Notification(
+            number=len(c.notifications) + 1, authority=authority.strip(), at=at, by=st.actor, channel=channel.strip(),
+            reference=reference.strip(), lang=lang, draft_version=d.version, milestone=milestone or "", late=late)]
+        st.log("notify", reason=f"{authority} via {channel} ref {reference} ({lang}, draft v{d.version})",
+               before=before)
+        return self._save(st)
+
+    def _notification(self, c: BreachCase, number: int) -> Notification:
+        n = next((x for x in c.notifications if x.number == number), None)
+        if n is None:
+            raise BreachError(f"no notification {number} (notifications: "
+                              f"{', '.join(str(x.number) for x in c.notifications) or 'none'})", case_id=c.id)
+        if n.withdrawn_at is not None:
+            raise TransitionRefusedError(f"notification {number} to {n.authority} was withdrawn", case_id=c.id)
+        return n
+
+    def amend_notification(self, case_id: str, actor: str, number: int, text: str,
+                           reference: str | None = None) -> BreachCase:
+        """Record an amendment ("aanpassen") of notification ``number``: what was corrected."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "amend a notification")
+        text = require_reason(c, text, "amending a notification")
+        n = self._notification(c, number)
+        before = st.snapshot()
+        amended = n.model_copy(update={"amendments": [*n.amendments, Amendment(at=st.now, by=st.actor, text=text,
+                                                                                  reference=reference)]})
+        c.notifications = [amended if x.number == number else x for x in c.notifications]
+        st.log("amend_notification", reason=f"notification {number} ({n.authority}): {text}", before=before)
+        return self._save(st)
+
+    def withdraw_notification(self, case_id: str, actor: str, number: int, reason: str) -> BreachCase:
+        """Record the withdrawal ("intrekken") of notification ``number``, with the reason (e.g. the
+        incident turned out not to involve personal data). The notification stays in the register."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "withdraw a notification")
+        reason = require_reason(c, reason, "withdrawing a notification")
+        n = self._notification(c, number)
+        before = st.snapshot()
+        gone = n.model_copy(update={"withdrawn_at": st.now, "withdrawn_by": st.actor, "withdrawal_reason": reason})
+        c.notifications = [gone if x.number == number else x for x in c.notifications]
+        st.log("withdraw_notification", reason=f"notification {number} ({n.authority}): {reason}", before=before)
         return self._save(st)
 
     def supplement(self, case_id: str, actor: str, text: str, changes: dict[str, Any] | None = None,
