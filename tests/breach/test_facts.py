@@ -39,3 +39,65 @@ def test_several_notifications_per_case_with_amendment_and_withdrawal(wf: Breach
                                               "AP meldloket ref M-2026-001 (nl, draft v1)")
     assert "amended" in row["notifications"][0] and "withdrawn" in row["notifications"][1]
     assert clock.now() - n1.at == timedelta(hours=2)
+
+
+def _statuses(wf, c):
+    return {s.id: s for s in wf.clocks(c)}
+
+
+def test_regime_clock_origins_are_entered_with_who_and_why(wf: BreachWorkflow, clock):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)  # GDPR awareness: 2026-03-27 10:00 Amsterdam
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "nis2", "hipaa"]})
+    st = _statuses(wf, c)
+    assert st["nis2.early_warning"].to_json(CONFIG.tz)["origin"] == "awareness (no nis2_aware entered)"
+    with pytest.raises(TransitionRefusedError, match=r"entering nis2_aware .*needs a reason"):
+        wf.record_milestone(c.id, "ciso", "nis2_aware", at=clock.now() - timedelta(hours=3))
+    clock.advance(hours=1)
+    c = wf.record_milestone(c.id, "ciso", "nis2_aware", at=clock.now(), reason="Classified significant by the CSIRT")
+    c = wf.record_milestone(c.id, "fenna", "hipaa_discovered", at=clock.now() - timedelta(days=3),
+                            reason="Should have known: the alert was in the SIEM three days earlier")
+    st = _statuses(wf, c)
+    assert st["nis2.early_warning"].due == clock.now() + timedelta(hours=24)  # from nis2_aware, not GDPR awareness
+    assert st["gdpr.authority"].due == c.awareness.at + timedelta(hours=72)
+    assert st["hipaa.individuals"].started == clock.now() - timedelta(days=3)
+    assert st["nis2.notification"].origin == "nis2_aware"
+    note = c.milestone_notes["hipaa_discovered"]
+    assert (note.by, note.reason) == ("fenna", "Should have known: the alert was in the SIEM three days earlier")
+
+
+def test_hipaa_hhs_and_media_follow_the_500_thresholds(wf: BreachWorkflow, clock):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)  # 1,900-2,100 individuals
+    c = wf.edit(c.id, "fenna", {"regimes": ["hipaa"]})
+    st = _statuses(wf, c)
+    assert {k: v.status for k, v in st.items()} == {"hipaa.individuals": "open", "hipaa.media": "open",
+                                                    "hipaa.hhs": "open", "hipaa.hhs_annual": "not_required"}
+    assert st["hipaa.hhs"].due == st["hipaa.individuals"].due  # 164.408(b): contemporaneously, within 60 days
+    c = wf.edit(c.id, "fenna", {"subjects_min": 120, "subjects_max": 120})
+    st = _statuses(wf, c)
+    assert {k: v.status for k, v in st.items()} == {"hipaa.individuals": "open", "hipaa.media": "not_required",
+                                                    "hipaa.hhs": "not_required", "hipaa.hhs_annual": "open"}
+    # 164.408(c): 60 days after the end of the calendar year of discovery (2026-12-31 -> 2027-03-01)
+    assert st["hipaa.hhs_annual"].to_json(CONFIG.tz)["due"] == "2027-03-02T00:00:00+01:00"
+    c = wf.edit(c.id, "fenna", {"subjects_min": 500, "subjects_max": 500})
+    st = _statuses(wf, c)  # 500 exactly: HHS now (164.408(b) "500 or more"), no media ("more than 500")
+    assert (st["hipaa.hhs"].status, st["hipaa.media"].status) == ("open", "not_required")
+
+
+def test_dora_updates_are_kept_as_a_list(wf: BreachWorkflow, clock):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "dora"]})
+    c = wf.record_milestone(c.id, "cro", "dora_classified_major", reason="Critical function down > 2 h")
+    c = wf.record_milestone(c.id, "cro", "dora_initial_sent")
+    for i in range(3):
+        clock.advance(hours=10)
+        c = wf.dora_report(c.id, "cro", reference=f"DNB-{i}", note=f"status {i}")
+    assert [(r.kind, r.reference) for r in c.reports] == [("intermediate", "DNB-0"), ("update", "DNB-1"),
+                                                          ("update", "DNB-2")]
+    assert c.milestones["dora_intermediate_sent"] == c.reports[0].at
+    assert _statuses(wf, c)["dora.intermediate"].status == "met"

@@ -308,6 +308,16 @@ def milestone(case_id: CaseId, name: Annotated[str, typer.Argument(help="e.g. ni
           fmt)
 
 
+@breach_app.command("dora-report")
+def dora_report(case_id: CaseId, at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
+                reference: Annotated[str | None, typer.Option(help="The authority's reference.")] = None,
+                note: Annotated[str | None, typer.Option(help="What changed.")] = None,
+                by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record the DORA intermediate report, or an update of it (each kept, DORA Art. 19(4)(b))."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.dora_report, case_id, _by(by), at=_time(at, wf), reference=reference, note=note), fmt)
+
+
 @breach_app.command()
 def reconsider(case_id: CaseId, reason: Annotated[str, typer.Option(help="The new facts.")], by: By = None,
                fmt: Fmt = "text", data_dir: DataDir = None) -> None:

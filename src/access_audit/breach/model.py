@@ -337,6 +337,26 @@ class OutstandingElement(_Model):
         return self.supplied_at is None and self.waived_reason is None
 
 
+class MilestoneNote(_Model):
+    """Who entered a milestone and why (clock origins the law leaves to a person must say both)."""
+
+    by: str
+    reason: str | None = None
+    recorded_at: UtcDateTime
+
+
+class RegimeReport(_Model):
+    """A report under a sector regime kept as a list, not overwritten (DORA Art. 19(4)(b): updated
+    notifications every time a relevant status update is available)."""
+
+    regime: str
+    kind: str  # e.g. intermediate, update
+    at: UtcDateTime
+    by: str
+    reference: str | None = None
+    note: str | None = None
+
+
 class SubjectsDecision(_Model):
     decision: SubjectsDecisionKind
     reasoning: str
@@ -388,6 +408,8 @@ class BreachCase(_Model):
     subjects: SubjectsDecision | None = None
     milestones: dict[str, UtcDateTime] = Field(default_factory=dict)  # e.g. nis2_early_warning_sent
     milestones_recorded: dict[str, UtcDateTime] = Field(default_factory=dict)  # when each was entered
+    milestone_notes: dict[str, MilestoneNote] = Field(default_factory=dict)  # who entered each milestone, why
+    reports: list[RegimeReport] = Field(default_factory=list)  # DORA intermediate report and its updates
     late_reasons: dict[str, str] = Field(default_factory=dict)  # clock id -> reasons for meeting it late
     awareness_history: list[Awareness] = Field(default_factory=list)  # awareness times before a correction
     closed_at: UtcDateTime | None = None

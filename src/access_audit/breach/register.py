@@ -22,7 +22,7 @@ COLUMNS = (
     "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding", "notifications", "notified_authority",
     "submitted_at", "submission_channel",
     "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
-    "subjects_communicated_at", "subjects_channel", "regimes", "milestones", "late_reasons", "countries",
+    "subjects_communicated_at", "subjects_channel", "regimes", "milestones", "reports", "late_reasons", "countries",
     "lead_authority", "awareness_original_at", "not_a_breach_reason", "no_notification_reason", "closed_at",
     "close_reason", "alerts",
 )
@@ -86,7 +86,11 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "subjects_communicated_at": _t(c.subjects.communicated_at, tz) if c.subjects else None,
         "subjects_channel": c.subjects.channel if c.subjects else None,
         "regimes": list(c.regimes),
-        "milestones": [f"{k} {_t(v, tz)}" for k, v in sorted(c.milestones.items(), key=lambda kv: kv[1])],
+        "milestones": [f"{k} {_t(v, tz)}" + (f" ({n.by}: {n.reason})" if (n := c.milestone_notes.get(k)) and n.reason
+                                              else f" ({n.by})" if n else "")
+                       for k, v in sorted(c.milestones.items(), key=lambda kv: kv[1])],
+        "reports": [f"{r.regime} {r.kind} {_t(r.at, tz)} by {r.by}" + (f" ref {r.reference}" if r.reference else "")
+                    + (f": {r.note}" if r.note else "") for r in c.reports],
         "late_reasons": [f"{k}: {v}" for k, v in sorted(c.late_reasons.items())],
         "countries": list(d.countries), "lead_authority": d.lead_authority,
         "awareness_original_at": _t(c.awareness_history[0].at, tz) if c.awareness_history else None,

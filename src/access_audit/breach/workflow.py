@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from access_audit.breach import drafts as drafts_mod
-from access_audit.breach.clocks import REGIMES, ClockStatus, case_clocks, milestone_names, org_zone, rules_for
+from access_audit.breach.clocks import (
+    ORIGIN_MILESTONES,
+    REGIMES,
+    ClockStatus,
+    case_clocks,
+    milestone_names,
+    org_zone,
+    rules_for,
+)
 from access_audit.breach.machine import require_action, require_reason, require_transition
 from access_audit.breach.model import (
     Amendment,
@@ -31,8 +39,10 @@ from access_audit.breach.model import (
     Contact,
     DraftRecord,
     EvidenceAlert,
+    MilestoneNote,
     Notification,
     OutstandingElement,
+    RegimeReport,
     RiskLevel,
     SubjectsDecision,
     SubjectsDecisionKind,
@@ -313,6 +323,11 @@ class BreachWorkflow:
             raise TransitionRefusedError(f"{name} cannot be recorded as a milestone: it is met only through its own "
                                          f"path, so that what was sent, approved and referenced is on record. "
                                          f"{PATH_MILESTONES[name]}", case_id=c.id, from_state=c.state.value)
+        if name in ORIGIN_MILESTONES:
+            # a clock origin the law leaves to a person (NIS2 Art. 23(4): aware of the significant incident;
+            # DORA 2025/301 Art. 5(1)(a): classification, awareness; 45 CFR 164.404(a)(2): discovery, "should
+            # have known"): entered with who and why, never computed
+            reason = require_reason(c, reason, f"entering {name} (a clock origin)")
         at = at or st.now
         if at > st.now:
             raise TransitionRefusedError(f"milestone {name} cannot be in the future ({at.isoformat()})", case_id=c.id)
@@ -320,8 +335,36 @@ class BreachWorkflow:
         correction = name in c.milestones
         c.milestones = {**c.milestones, name: at}
         c.milestones_recorded = {**c.milestones_recorded, name: st.now}
+        c.milestone_notes = {**c.milestone_notes, name: MilestoneNote(by=st.actor, reason=reason, recorded_at=st.now)}
         self._settle_lateness(st, delay_reasons, f"recording {name} at {at.isoformat()}")
         st.log("correct_milestone" if correction else "milestone", reason=reason or name, before=before)
+        return self._save(st)
+
+    def dora_report(self, case_id: str, actor: str, *, at: datetime | None = None, reference: str | None = None,
+                    note: str | None = None) -> BreachCase:
+        """Record a DORA intermediate report, or an update of it (DORA Art. 19(4)(b): "followed, as
+        appropriate, by updated notifications every time a relevant status update is available"). All
+        are kept in ``reports``; the first meets the intermediate-report clock (dora_intermediate_sent)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "milestone", "record a DORA report")
+        if "dora" not in c.regimes:
+            raise TransitionRefusedError("the case is not under DORA (add it to the regimes first)", case_id=c.id)
+        if "dora_initial_sent" not in c.milestones:
+            raise TransitionRefusedError("record the initial notification (dora_initial_sent) first", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"the report time {at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        first = not any(r.regime == "dora" for r in c.reports)
+        c.reports = [*c.reports, RegimeReport(regime="dora", kind="intermediate" if first else "update", at=at,
+                                              by=st.actor, reference=reference, note=note)]
+        if first:
+            c.milestones = {**c.milestones, "dora_intermediate_sent": at}
+            c.milestones_recorded = {**c.milestones_recorded, "dora_intermediate_sent": st.now}
+            self._settle_lateness(st, None, "the DORA intermediate report")
+        st.log("dora_report", reason=f"DORA {'intermediate report' if first else 'update'}"
+               + (f" ref {reference}" if reference else "") + (f": {note}" if note else ""), before=before)
         return self._save(st)
 
     def _settle_lateness(self, st: _Step, delay_reasons: str | None, what: str) -> None:
