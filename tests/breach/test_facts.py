@@ -101,3 +101,45 @@ def test_dora_updates_are_kept_as_a_list(wf: BreachWorkflow, clock):
                                                           ("update", "DNB-2")]
     assert c.milestones["dora_intermediate_sent"] == c.reports[0].at
     assert _statuses(wf, c)["dora.intermediate"].status == "met"
+
+
+def test_risk_worksheet_has_no_silent_defaults():
+    from access_audit.breach.model import BreachType, DataCategory, RiskLevel
+    from access_audit.breach.risk import Consequences, Identifiability, RiskWorksheet, assess
+
+    bare = RiskWorksheet(breach_types=[BreachType.confidentiality], data_categories=[DataCategory.contact])
+    p = assess(bare)
+    assert set(bare.defaults()) == {
+        "identifiability (assumed significant)", "malicious (assumed False)", "unknown_recipients (assumed True)",
+        "trusted_recipient (assumed False)", "vulnerable_individuals (assumed False)",
+        "unintelligible (assumed False)", "consequences (not assessed: no minimum level applied)"}
+    assert sum(1 for line in p.reasoning if line.startswith("Not answered:")) == 7
+    # consequences do not default to 'significant': a minor contact-data slip is not lifted to 'risk'
+    assert p.level is RiskLevel.unlikely and not any("at least" in line for line in p.reasoning)
+
+    # an encrypted laptop stolen without a backup: availability and confidentiality lost, nobody can read it
+    laptop = RiskWorksheet(breach_types=[BreachType.confidentiality, BreachType.availability],
+                           data_categories=[DataCategory.special], identifiability=Identifiability.maximum,
+                           unintelligible=True, malicious=True, unknown_recipients=True,
+                           consequences=Consequences.significant)
+    p = assess(laptop)
+    assert p.level is RiskLevel.risk and p.score < 3, p.reasoning  # availability still counts; not "high"
+    assert any("unintelligible" in line and "not counted" in line for line in p.reasoning)
+
+    # EDPB 01/2021: data sent by mistake to a trusted recipient -> document only
+    trusted = RiskWorksheet(breach_types=[BreachType.confidentiality], data_categories=[DataCategory.financial],
+                            identifiability=Identifiability.maximum, malicious=False, unknown_recipients=False,
+                            trusted_recipient=True, consequences=Consequences.minimal, vulnerable_individuals=False,
+                            unintelligible=False)
+    p = assess(trusted)
+    assert p.level is RiskLevel.unlikely and trusted.defaults() == []
+    assert "document only" in p.reasoning[-1] or any("trusted recipient" in line for line in p.reasoning)
+
+
+def test_the_stored_assessment_lists_its_defaults(wf: BreachWorkflow):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)
+    c = wf.assess(c.id, "fenna", {"identifiability": "maximum"})
+    assert "consequences (not assessed: no minimum level applied)" in c.risk.defaults
+    assert "malicious (assumed False)" not in c.risk.defaults  # the case says malicious=True

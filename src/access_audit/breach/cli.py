@@ -333,6 +333,9 @@ def assess(
     consequences: Annotated[str | None, typer.Option(help="minimal | significant | serious | very_serious")] = None,
     malicious: Annotated[bool | None, typer.Option("--malicious/--not-malicious")] = None,
     unknown_recipients: Annotated[bool | None, typer.Option("--unknown-recipients/--known-recipients")] = None,
+    trusted_recipient: Annotated[bool | None, typer.Option("--trusted-recipient/--untrusted-recipient",
+                                                           help="A known, trusted recipient confirmed deletion "
+                                                           "and no further use.")] = None,
     vulnerable: Annotated[bool | None, typer.Option("--vulnerable/--not-vulnerable",
                                                     help="Children or other vulnerable people.")] = None,
     controller_context: Annotated[str | None, typer.Option(help="e.g. 'health insurer'.")] = None,
@@ -351,7 +354,8 @@ def assess(
 
     wf = _wf(data_dir)
     answers = {"identifiability": identifiability, "consequences": consequences, "malicious": malicious,
-               "unknown_recipients": unknown_recipients, "vulnerable_individuals": vulnerable,
+               "unknown_recipients": unknown_recipients, "trusted_recipient": trusted_recipient,
+               "vulnerable_individuals": vulnerable,
                "controller_context": controller_context, "unintelligible": unintelligible}
     level = None
     if overrule:

@@ -241,6 +241,7 @@ class RiskAssessmentRecord(_Model):
     overrule_reason: str | None = None
     overruled_by: str | None = None  # who overruled (the register names them, Art. 33(5))
     overruled_at: UtcDateTime | None = None
+    defaults: list[str] = Field(default_factory=list)  # questions left unanswered and what was assumed
     by: str
     at: UtcDateTime
 
