@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -143,3 +144,56 @@ def test_the_stored_assessment_lists_its_defaults(wf: BreachWorkflow):
     c = wf.assess(c.id, "fenna", {"identifiability": "maximum"})
     assert "consequences (not assessed: no minimum level applied)" in c.risk.defaults
     assert "malicious (assumed False)" not in c.risk.defaults  # the case says malicious=True
+
+
+def test_no_duplicate_case_for_an_alert_already_in_one(wf: BreachWorkflow, tmp_path, clock):
+    from test_prefill import mass_read_alert
+
+    from access_audit.breach.model import BreachError
+    from access_audit.breach.prefill import open_case_from_alerts
+    from access_audit.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "events.db")
+    a = mass_read_alert()
+    c = open_case_from_alerts([a], store, wf.repo, clock, "fenna", config=CONFIG)
+    with pytest.raises(BreachError, match=f"already in a breach case \\({a.id} is in {c.id}\\)"):
+        open_case_from_alerts([a, mass_read_alert(id="new-one")], store, wf.repo, clock, "fenna", config=CONFIG)
+    assert open_case_from_alerts([a], store, wf.repo, clock, "x", config=CONFIG, existing="return").id == c.id
+    assert wf.repo.ids() == [c.id]
+    store.close()
+
+
+def test_api_refuses_naive_times_with_422(wf: BreachWorkflow):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from access_audit.breach.api import get_workflow, router
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.dependency_overrides[get_workflow] = lambda: wf
+    client = TestClient(app, headers={"X-Actor": "Fenna de Vries"})
+    cid = client.post("/api/breaches", json={"title": "t"}).json()["id"]
+    r = client.post(f"/api/breaches/{cid}/milestones", json={"name": "nis2_early_warning_sent",
+                                                             "at": "2026-03-27T10:00:00"})
+    assert r.status_code == 422 and "timezone" in r.text
+    r = client.post(f"/api/breaches/{cid}/awareness", json={"at": "2026-03-27T10:00:00", "reason": "r"})
+    assert r.status_code == 422
+    r = client.post(f"/api/breaches/{cid}/awareness", json={"at": "2026-03-27T10:00:00+01:00", "reason": "r"})
+    assert r.status_code == 200
+
+
+def test_cli_reads_naive_times_in_the_org_zone_and_refuses_gaps_and_folds(tmp_path):
+    from test_cli import run
+
+    d = tmp_path / "data"
+    cid = run(d, "open", "--title", "t").stdout.strip()
+    p = run(d, "aware", cid, "--at", "2026-03-29T02:30", "--reason", "r", ok=False)
+    assert p.returncode == 2 and "does not exist in Europe/Amsterdam" in p.stderr
+    p = run(d, "aware", cid, "--at", "2026-10-25T02:30", "--reason", "r", ok=False)
+    assert p.returncode == 2 and "happens twice" in p.stderr and "+02:00" in p.stderr and "+01:00" in p.stderr
+    p = run(d, "aware", cid, "--at", "2024-01-01T10:00", "--reason", "r", ok=False)  # asked, no answer
+    assert p.returncode != 0 and "more than a year from now" in p.stderr
+    run(d, "aware", cid, "--at", "2026-10-25T02:30+01:00", "--reason", "r")
+    show = json.loads(run(d, "show", cid, "--format", "json").stdout)
+    assert show["awareness"]["at"] == "2026-10-25T01:30:00Z"

@@ -13,12 +13,11 @@ input 422. Times in responses are ISO 8601: UTC on the case, the organisation's 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from access_audit.breach.model import (
     BreachError,
@@ -67,6 +66,8 @@ def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
         raise HTTPException(409, {"detail": e.message, "state": getattr(e, "from_state", None)}) from None
     except BreachError as e:
         raise HTTPException(422, e.message) from None
+    except ValidationError as e:  # a value the case model refuses (e.g. a naive time): the caller's input
+        raise HTTPException(422, "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
     case = out[0] if isinstance(out, tuple) else out
     return case_json(wf, case)
 
@@ -74,9 +75,9 @@ def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
 class OpenBody(BaseModel):
     title: str | None = None
     summary: str | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    detected_at: datetime | None = None
+    occurred_from: AwareDatetime | None = None
+    occurred_to: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = None
     regimes: list[str] | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -87,7 +88,7 @@ class FromAlertsBody(BaseModel):
 
 
 class AwareBody(BaseModel):
-    at: datetime
+    at: AwareDatetime
     reason: str
     by: str | None = None
     delay_reasons: str | None = None  # a correction that makes a met deadline late (GDPR Art. 33(1))
@@ -104,7 +105,7 @@ class EditBody(BaseModel):
 
 class MilestoneBody(BaseModel):
     name: str
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     reason: str | None = None
     delay_reasons: str | None = None
 
@@ -130,7 +131,7 @@ class ApproveBody(BaseModel):
 class SubmitBody(BaseModel):
     channel: str
     reference: str
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     milestone: str = "authority_notified"
     authority: str | None = None
 
@@ -150,7 +151,7 @@ class CloseBody(BaseModel):
 class SubjectsBody(BaseModel):
     decision: SubjectsDecisionKind
     reasoning: str
-    communicated_at: datetime | None = None
+    communicated_at: AwareDatetime | None = None
     channel: str | None = None
 
 

@@ -70,7 +70,9 @@ def _by(by: str | None) -> str:
 
 
 def _time(text: str | None, wf: BreachWorkflow) -> datetime | None:
-    from access_audit.breach.clocks import local_to_utc
+    """A time from the command line; without an offset it is read in the organisation's time zone,
+    refused when that wall time does not exist (DST gap) or happens twice (DST fold: give the offset)."""
+    from access_audit.breach.clocks import AmbiguousLocalTimeError, strict_local_to_utc
 
     if text is None:
         return None
@@ -80,7 +82,12 @@ def _time(text: str | None, wf: BreachWorkflow) -> datetime | None:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(f"invalid time {text!r}: use ISO 8601, e.g. 2026-03-27T10:00+01:00") from None
-    return t if t.tzinfo else local_to_utc(t, wf.config.tz)
+    if t.tzinfo:
+        return t
+    try:
+        return strict_local_to_utc(t, wf.config.tz)
+    except AmbiguousLocalTimeError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -262,6 +269,8 @@ def aware(
     at: Annotated[str, typer.Option(help="When the organisation became reasonably certain personal data were "
                                     "compromised (ISO 8601; 'now').")],
     reason: Annotated[str, typer.Option(help="What made it certain.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask about a time before the first evidence "
+                                      "or more than a year away.")] = False,
     delay_reasons: Annotated[str | None, typer.Option(help="Reasons for the delay, when this makes a deadline "
                                                       "late (GDPR Art. 33(1)).")] = None,
     by: By = None,
@@ -269,8 +278,25 @@ def aware(
     data_dir: DataDir = None,
 ) -> None:
     """Set the awareness time: every legal clock runs from it. Confirms the breach (or corrects the time)."""
+    from datetime import timedelta
+
+    from access_audit.breach.clocks import local_iso
+
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.set_awareness, case_id, _by(by), _time(at, wf), reason, delay_reasons=delay_reasons), fmt)
+    t = _time(at, wf)
+    assert t is not None
+    case = _run(wf.get, case_id)
+    first = min((a.first_seen for a in case.alerts), default=None)
+    doubt = []
+    if first is not None and t < first:
+        doubt.append(f"before the first evidence ({local_iso(first, wf.config.tz)})")
+    if abs(wf.clock.now() - t) > timedelta(days=365):
+        doubt.append("more than a year from now")
+    if doubt and not yes and not typer.confirm(f"the awareness time {local_iso(t, wf.config.tz)} is "
+                                               f"{' and '.join(doubt)}: is it right?", default=False, err=True):
+        err.print("[red]refused:[/] awareness not set (check the time, or confirm with --yes)")
+        raise typer.Exit(2)
+    _emit(wf, _run(wf.set_awareness, case_id, _by(by), t, reason, delay_reasons=delay_reasons), fmt)
 
 
 @breach_app.command()

@@ -80,6 +80,34 @@ def local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
+class AmbiguousLocalTimeError(ValueError):
+    """A wall-clock time that does not exist (spring gap) or exists twice (autumn fold) in the zone."""
+
+
+def strict_local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    """A wall-clock time typed by a person in ``tz`` -> UTC, refusing what is not one instant:
+    a time in the spring gap does not exist (2026-03-29T02:30 in Amsterdam), and one in the autumn
+    fold happens twice (2026-10-25T02:30): the offset must be given then."""
+    wall = wall.replace(tzinfo=None)
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        raise AmbiguousLocalTimeError(f"{wall.isoformat()} does not exist in {tz.key} (the clocks were put forward): "
+                                      "give the time with its offset")
+    if first.utcoffset() != second.utcoffset():
+        w = wall.isoformat(timespec="minutes")
+        raise AmbiguousLocalTimeError(f"{wall.isoformat()} happens twice in {tz.key} (the clocks were put back): "
+                                      f"give the offset, {w}{_offset(first)} (the first) or {w}{_offset(second)} "
+                                      "(the second)")
+    return first.astimezone(UTC)
+
+
+def _offset(t: datetime) -> str:
+    off = t.utcoffset()
+    assert off is not None
+    m = int(off.total_seconds() // 60)
+    return f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+
+
 def local_iso(t: datetime, tz: ZoneInfo) -> str:
     return t.astimezone(tz).isoformat(timespec="seconds")
 

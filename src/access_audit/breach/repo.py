@@ -163,6 +163,16 @@ class BreachRepo:
         with self._lock:
             return [r[0] for r in self.db.execute(sql, params)]
 
+    def cases_with_alerts(self, alert_ids: builtins.list[str]) -> dict[str, str]:
+        """alert id -> the case that holds it as evidence (the oldest case when several do)."""
+        if not alert_ids:
+            return {}
+        q = ("SELECT json_extract(j.value, '$.id'), c.id FROM cases c, json_each(c.doc, '$.alerts') j"
+             f" WHERE json_extract(j.value, '$.id') IN ({','.join('?' * len(alert_ids))}) ORDER BY c.year DESC,"
+             " c.number DESC")
+        with self._lock:
+            return dict(self.db.execute(q, list(alert_ids)).fetchall())
+
     def list(self, *, state: str | None = None, open_only: bool = False) -> list[BreachCase]:
         return [self.get(i) for i in self.ids(state=state, open_only=open_only)]
 
