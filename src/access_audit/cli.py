@@ -244,34 +244,72 @@ def scheduler(
 
 @app.command()
 def retention(
-    days: Annotated[int | None, typer.Option(min=1, help="Keep this many days (default ACCESS_AUDIT_RETENTION_DAYS).")]
-    = None,
+    days: Annotated[int | None, typer.Option(min=1, help="Keep events and dead letters this many days (default "
+                                             "ACCESS_AUDIT_RETENTION_DAYS). Alerts, self-audit records and "
+                                             "closed cases keep their own periods.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | json (the whole plan on stdout)")] = "text",
     data_dir: DataDir = None,
 ) -> None:
-    """Delete access events older than the retention period (GDPR storage limitation).
+    """Delete data older than its retention period, by whole UTC days (GDPR Art. 5(1)(e)).
 
-    Elasticsearch: whole daily indices older than the period; SQLite: the events themselves.
-    Alerts, dead letters and breach cases are kept.
+    Shows the plan first (class, days, records, action: delete / kept: held by BR-... / kept: own
+    retention) and asks before deleting, unless --yes. Legal holds win: a breach case keeps the days
+    of its evidence until it is closed plus ACCESS_AUDIT_LEGAL_HOLD_DAYS (GDPR Art. 33(5)).
+    Elasticsearch: a day of events is its daily index, kept or deleted whole.
     """
     from datetime import UTC, datetime
 
+    from access_audit import retention as ret
     from access_audit.app import open_store
+    from access_audit.breach.repo import BreachRepo
 
+    if fmt not in ("text", "json"):
+        raise typer.BadParameter("--format must be text or json")
     settings = _settings(data_dir)
-    keep = days or settings.retention_days
+    now = datetime.now(UTC)
     store = open_store(settings)
+    repo = BreachRepo(settings.breach_path) if settings.breach_path.exists() else None
     try:
-        if hasattr(store, "delete_indices_older_than"):
-            gone = store.delete_indices_older_than(keep, datetime.now(UTC))
-            result: dict[str, Any] = {"deleted_indices": gone}
-            err.print(f"deleted {len(gone)} daily index(es) older than {keep} days")
-        else:
-            n = store.delete_events_older_than(keep, datetime.now(UTC))
-            result = {"deleted_events": n}
-            err.print(f"deleted {n} event(s) older than {keep} days")
+        holds = {h["id"]: ret.LegalHold.from_doc(h) for h in store.legal_holds()}
+        for case in repo.list() if repo else []:  # the cases are the source of truth of their holds
+            h = ret.hold_for_case(case, settings.legal_hold_days)
+            if holds.get(h.id) != h:
+                store.put_legal_hold(h.to_doc())
+            holds[h.id] = h
+        stores: dict[str, Any] = dict.fromkeys(ret.STORE_CLASSES, store)
+        if repo:
+            stores[ret.DataClass.cases] = repo
+        periods = ret.Periods.from_settings(settings, days)
+        plan = ret.plan(stores, periods, holds.values(), now, general_days=days)
+        table = Table(title=f"retention plan ({now:%Y-%m-%d %H:%M} UTC)")
+        for col in ("class", "days (UTC)", "records", "action"):
+            table.add_column(col, overflow="fold")
+        for row in ret.plan_text(plan):
+            table.add_row(*(escape(x) for x in row))
+        err.print(table if plan.lines else "nothing is older than its retention period")
+        err.print("periods (days): " + ", ".join(f"{c.value} {periods.of(c)}" for c in ret.DataClass)
+                  + f"; legal holds: {', '.join(sorted(holds)) or 'none'}")
+        todo = list(plan.deleting())
+        deleted: dict[str, int] = {}
+        if todo and not dry_run:
+            n = sum(ln.records for ln in todo)
+            if not yes and not typer.confirm(f"delete {n} record(s) in {len(todo)} day(s)?", default=False,
+                                             err=True):
+                raise _fail("nothing deleted (answer yes, or pass --yes)", 1)
+            deleted = ret.execute(plan, stores)
+            err.print(f"deleted: {', '.join(f'{k} {v}' for k, v in deleted.items())}")
     finally:
         store.close()
-    sys.stdout.write(orjson.dumps({"retention_days": keep, **result}).decode() + "\n")
+        if repo:
+            repo.close()
+    doc: dict[str, Any] = {"retention_days": periods.events, "dry_run": dry_run, "deleted": deleted,
+                           "deleted_events": deleted.get("events", 0),
+                           "kept": [ln.to_json() for ln in plan.lines if not ln.deletes]}
+    if fmt == "json":
+        doc["plan"] = plan.to_json()
+    sys.stdout.write(orjson.dumps(doc).decode() + "\n")
 
 
 # --- demo ---------------------------------------------------------------------------------------

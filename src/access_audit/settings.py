@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     elasticsearch_ca_certs: Path | None = None
     elasticsearch_index_prefix: str = "access-audit"
     retention_days: int = Field(default=365, ge=1)  # daily event indices older than this are deleted
+    # Retention per data class (access_audit.retention, docs/design/decisions.md §5); legal holds win
+    dead_letter_retention_days: int | None = Field(default=None, ge=1)  # default: retention_days
+    alert_retention_days: int = Field(default=730, ge=1)
+    self_audit_retention_days: int = Field(default=2190, ge=1)  # never shorter than retention_days
+    case_retention_days: int = Field(default=1825, ge=1)  # closed breach cases, from their closing day
+    legal_hold_days: int = Field(default=365, ge=0)  # a case's evidence is held until closed + this
 
     # Breach response (access_audit.breach): clocks, reminders, the contact point in drafts
     org_timezone: str = "Europe/Amsterdam"  # deadlines are shown in this zone

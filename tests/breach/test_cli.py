@@ -35,7 +35,7 @@ def test_round_trip(tmp_path: Path):
     assert [c["status"] for c in case["clocks"]] == ["waiting"]
     assert run(d, "open", "--title", "second").stdout.strip() != cid  # text: only the new id
 
-    run(d, "aware", cid, "--at", "2026-03-27 10:00", "--reason", "logs confirm")  # no offset: Amsterdam time
+    run(d, "aware", cid, "--at", "2026-03-27 10:00", "--reason", "logs confirm", "--yes")  # no offset: Amsterdam
     show = json.loads(run(d, "show", cid, "--format", "json").stdout)
     assert show["state"] == "confirmed" and show["timezone"] == "Europe/Amsterdam"
     assert show["awareness"]["at"] == "2026-03-27T09:00:00Z"

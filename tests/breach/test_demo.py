@@ -45,3 +45,16 @@ def test_demo_breach_walks_to_a_draft(store, tmp_path: Path):  # noqa: F811
     case = repo.get(case_id)
     assert case.state.value == "notification_drafted" and case.source == "demo"
     repo.close()
+
+
+def test_a_second_demo_run_opens_no_duplicate_case(store, tmp_path: Path):  # noqa: F811
+    store.write_alerts([mass_read_alert()])
+    settings = SimpleNamespace(data_dir=tmp_path, org_timezone="Europe/Amsterdam", breach_regimes=["gdpr"])
+    clock = FrozenClock(datetime(2026, 11, 4, 2, 30, tzinfo=UTC))
+    first = demo_breach(SCENARIO, store, settings, clock, Console(file=io.StringIO(), width=200))
+    buf = io.StringIO()
+    assert demo_breach(SCENARIO, store, settings, clock, Console(file=buf, width=200)) == first
+    assert "no duplicate opened" in buf.getvalue()
+    repo = BreachRepo(tmp_path / "breach.db")
+    assert repo.ids() == [first]
+    repo.close()

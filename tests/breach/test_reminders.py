@@ -176,7 +176,10 @@ def test_scheduler_jobs_are_named_case_clock_offset(wf: BreachWorkflow, repo, cl
                                                                                     "overdue"))
         assert len(sched.scheduler.get_jobs()) == 5
         assert sched.rebuild() == ids and len(sched.scheduler.get_jobs()) == 5  # replaced, never doubled
-        wf.record_milestone(c.id, "fenna", "authority_notified")
+        c = wf.assess(c.id, "fenna", {"identifiability": "maximum", "consequences": "serious"})
+        c, _ = wf.draft(c.id, "fenna", "authority", "nl")
+        c = wf.approve(c.id, "fenna")
+        wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")  # the clock is met by its own path
         assert sched.rebuild() == [] and sched.scheduler.get_jobs() == []
     finally:
         sched.shutdown()

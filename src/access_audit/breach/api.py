@@ -13,12 +13,11 @@ input 422. Times in responses are ISO 8601: UTC on the case, the organisation's 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from access_audit.breach.model import (
     BreachError,
@@ -67,6 +66,8 @@ def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
         raise HTTPException(409, {"detail": e.message, "state": getattr(e, "from_state", None)}) from None
     except BreachError as e:
         raise HTTPException(422, e.message) from None
+    except ValidationError as e:  # a value the case model refuses (e.g. a naive time): the caller's input
+        raise HTTPException(422, "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
     case = out[0] if isinstance(out, tuple) else out
     return case_json(wf, case)
 
@@ -74,9 +75,9 @@ def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
 class OpenBody(BaseModel):
     title: str | None = None
     summary: str | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    detected_at: datetime | None = None
+    occurred_from: AwareDatetime | None = None
+    occurred_to: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = None
     regimes: list[str] | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -87,9 +88,10 @@ class FromAlertsBody(BaseModel):
 
 
 class AwareBody(BaseModel):
-    at: datetime
+    at: AwareDatetime
     reason: str
     by: str | None = None
+    delay_reasons: str | None = None  # a correction that makes a met deadline late (GDPR Art. 33(1))
 
 
 class ReasonBody(BaseModel):
@@ -103,14 +105,16 @@ class EditBody(BaseModel):
 
 class MilestoneBody(BaseModel):
     name: str
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     reason: str | None = None
+    delay_reasons: str | None = None
 
 
 class AssessBody(BaseModel):
     answers: dict[str, Any] = Field(default_factory=dict)
     overrule_to: RiskLevel | None = None
     overrule_reason: str | None = None
+    withdraw_overrule: str | None = None
 
 
 class DraftBody(BaseModel):
@@ -127,20 +131,27 @@ class ApproveBody(BaseModel):
 class SubmitBody(BaseModel):
     channel: str
     reference: str
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     milestone: str = "authority_notified"
+    authority: str | None = None
 
 
 class SupplementBody(BaseModel):
     text: str
     changes: dict[str, Any] = Field(default_factory=dict)
     reference: str | None = None
+    supplies: list[str] = Field(default_factory=list)  # outstanding elements the text supplies (Art. 33(4))
+
+
+class CloseBody(BaseModel):
+    reason: str
+    outstanding_reason: str | None = None  # why outstanding Art. 33(4) elements will not follow
 
 
 class SubjectsBody(BaseModel):
     decision: SubjectsDecisionKind
     reasoning: str
-    communicated_at: datetime | None = None
+    communicated_at: AwareDatetime | None = None
     channel: str | None = None
 
 
@@ -198,7 +209,8 @@ def triage(case_id: str, wf: WF, actor: Actor, body: ReasonBody | None = None) -
 
 @router.post("/{case_id}/awareness")
 def aware(case_id: str, body: AwareBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.set_awareness, case_id, actor, body.at, body.reason, by=body.by)
+    return _call(wf, wf.set_awareness, case_id, actor, body.at, body.reason, by=body.by,
+                 delay_reasons=body.delay_reasons)
 
 
 @router.post("/{case_id}/dismissal")
@@ -213,13 +225,15 @@ def edit(case_id: str, body: EditBody, wf: WF, actor: Actor) -> dict[str, Any]:
 
 @router.post("/{case_id}/milestones")
 def milestone(case_id: str, body: MilestoneBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.record_milestone, case_id, actor, body.name, body.at, body.reason)
+    return _call(wf, wf.record_milestone, case_id, actor, body.name, body.at, body.reason,
+                 delay_reasons=body.delay_reasons)
 
 
 @router.post("/{case_id}/assessment")
 def assess(case_id: str, body: AssessBody, wf: WF, actor: Actor) -> dict[str, Any]:
     return _call(wf, wf.assess, case_id, actor, body.answers, overrule_to=body.overrule_to,
-                 overrule_reason=body.overrule_reason)
+                 overrule_reason=body.overrule_reason, withdraw_overrule=body.withdraw_overrule)
+
 
 
 @router.post("/{case_id}/no-notification")
@@ -274,12 +288,12 @@ def approve(case_id: str, body: ApproveBody, wf: WF, actor: Actor) -> dict[str, 
 @router.post("/{case_id}/submission")
 def submit(case_id: str, body: SubmitBody, wf: WF, actor: Actor) -> dict[str, Any]:
     return _call(wf, wf.submit, case_id, actor, channel=body.channel, reference=body.reference, at=body.at,
-                 milestone=body.milestone)
+                 milestone=body.milestone, authority=body.authority)
 
 
 @router.post("/{case_id}/supplements")
 def supplement(case_id: str, body: SupplementBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.supplement, case_id, actor, body.text, body.changes, body.reference)
+    return _call(wf, wf.supplement, case_id, actor, body.text, body.changes, body.reference, supplies=body.supplies)
 
 
 @router.post("/{case_id}/subjects-decision")
@@ -289,5 +303,5 @@ def subjects(case_id: str, body: SubjectsBody, wf: WF, actor: Actor) -> dict[str
 
 
 @router.post("/{case_id}/closure")
-def close(case_id: str, body: ReasonBody, wf: WF, actor: Actor) -> dict[str, Any]:
-    return _call(wf, wf.close, case_id, actor, body.reason)
+def close(case_id: str, body: CloseBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    return _call(wf, wf.close, case_id, actor, body.reason, outstanding_reason=body.outstanding_reason)

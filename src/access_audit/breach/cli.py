@@ -70,7 +70,9 @@ def _by(by: str | None) -> str:
 
 
 def _time(text: str | None, wf: BreachWorkflow) -> datetime | None:
-    from access_audit.breach.clocks import local_to_utc
+    """A time from the command line; without an offset it is read in the organisation's time zone,
+    refused when that wall time does not exist (DST gap) or happens twice (DST fold: give the offset)."""
+    from access_audit.breach.clocks import AmbiguousLocalTimeError, strict_local_to_utc
 
     if text is None:
         return None
@@ -80,7 +82,12 @@ def _time(text: str | None, wf: BreachWorkflow) -> datetime | None:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(f"invalid time {text!r}: use ISO 8601, e.g. 2026-03-27T10:00+01:00") from None
-    return t if t.tzinfo else local_to_utc(t, wf.config.tz)
+    if t.tzinfo:
+        return t
+    try:
+        return strict_local_to_utc(t, wf.config.tz)
+    except AmbiguousLocalTimeError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -262,13 +269,34 @@ def aware(
     at: Annotated[str, typer.Option(help="When the organisation became reasonably certain personal data were "
                                     "compromised (ISO 8601; 'now').")],
     reason: Annotated[str, typer.Option(help="What made it certain.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask about a time before the first evidence "
+                                      "or more than a year away.")] = False,
+    delay_reasons: Annotated[str | None, typer.Option(help="Reasons for the delay, when this makes a deadline "
+                                                      "late (GDPR Art. 33(1)).")] = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
 ) -> None:
     """Set the awareness time: every legal clock runs from it. Confirms the breach (or corrects the time)."""
+    from datetime import timedelta
+
+    from access_audit.breach.clocks import local_iso
+
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.set_awareness, case_id, _by(by), _time(at, wf), reason), fmt)
+    t = _time(at, wf)
+    assert t is not None
+    case = _run(wf.get, case_id)
+    first = min((a.first_seen for a in case.alerts), default=None)
+    doubt = []
+    if first is not None and t < first:
+        doubt.append(f"before the first evidence ({local_iso(first, wf.config.tz)})")
+    if abs(wf.clock.now() - t) > timedelta(days=365):
+        doubt.append("more than a year from now")
+    if doubt and not yes and not typer.confirm(f"the awareness time {local_iso(t, wf.config.tz)} is "
+                                               f"{' and '.join(doubt)}: is it right?", default=False, err=True):
+        err.print("[red]refused:[/] awareness not set (check the time, or confirm with --yes)")
+        raise typer.Exit(2)
+    _emit(wf, _run(wf.set_awareness, case_id, _by(by), t, reason, delay_reasons=delay_reasons), fmt)
 
 
 @breach_app.command()
@@ -295,10 +323,33 @@ def edit(case_id: CaseId, sets: Sets = None, by: By = None, reason: Reason = Non
 def milestone(case_id: CaseId, name: Annotated[str, typer.Argument(help="e.g. nis2_early_warning_sent, "
                                                                   "dora_classified_major, nis2_not_significant")],
               at: Annotated[str | None, typer.Option(help="When (default now).")] = None, by: By = None,
-              reason: Reason = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
-    """Record a milestone that starts, meets or waives a clock."""
+              reason: Reason = None,
+              delay_reasons: Annotated[str | None, typer.Option(help="Reasons for the delay, when this meets a "
+                                                                "deadline late.")] = None,
+              fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record a milestone that starts, meets or waives a clock (not the authority's notification:
+    that is 'breach submit'; not telling the data subjects: that is 'breach subjects')."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.record_milestone, case_id, _by(by), name, _time(at, wf), reason), fmt)
+    _emit(wf, _run(wf.record_milestone, case_id, _by(by), name, _time(at, wf), reason, delay_reasons=delay_reasons),
+          fmt)
+
+
+@breach_app.command("dora-report")
+def dora_report(case_id: CaseId, at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
+                reference: Annotated[str | None, typer.Option(help="The authority's reference.")] = None,
+                note: Annotated[str | None, typer.Option(help="What changed.")] = None,
+                by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record the DORA intermediate report, or an update of it (each kept, DORA Art. 19(4)(b))."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.dora_report, case_id, _by(by), at=_time(at, wf), reference=reference, note=note), fmt)
+
+
+@breach_app.command()
+def reconsider(case_id: CaseId, reason: Annotated[str, typer.Option(help="The new facts.")], by: By = None,
+               fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Re-open the assessment on new facts (after 'no notification needed' or a draft)."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.reconsider, case_id, _by(by), reason), fmt)
 
 
 @breach_app.command()
@@ -308,6 +359,9 @@ def assess(
     consequences: Annotated[str | None, typer.Option(help="minimal | significant | serious | very_serious")] = None,
     malicious: Annotated[bool | None, typer.Option("--malicious/--not-malicious")] = None,
     unknown_recipients: Annotated[bool | None, typer.Option("--unknown-recipients/--known-recipients")] = None,
+    trusted_recipient: Annotated[bool | None, typer.Option("--trusted-recipient/--untrusted-recipient",
+                                                           help="A known, trusted recipient confirmed deletion "
+                                                           "and no further use.")] = None,
     vulnerable: Annotated[bool | None, typer.Option("--vulnerable/--not-vulnerable",
                                                     help="Children or other vulnerable people.")] = None,
     controller_context: Annotated[str | None, typer.Option(help="e.g. 'health insurer'.")] = None,
@@ -315,6 +369,8 @@ def assess(
                                                         help="Encrypted (state of the art, key safe).")] = None,
     overrule: Annotated[str | None, typer.Option(help="unlikely | risk | high: overrule the proposal.")] = None,
     reason: Reason = None,
+    withdraw_overrule: Annotated[str | None, typer.Option(help="Withdraw an earlier overrule, with the reason.")]
+    = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -324,7 +380,8 @@ def assess(
 
     wf = _wf(data_dir)
     answers = {"identifiability": identifiability, "consequences": consequences, "malicious": malicious,
-               "unknown_recipients": unknown_recipients, "vulnerable_individuals": vulnerable,
+               "unknown_recipients": unknown_recipients, "trusted_recipient": trusted_recipient,
+               "vulnerable_individuals": vulnerable,
                "controller_context": controller_context, "unintelligible": unintelligible}
     level = None
     if overrule:
@@ -332,7 +389,8 @@ def assess(
             level = RiskLevel(overrule)
         except ValueError:
             raise typer.BadParameter("--overrule must be unlikely, risk or high") from None
-    case = _run(wf.assess, case_id, _by(by), answers, overrule_to=level, overrule_reason=reason)
+    case = _run(wf.assess, case_id, _by(by), answers, overrule_to=level, overrule_reason=reason,
+                withdraw_overrule=withdraw_overrule)
     if fmt == "json":
         _emit(wf, case, fmt)
         return
@@ -417,6 +475,8 @@ def submit(
     at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
     milestone_name: Annotated[str, typer.Option("--milestone", help="Clock it meets: authority_notified "
                                                 "(GDPR) or ico_notified (UK GDPR).")] = "authority_notified",
+    authority: Annotated[str | None, typer.Option(help="The (lead) authority notified (default: the case's).")]
+    = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -424,7 +484,45 @@ def submit(
     """Record the submission of the approved notification."""
     wf = _wf(data_dir)
     _emit(wf, _run(wf.submit, case_id, _by(by), channel=channel, reference=reference, at=_time(at, wf),
-                   milestone=milestone_name), fmt)
+                   milestone=milestone_name, authority=authority), fmt)
+
+
+@breach_app.command()
+def notify(
+    case_id: CaseId,
+    authority: Annotated[str, typer.Option(help="The further authority, e.g. 'ICO' or 'CNIL'.")],
+    channel: Annotated[str, typer.Option(help="How it was sent.")],
+    reference: Annotated[str, typer.Option(help="That authority's reference.")],
+    lang: Annotated[str, typer.Option(help="Language of the text sent (its authority draft).")] = "en",
+    at: Annotated[str | None, typer.Option(help="When it was sent (default now).")] = None,
+    milestone_name: Annotated[str | None, typer.Option("--milestone", help="Authority clock it meets, e.g. "
+                                                       "ico_notified.")] = None,
+    delay_reasons: Annotated[str | None, typer.Option(help="Reasons, when it meets its clock late.")] = None,
+    by: By = None, fmt: Fmt = "text", data_dir: DataDir = None,
+) -> None:
+    """Record a notification to a further supervisory authority (EDPB Guidelines 9/2022 §73)."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.notify_authority, case_id, _by(by), authority=authority, channel=channel, reference=reference,
+                   lang=lang, at=_time(at, wf), milestone=milestone_name, delay_reasons=delay_reasons), fmt)
+
+
+@breach_app.command()
+def amend(case_id: CaseId, number: Annotated[int, typer.Argument(help="Notification number (1 = the first).")],
+          text: Annotated[str, typer.Option(help="What is corrected.")],
+          reference: Annotated[str | None, typer.Option(help="Reference of the amendment.")] = None,
+          by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record an amendment of a notification made ("aanpassen")."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.amend_notification, case_id, _by(by), number, text, reference), fmt)
+
+
+@breach_app.command()
+def withdraw(case_id: CaseId, number: Annotated[int, typer.Argument(help="Notification number (1 = the first).")],
+             reason: Annotated[str, typer.Option(help="Why it is withdrawn.")],
+             by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record the withdrawal of a notification ("intrekken"); it stays in the register."""
+    wf = _wf(data_dir)
+    _emit(wf, _run(wf.withdraw_notification, case_id, _by(by), number, reason), fmt)
 
 
 @breach_app.command()
@@ -433,13 +531,15 @@ def supplement(
     text: Annotated[str, typer.Option(help="What the supplementary notification says.")],
     sets: Sets = None,
     reference: Annotated[str | None, typer.Option(help="Reference of this supplement.")] = None,
+    supplies: Annotated[list[str] | None, typer.Option("--supplies", help="Outstanding element the text supplies "
+                                                       "(repeatable), e.g. cause.")] = None,
     by: By = None,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
 ) -> None:
     """Record a supplementary notification (Art. 33(4)); --set updates the figures it corrects."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.supplement, case_id, _by(by), text, _parse_sets(sets), reference), fmt)
+    _emit(wf, _run(wf.supplement, case_id, _by(by), text, _parse_sets(sets), reference, supplies=supplies), fmt)
 
 
 @breach_app.command()
@@ -468,10 +568,12 @@ def subjects(
 
 @breach_app.command()
 def close(case_id: CaseId, reason: Annotated[str, typer.Option(help="Why it can be closed.")], by: By = None,
+          outstanding_reason: Annotated[str | None, typer.Option(help="Why outstanding elements of a phased "
+                                                                 "notification will not follow.")] = None,
           fmt: Fmt = "text", data_dir: DataDir = None) -> None:
-    """Close the case (refused while a clock is open)."""
+    """Close the case (refused while a clock is open or an Art. 33(4) element is outstanding)."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.close, case_id, _by(by), reason), fmt)
+    _emit(wf, _run(wf.close, case_id, _by(by), reason, outstanding_reason=outstanding_reason), fmt)
 
 
 @breach_app.command()

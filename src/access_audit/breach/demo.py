@@ -47,7 +47,7 @@ def open_case_from_scenario(scenario: Any, store: Any, repo: Any, clock: Clock, 
     if not alerts:
         return None
     return open_case_from_alerts(alerts, store, repo, clock, actor, config=config, source="demo",
-                                 reason=f"demo scenario {scenario.id}")
+                                 reason=f"demo scenario {scenario.id}", existing="return")
 
 
 def demo_breach(scenario: Any, store: Any, settings: Any, clock: Clock, console: Console | None = None) -> str | None:
@@ -68,6 +68,11 @@ def demo_breach(scenario: Any, store: Any, settings: Any, clock: Clock, console:
                       f"{escape(scenario.id)}: no case opened")
         repo.close()
         return None
+    if case.trail[-1].action != "open" or len(case.trail) > 1:  # a case of an earlier demo run: not a new one
+        console.print(f"[bold]breach case {case.id}[/] already holds the alerts of {escape(scenario.id)} (an "
+                      f"earlier demo run): no duplicate opened. Try: access-audit breach show {case.id}")
+        repo.close()
+        return case.id
     case = wf.set_awareness(case.id, DEMO_DPO, clock.now(), "The CRM logs show the records were read by a script "
                             "from a home address at night: personal data were compromised")
     case = wf.assess(case.id, DEMO_DPO, {"identifiability": "maximum", "malicious": True})

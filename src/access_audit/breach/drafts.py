@@ -370,6 +370,17 @@ class DraftResult:
         return "\n".join([head, *(f"- {m.label} [{m.key}]: {m.where}" for m in self.missing)])
 
 
+def element_label(key: str, lang: str) -> str:
+    """The label of a draft element (as the draft shows it)."""
+    el = _D.get(key)
+    return el.label(lang) if el else key
+
+
+def missing_keys(case: BreachCase, lang: str, *, tz: ZoneInfo, now: datetime) -> set[str]:
+    """The required elements of the authority notification that are still missing."""
+    return {m.key for m in check(case, "authority", lang, tz=tz, now=now)[1]}
+
+
 def is_late(case: BreachCase, now: datetime, tz: ZoneInfo, processor_notice_hours: float = 24) -> bool:
     """Whether an authority notification made now is past its deadline (Art. 33(1))."""
     for st in case_clocks(case, now, tz, processor_notice_hours):

@@ -239,6 +239,9 @@ class RiskAssessmentRecord(_Model):
     reasoning: list[str]
     overruled_to: RiskLevel | None = None
     overrule_reason: str | None = None
+    overruled_by: str | None = None  # who overruled (the register names them, Art. 33(5))
+    overruled_at: UtcDateTime | None = None
+    defaults: list[str] = Field(default_factory=list)  # questions left unanswered and what was assumed
     by: str
     at: UtcDateTime
 
@@ -276,6 +279,37 @@ class Submission(_Model):
     delay_reasons: str | None = None
 
 
+class Amendment(_Model):
+    """A change to a notification already made ("aanpassen"): what changed, when, by whom."""
+
+    at: UtcDateTime
+    by: str
+    text: str
+    reference: str | None = None
+
+
+class Notification(_Model):
+    """One notification to one supervisory authority (EDPB Guidelines 9/2022 §73: the lead authority
+    and, where needed, others; the AP form: a notification can be supplemented, amended or withdrawn).
+    The first one is the case's ``submission``; each carries its authority, reference, time and language."""
+
+    number: int
+    authority: str
+    lead: bool = False
+    at: UtcDateTime
+    by: str
+    channel: str
+    reference: str
+    lang: str
+    draft_version: int
+    milestone: str  # the clock it met: authority_notified (GDPR) or ico_notified (UK GDPR)
+    late: bool = False
+    amendments: list[Amendment] = Field(default_factory=list)
+    withdrawn_at: UtcDateTime | None = None
+    withdrawn_by: str | None = None
+    withdrawal_reason: str | None = None
+
+
 class Supplement(_Model):
     """A supplementary notification (Art. 33(4)), numbered from 1."""
 
@@ -285,6 +319,43 @@ class Supplement(_Model):
     text: str
     changes: dict[str, Any] = Field(default_factory=dict)  # detail field -> new value
     reference: str | None = None
+
+
+class OutstandingElement(_Model):
+    """An element of a phased notification that follows later (GDPR Art. 33(4): "without undue
+    further delay"). Open until a supplement supplies it, or a named person records why it never will."""
+
+    key: str
+    label: str
+    since: UtcDateTime  # approval of the phased notification
+    supplied_at: UtcDateTime | None = None
+    supplement_version: int | None = None
+    waived_reason: str | None = None
+    waived_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.supplied_at is None and self.waived_reason is None
+
+
+class MilestoneNote(_Model):
+    """Who entered a milestone and why (clock origins the law leaves to a person must say both)."""
+
+    by: str
+    reason: str | None = None
+    recorded_at: UtcDateTime
+
+
+class RegimeReport(_Model):
+    """A report under a sector regime kept as a list, not overwritten (DORA Art. 19(4)(b): updated
+    notifications every time a relevant status update is available)."""
+
+    regime: str
+    kind: str  # e.g. intermediate, update
+    at: UtcDateTime
+    by: str
+    reference: str | None = None
+    note: str | None = None
 
 
 class SubjectsDecision(_Model):
@@ -326,15 +397,22 @@ class BreachCase(_Model):
     provenance: dict[str, str] = Field(default_factory=dict)  # details field -> where the value came from
     alerts: list[EvidenceAlert] = Field(default_factory=list)
     risk: RiskAssessmentRecord | None = None
+    risk_history: list[RiskAssessmentRecord] = Field(default_factory=list)  # earlier assessments, oldest first
     no_notification_reason: str | None = None
     not_a_breach_reason: str | None = None
     drafts: list[DraftRecord] = Field(default_factory=list)
     approval: Approval | None = None
     submission: Submission | None = None
+    notifications: list[Notification] = Field(default_factory=list)  # every authority notified, first = submission
     supplements: list[Supplement] = Field(default_factory=list)
+    outstanding: list[OutstandingElement] = Field(default_factory=list)  # Art. 33(4) elements to follow
     subjects: SubjectsDecision | None = None
     milestones: dict[str, UtcDateTime] = Field(default_factory=dict)  # e.g. nis2_early_warning_sent
     milestones_recorded: dict[str, UtcDateTime] = Field(default_factory=dict)  # when each was entered
+    milestone_notes: dict[str, MilestoneNote] = Field(default_factory=dict)  # who entered each milestone, why
+    reports: list[RegimeReport] = Field(default_factory=list)  # DORA intermediate report and its updates
+    late_reasons: dict[str, str] = Field(default_factory=dict)  # clock id -> reasons for meeting it late
+    awareness_history: list[Awareness] = Field(default_factory=list)  # awareness times before a correction
     closed_at: UtcDateTime | None = None
     close_reason: str | None = None
     trail: list[AuditEntry] = Field(default_factory=list)

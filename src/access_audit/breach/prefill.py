@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from access_audit.breach.model import BreachCase, BreachType, DataCategory, DataEffect, data_category
+from access_audit.breach.model import BreachCase, BreachError, BreachType, DataCategory, DataEffect, data_category
 from access_audit.breach.repo import BreachRepo
 from access_audit.core.alerts import Alert
 from access_audit.core.clock import Clock
@@ -276,8 +276,13 @@ def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
 
 def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRepo, clock: Clock, actor: str, *,
                           config: Any = None, source: str = "alerts", reason: str | None = None,
-                          subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS) -> BreachCase:
+                          subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS,
+                          existing: str = "refuse") -> BreachCase:
     """Open a breach case (state ``reported``) from alerts, prefilled from the event store.
+
+    An alert that is already evidence of a case does not open a second one: ``existing="refuse"``
+    raises BreachError naming that case; ``existing="return"`` returns it (Slack's escalate button,
+    a second ``demo`` run).
 
     ``config`` is a :class:`~access_audit.breach.workflow.BreachConfig` or the app's ``Settings``
     (organisation, DPO contact, regimes, time zone); None uses the defaults. Works with any alerts:
@@ -287,6 +292,13 @@ def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRe
 
     if not alerts:
         raise ValueError("open_case_from_alerts needs at least one alert")
+    held = repo.cases_with_alerts([a.id for a in alerts])
+    if held:
+        if existing == "return":
+            return repo.get(sorted(held.values())[0])
+        which = "; ".join(f"{a} is in {c}" for a, c in sorted(held.items()))
+        raise BreachError(f"alert(s) already in a breach case ({which}): add facts to that case instead of "
+                          "opening a duplicate")
     cfg = config if isinstance(config, BreachConfig) else (
         BreachConfig.from_settings(config) if config is not None else BreachConfig())
     pre = prefill_from_alerts(alerts, store, subject_patterns=subject_patterns)
@@ -294,6 +306,14 @@ def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRe
     title = details.pop("title", None)
     summary = details.pop("summary", None)
     wf = BreachWorkflow(repo, clock, cfg)
-    return wf.open_case(actor, title=title, summary=summary, source=source, occurred_from=pre.occurred_from,
+    case = wf.open_case(actor, title=title, summary=summary, source=source, occurred_from=pre.occurred_from,
                         occurred_to=pre.occurred_to, alerts=alerts, details=details, provenance=pre.provenance,
                         reason=reason)
+    put_hold = getattr(store, "put_legal_hold", None)
+    if put_hold is not None:
+        # The evidence stays while the case is open (GDPR Art. 33(5); access_audit.retention): the
+        # retention run re-derives the hold from the case and ends it at closing + LEGAL_HOLD_DAYS.
+        from access_audit.retention import hold_for_case
+
+        put_hold(hold_for_case(case, legal_hold_days=0).to_doc())
+    return case

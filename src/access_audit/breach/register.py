@@ -18,14 +18,28 @@ COLUMNS = (
     "awareness_at", "awareness_by", "awareness_reason", "summary", "cause", "breach_types", "data_effects",
     "systems", "data_categories", "subject_categories", "subjects_min", "subjects_max", "records_min",
     "records_max", "protection", "likely_consequences", "measures_taken", "measures_proposed", "risk_proposed",
-    "risk_level", "risk_overrule_reason", "notified_authority", "submitted_at", "submission_channel",
+    "risk_level", "risk_score", "risk_reasoning", "risk_defaults", "risk_overruled_by", "risk_overruled_at",
+    "risk_overrule_reason", "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding",
+    "notifications", "notified_authority", "submitted_at", "submission_channel",
     "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
-    "not_a_breach_reason", "no_notification_reason", "closed_at", "close_reason", "alerts",
+    "subjects_communicated_at", "subjects_channel", "regimes", "milestones", "reports", "late_reasons", "countries",
+    "lead_authority", "awareness_original_at", "not_a_breach_reason", "no_notification_reason", "closed_at",
+    "close_reason", "alerts",
 )
 
 
 def _t(t: datetime | None, tz: ZoneInfo) -> str | None:
     return local_iso(t, tz) if t else None
+
+
+def _notification(n: Any, tz: ZoneInfo) -> str:
+    text = (f"{n.number}. {n.authority}{' (lead)' if n.lead else ''} {_t(n.at, tz)} via {n.channel} ref {n.reference}"
+            f" ({n.lang}, draft v{n.draft_version}){' late' if n.late else ''}")
+    for a in n.amendments:
+        text += f"; amended {_t(a.at, tz)} by {a.by}: {a.text}"
+    if n.withdrawn_at:
+        text += f"; withdrawn {_t(n.withdrawn_at, tz)} by {n.withdrawn_by}: {n.withdrawal_reason}"
+    return text
 
 
 def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
@@ -45,7 +59,22 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "measures_taken": d.measures_taken, "measures_proposed": d.measures_proposed,
         "risk_proposed": c.risk.proposed.value if c.risk else None,
         "risk_level": c.risk.level.value if c.risk else None,
+        "risk_score": c.risk.score if c.risk else None,
+        "risk_reasoning": list(c.risk.reasoning) if c.risk else [],
+        "risk_defaults": list(c.risk.defaults) if c.risk else [],
+        "risk_overruled_by": c.risk.overruled_by if c.risk and c.risk.overruled_to else None,
+        "risk_overruled_at": _t(c.risk.overruled_at, tz) if c.risk and c.risk.overruled_to else None,
         "risk_overrule_reason": c.risk.overrule_reason if c.risk else None,
+        "risk_history": [f"{_t(r.at, tz)} {r.by}: {r.level.value}"
+                         + (f" (overruled by {r.overruled_by}: {r.overrule_reason})" if r.overruled_to else "")
+                         for r in c.risk_history],
+        "approved_by": c.approval.by if c.approval else None,
+        "approved_at": _t(c.approval.at, tz) if c.approval else None,
+        "phased_reason": c.approval.phased_reason if c.approval else None,
+        "outstanding": [f"{o.key}: " + (f"supplied {_t(o.supplied_at, tz)} (supplement {o.supplement_version})"
+                                        if o.supplied_at else f"not supplied, {o.waived_by}: {o.waived_reason}"
+                                        if o.waived_reason else "outstanding") for o in c.outstanding],
+        "notifications": [_notification(n, tz) for n in c.notifications],
         "notified_authority": c.submission is not None,
         "submitted_at": _t(c.submission.at, tz) if c.submission else None,
         "submission_channel": c.submission.channel if c.submission else None,
@@ -55,6 +84,17 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "supplements": [{"version": s.version, "at": _t(s.at, tz), "text": s.text} for s in c.supplements],
         "subjects_decision": c.subjects.decision.value if c.subjects else None,
         "subjects_reasoning": c.subjects.reasoning if c.subjects else None,
+        "subjects_communicated_at": _t(c.subjects.communicated_at, tz) if c.subjects else None,
+        "subjects_channel": c.subjects.channel if c.subjects else None,
+        "regimes": list(c.regimes),
+        "milestones": [f"{k} {_t(v, tz)}" + (f" ({n.by}: {n.reason})" if (n := c.milestone_notes.get(k)) and n.reason
+                                              else f" ({n.by})" if n else "")
+                       for k, v in sorted(c.milestones.items(), key=lambda kv: kv[1])],
+        "reports": [f"{r.regime} {r.kind} {_t(r.at, tz)} by {r.by}" + (f" ref {r.reference}" if r.reference else "")
+                    + (f": {r.note}" if r.note else "") for r in c.reports],
+        "late_reasons": [f"{k}: {v}" for k, v in sorted(c.late_reasons.items())],
+        "countries": list(d.countries), "lead_authority": d.lead_authority,
+        "awareness_original_at": _t(c.awareness_history[0].at, tz) if c.awareness_history else None,
         "not_a_breach_reason": c.not_a_breach_reason, "no_notification_reason": c.no_notification_reason,
         "closed_at": _t(c.closed_at, tz), "close_reason": c.close_reason, "alerts": [a.id for a in c.alerts],
     }

@@ -42,6 +42,8 @@ from access_audit.core.clock import Clock
 log = logging.getLogger(__name__)
 
 OVERDUE = "overdue"
+SUPPLEMENT = "supplement"
+SUPPLEMENT_CLOCK = "gdpr.supplement"
 Send = Callable[[str], None]
 
 
@@ -57,6 +59,7 @@ class Reminder:
     fire_at: datetime  # UTC
     due: datetime  # UTC
     label: str
+    since: datetime | None = None  # supplement reminders: when the elements became outstanding
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
@@ -70,6 +73,11 @@ class Reminder:
         left = (self.due - now).total_seconds()
         title = case.details.title or case.details.summary or ""
         when = f"due {local_iso(self.due, tz)} ({human_delta(left)})"
+        if self.offset.startswith(SUPPLEMENT):
+            since = local_iso(self.since, tz) if self.since else "?"
+            return (f"[breach {case.id}] reminder: {self.label}, outstanding since {since} (GDPR Art. 33(4): "
+                    f"without undue further delay). {title[:120]}".rstrip()
+                    + " Next step: send a supplement ('breach supplement').")
         if self.offset == OVERDUE:
             head = "OVERDUE"
         elif left <= 0:  # sent after the deadline (the process was down at its moment)
@@ -80,12 +88,28 @@ class Reminder:
                 + f" Next step: {NEXT_STEP[case.state]}.")
 
 
+def supplement_reminders(case: BreachCase, now: datetime, every_hours: float = 24) -> list[Reminder]:
+    """Reminders while elements of a phased notification are outstanding (GDPR Art. 33(4): "the
+    information may be provided in phases without undue further delay"): one every ``every_hours``
+    after the approval, until a supplement supplies them; the latest one due and the next one."""
+    items = [o for o in case.outstanding if o.is_open]
+    if not items or case.state is BreachState.closed or every_hours <= 0:
+        return []
+    since = min(o.since for o in items)
+    step = timedelta(hours=every_hours)
+    n = max(1, int((now - since) / step))
+    label = f"supplement the notification: {', '.join(o.key for o in items)} still to follow"
+    return [Reminder(case.id, SUPPLEMENT_CLOCK, f"{SUPPLEMENT}#{k}", since + k * step, since + k * step, label, since)
+            for k in (n, n + 1)]
+
+
 def planned_reminders(case: BreachCase, *, offsets: Iterable[float], tz: ZoneInfo, now: datetime,
-                      processor_notice_hours: float = 24) -> list[Reminder]:
-    """Every reminder the case's open clocks call for, past or future, in firing order."""
+                      processor_notice_hours: float = 24, supplement_every_hours: float = 24) -> list[Reminder]:
+    """Every reminder the case's open clocks call for, past or future, in firing order, and
+    those of outstanding supplements (:func:`supplement_reminders`)."""
     if case.state is BreachState.closed:
         return []
-    out: list[Reminder] = []
+    out: list[Reminder] = supplement_reminders(case, now, supplement_every_hours)
     for st in case_clocks(case, now, tz, processor_notice_hours):
         if not st.is_open or st.due is None:
             continue

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +163,45 @@ class BreachRepo:
         with self._lock:
             return [r[0] for r in self.db.execute(sql, params)]
 
+    def cases_with_alerts(self, alert_ids: builtins.list[str]) -> dict[str, str]:
+        """alert id -> the case that holds it as evidence (the oldest case when several do)."""
+        if not alert_ids:
+            return {}
+        q = ("SELECT json_extract(j.value, '$.id'), c.id FROM cases c, json_each(c.doc, '$.alerts') j"
+             f" WHERE json_extract(j.value, '$.id') IN ({','.join('?' * len(alert_ids))}) ORDER BY c.year DESC,"
+             " c.number DESC")
+        with self._lock:
+            return dict(self.db.execute(q, list(alert_ids)).fetchall())
+
     def list(self, *, state: str | None = None, open_only: bool = False) -> list[BreachCase]:
         return [self.get(i) for i in self.ids(state=state, open_only=open_only)]
+
+    # --- retention of closed cases (access_audit.retention, class "cases") ----------------------
+
+    def _closed(self) -> builtins.list[tuple[str, datetime]]:
+        with self._lock:
+            rows = self.db.execute("SELECT id, json_extract(doc, '$.closed_at') FROM cases WHERE state='closed'"
+                                   ).fetchall()
+        return [(r[0], datetime.fromisoformat(r[1]).astimezone(UTC)) for r in rows if r[1]]
+
+    def retention_days(self, cls: str) -> builtins.list[date]:
+        """The UTC days on which cases were closed (only closed cases age out, GDPR Art. 33(5))."""
+        return sorted({t.date() for _, t in self._closed()}) if cls == "cases" else []
+
+    def count_day(self, cls: str, day: date) -> int:
+        return sum(1 for _, t in self._closed() if t.date() == day) if cls == "cases" else 0
+
+    def delete_day(self, cls: str, day: date) -> int:
+        """Delete the cases closed on ``day`` with their audit trail and reminders; return how many."""
+        if cls != "cases":
+            return 0
+        ids = [i for i, t in self._closed() if t.date() == day]
+        with self._tx() as db:
+            for i in ids:
+                db.execute("DELETE FROM audit WHERE case_id=?", (i,))
+                db.execute("DELETE FROM reminders WHERE case_id=?", (i,))
+                db.execute("DELETE FROM cases WHERE id=? AND state='closed'", (i,))
+        return len(ids)
 
     # --- reminders sent -----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,15 +71,33 @@ class RiskWorksheet(BaseModel):
 
     breach_types: list[BreachType] = Field(default_factory=list)
     data_categories: list[DataCategory] = Field(default_factory=list)
-    identifiability: Identifiability = Identifiability.significant
-    consequences: Consequences = Consequences.significant
+    # None = not answered: the reasoning and ``defaults`` say what was assumed instead (no silent defaults)
+    identifiability: Identifiability | None = None
+    consequences: Consequences | None = None  # unanswered: no floor (it does not default to "significant")
     individuals: int | None = Field(default=None, ge=0)  # number of people affected (upper estimate)
     records: int | None = Field(default=None, ge=0)
-    malicious: bool = False  # deliberate (theft, hacking, insider misuse) rather than an error
-    unknown_recipients: bool = True  # the data went to people whose intentions are unknown
-    vulnerable_individuals: bool = False  # children, patients, other vulnerable people
+    malicious: bool | None = None  # deliberate (theft, hacking, insider misuse) rather than an error
+    unknown_recipients: bool | None = None  # the data went to people whose intentions are unknown
+    trusted_recipient: bool | None = None  # a known, trusted recipient who confirmed deletion / no use
+    vulnerable_individuals: bool | None = None  # children, patients, other vulnerable people
     controller_context: str | None = None  # e.g. "healthcare provider": raises the risk
-    unintelligible: bool = False  # state-of-the-art encryption / strong hashing, key not compromised
+    unintelligible: bool | None = None  # state-of-the-art encryption / strong hashing, key not compromised
+
+    #: what an unanswered question is taken to be (the assessment lists each one it used)
+    ASSUMED: ClassVar[dict[str, object]] = {
+        "identifiability": Identifiability.significant, "malicious": False, "unknown_recipients": True,
+        "trusted_recipient": False, "vulnerable_individuals": False, "unintelligible": False}
+
+    def defaults(self) -> list[str]:
+        """The questions left unanswered, with the value assumed for each."""
+        out = [f"{k} (assumed {getattr(v, 'value', v)})" for k, v in self.ASSUMED.items() if getattr(self, k) is None]
+        if self.consequences is None:
+            out.append("consequences (not assessed: no minimum level applied)")
+        return out
+
+    def value(self, name: str) -> Any:
+        v = getattr(self, name)
+        return self.ASSUMED.get(name) if v is None else v
 
     @classmethod
     def from_case(cls, case: BreachCase, **answers: object) -> RiskWorksheet:
@@ -88,11 +107,15 @@ class RiskWorksheet(BaseModel):
             "data_categories": list(d.data_categories),
             "individuals": d.subjects_max if d.subjects_max is not None else d.subjects_min,
             "records": d.records_max if d.records_max is not None else d.records_min,
-            "malicious": bool(d.malicious) or DataEffect.stolen in d.data_effects,
-            "unintelligible": d.protection is Protection.encrypted,
-            "vulnerable_individuals": any(w in " ".join(d.subject_categories).lower()
-                                          for w in ("child", "minor", "patient", "vulnerable", "kind", "minderjarig")),
         }
+        # facts the case records count as answers; an unknown fact stays unanswered
+        if d.malicious is not None or DataEffect.stolen in d.data_effects:
+            base["malicious"] = bool(d.malicious) or DataEffect.stolen in d.data_effects
+        if d.protection is not Protection.unknown:
+            base["unintelligible"] = d.protection is Protection.encrypted
+        if d.subject_categories:
+            base["vulnerable_individuals"] = any(w in " ".join(d.subject_categories).lower() for w in
+                                                 ("child", "minor", "patient", "vulnerable", "kind", "minderjarig"))
         base.update({k: v for k, v in answers.items() if v is not None})
         return cls.model_validate(base)
 
@@ -112,30 +135,41 @@ def assess(ws: RiskWorksheet) -> RiskProposal:
     top = [c.value for c in cats if DPC[c] == dpc]
     why.append(f"Nature and sensitivity of the data: {', '.join(c.value for c in cats)} -> data processing "
                f"context {dpc} of 4 (driven by {', '.join(top)})")
-    if ws.vulnerable_individuals and dpc < 4:
+    if ws.value("vulnerable_individuals") and dpc < 4:
         dpc += 1
         why.append("Special characteristics of the individuals (children or other vulnerable people): context +1")
     if ws.controller_context:
         dpc = min(4, dpc + 0.5)  # type: ignore[assignment]
         why.append(f"Special characteristics of the controller ({ws.controller_context}): context +0.5")
-    ei = EI[ws.identifiability]
-    why.append(f"Ease of identification: {ws.identifiability.value} ({ei})")
+    ident: Identifiability = ws.value("identifiability")
+    ei = EI[ident]
+    why.append(f"Ease of identification: {ident.value} ({ei})")
     cb = 0.0
     types = set(ws.breach_types)
-    if BreachType.confidentiality in types:
-        c = 0.5 if ws.unknown_recipients else 0.25
+    unintelligible = bool(ws.value("unintelligible"))
+    unknown = bool(ws.value("unknown_recipients")) and not ws.value("trusted_recipient")
+    if BreachType.confidentiality in types and unintelligible:
+        # EDPB Guidelines 9/2022 and 01/2021 (encrypted device): no one can read the data; the
+        # confidentiality loss does not count, whatever else was lost (e.g. availability, no backup)
+        why.append("Type of breach: loss of confidentiality, but the data were unintelligible to the recipients "
+                   "(state-of-the-art encryption, key not compromised): not counted")
+    elif BreachType.confidentiality in types:
+        c = 0.5 if unknown else 0.25
         cb += c
         why.append(f"Type of breach: loss of confidentiality (+{c}; "
-                   f"{'unknown' if ws.unknown_recipients else 'known, trusted'} recipients)")
+                   f"{'unknown' if unknown else 'known, trusted'} recipients)")
     if BreachType.integrity in types:
         cb += 0.25
         why.append("Type of breach: loss of integrity (+0.25)")
     if BreachType.availability in types:
         cb += 0.25
         why.append("Type of breach: loss of availability (+0.25)")
-    if ws.malicious:
+    if ws.value("malicious"):
         cb += 0.5
         why.append("Malicious intent (+0.5)")
+    if unintelligible and BreachType.confidentiality in types:
+        ei = EI[Identifiability.negligible]  # what is left (availability, integrity) cannot expose anyone
+        why.append(f"Ease of identification for the remaining loss: negligible ({ei}), the data being unintelligible")
     score = dpc * ei + cb
     n = ws.individuals if ws.individuals is not None else ws.records
     if n is not None:
@@ -152,14 +186,25 @@ def assess(ws: RiskWorksheet) -> RiskProposal:
     score = round(score, 2)
     level = RiskLevel.unlikely if score < 2 else RiskLevel.risk if score < 3 else RiskLevel.high
     why.append(f"Severity score {score} -> {level.value} (below 2 unlikely, from 2 risk, from 3 high)")
-    floor = CONSEQUENCE_FLOOR[ws.consequences]
-    if floor.rank > level.rank:
-        why.append(f"Severity of consequences for the individuals: {ws.consequences.value} -> at least {floor.value}")
-        level = floor
-    if ws.unintelligible and types <= {BreachType.confidentiality}:
+    if ws.consequences is not None:
+        floor = CONSEQUENCE_FLOOR[ws.consequences]
+        if floor.rank > level.rank:
+            why.append(f"Severity of consequences for the individuals: {ws.consequences.value} -> at least "
+                       f"{floor.value}")
+            level = floor
+    if unintelligible and types <= {BreachType.confidentiality}:
         why.append("The data were unintelligible to the recipients (state-of-the-art encryption, key not "
                    "compromised) and only confidentiality was lost -> unlikely to result in a risk")
         level = RiskLevel.unlikely
+    elif (ws.trusted_recipient and types <= {BreachType.confidentiality} and not ws.value("malicious")
+          and ws.consequences in (None, Consequences.minimal)):
+        # EDPB Guidelines 01/2021, data sent by mistake to a trusted recipient (EDPB 9/2022: a trusted
+        # recipient reduces the severity): document only (Art. 33(5))
+        why.append("Sent by mistake to a known, trusted recipient who confirmed deletion and no further use "
+                   "-> unlikely to result in a risk (document only)")
+        level = RiskLevel.unlikely
+    for d in ws.defaults():
+        why.append(f"Not answered: {d}")
     return RiskProposal(score=score, level=level, consequence=level.consequence, reasoning=why)
 
 
@@ -171,4 +216,4 @@ def assessment_record(ws: RiskWorksheet, *, by: str, at: datetime, overrule_to: 
         overrule_to, overrule_reason = None, None
     return RiskAssessmentRecord(worksheet=ws.model_dump(mode="json"), score=p.score, proposed=p.level,
                                 reasoning=p.reasoning, overruled_to=overrule_to, overrule_reason=overrule_reason,
-                                by=by, at=at)
+                                defaults=ws.defaults(), by=by, at=at)

@@ -50,7 +50,7 @@ def escalate_handler(wf: BreachWorkflow, store: Any, *, source: str = "slack") -
 
     def on_escalate(alerts: list[Alert], user: str) -> str:
         case = open_case_from_alerts(alerts, store, wf.repo, wf.clock, user, config=wf.config, source=source,
-                                     reason=f"escalated by {user}")
+                                     reason=f"escalated by {user}", existing="return")
         return case.id
 
     return on_escalate

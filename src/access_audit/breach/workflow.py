@@ -17,9 +17,18 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from access_audit.breach import drafts as drafts_mod
-from access_audit.breach.clocks import REGIMES, ClockStatus, case_clocks, milestone_names, org_zone
+from access_audit.breach.clocks import (
+    ORIGIN_MILESTONES,
+    REGIMES,
+    ClockStatus,
+    case_clocks,
+    milestone_names,
+    org_zone,
+    rules_for,
+)
 from access_audit.breach.machine import require_action, require_reason, require_transition
 from access_audit.breach.model import (
+    Amendment,
     Approval,
     AuditEntry,
     Awareness,
@@ -30,6 +39,10 @@ from access_audit.breach.model import (
     Contact,
     DraftRecord,
     EvidenceAlert,
+    MilestoneNote,
+    Notification,
+    OutstandingElement,
+    RegimeReport,
     RiskLevel,
     SubjectsDecision,
     SubjectsDecisionKind,
@@ -129,6 +142,16 @@ class _Step:
         return self.case.model_dump(mode="json", exclude={"trail", "version", "state"})
 
 
+#: milestones that meet an obligation with its own path: a milestone records facts, it never
+#: satisfies such an obligation by itself
+PATH_MILESTONES: dict[str, str] = {
+    # GDPR Art. 33(1), (3), (5): the notification is a drafted, approved text, submitted with the authority's reference
+    "authority_notified": "record the submission with 'breach submit' (after 'breach draft' and 'breach approve')",
+    "ico_notified": "record the submission with 'breach submit --milestone ico_notified' (UK GDPR Art. 33(1))",
+    # GDPR Art. 34(1), (3): the decision on the data subjects, with its reasoning
+    "subjects_communicated": "record the decision with 'breach subjects --decision communicate --communicated-at ...'",
+}
+
 #: case fields ``edit`` may change besides the details
 _CASE_FIELDS = {"occurred_from", "occurred_to", "detected_at", "regimes"}
 
@@ -205,9 +228,11 @@ class BreachWorkflow:
         return self._save(st)
 
     def set_awareness(self, case_id: str, actor: str, at: datetime, reason: str, *,
-                      by: str | None = None) -> BreachCase:
+                      by: str | None = None, delay_reasons: str | None = None) -> BreachCase:
         """Record when the organisation became aware (all clocks run from it). From ``reported`` or
-        ``triage`` this confirms the breach; later it corrects the time (reason required)."""
+        ``triage`` this confirms the breach; later it corrects the time (reason required): the
+        earlier time stays in ``awareness_history`` and every clock is re-evaluated, so a
+        correction that makes a met deadline late needs ``delay_reasons`` (GDPR Art. 33(1))."""
         st = self._step(case_id, actor)
         c = st.case
         reason = require_reason(c, reason, "setting the awareness time")
@@ -216,6 +241,7 @@ class BreachWorkflow:
         if at > st.now:
             raise TransitionRefusedError(f"the awareness time {at.isoformat()} is in the future", case_id=c.id)
         before = st.snapshot()
+        previous = c.awareness
         c.awareness = Awareness(at=at, by=by or st.actor, reason=reason, recorded_at=st.now)
         if c.state in (S.reported, S.triage):
             if c.state is S.reported:
@@ -223,6 +249,9 @@ class BreachWorkflow:
             st.log("aware", reason=reason, to=S.confirmed, before=before)
         else:
             require_action(c, "correct_awareness", "correct the awareness time")
+            if previous is not None:
+                c.awareness_history = [*c.awareness_history, previous]
+            self._settle_lateness(st, delay_reasons, f"moving the awareness time to {at.isoformat()}")
             st.log("correct_awareness", reason=reason, before=before)
         return self._save(st)
 
@@ -279,29 +308,121 @@ class BreachWorkflow:
         return self._save(st)
 
     def record_milestone(self, case_id: str, actor: str, name: str, at: datetime | None = None,
-                         reason: str | None = None) -> BreachCase:
+                         reason: str | None = None, *, delay_reasons: str | None = None) -> BreachCase:
         """Record a milestone that starts, meets or waives a clock (``nis2_early_warning_sent``,
-        ``dora_classified_major``, ``nis2_not_significant``...)."""
+        ``dora_classified_major``, ``nis2_not_significant``...). Refused for the milestones of an
+        obligation with its own path (:data:`PATH_MILESTONES`). A milestone that meets a clock
+        late, or a correction that makes one late, needs ``delay_reasons``."""
         st = self._step(case_id, actor)
         c = st.case
         require_action(c, "milestone", "record a milestone")
         known = milestone_names(self.config.processor_notice_hours)
         if name not in known:
             raise BreachError(f"unknown milestone {name!r}; known: {', '.join(sorted(known))}", case_id=c.id)
+        if name in PATH_MILESTONES:
+            raise TransitionRefusedError(f"{name} cannot be recorded as a milestone: it is met only through its own "
+                                         f"path, so that what was sent, approved and referenced is on record. "
+                                         f"{PATH_MILESTONES[name]}", case_id=c.id, from_state=c.state.value)
+        if name in ORIGIN_MILESTONES:
+            # a clock origin the law leaves to a person (NIS2 Art. 23(4): aware of the significant incident;
+            # DORA 2025/301 Art. 5(1)(a): classification, awareness; 45 CFR 164.404(a)(2): discovery, "should
+            # have known"): entered with who and why, never computed
+            reason = require_reason(c, reason, f"entering {name} (a clock origin)")
         at = at or st.now
         if at > st.now:
             raise TransitionRefusedError(f"milestone {name} cannot be in the future ({at.isoformat()})", case_id=c.id)
         before = st.snapshot()
+        correction = name in c.milestones
         c.milestones = {**c.milestones, name: at}
         c.milestones_recorded = {**c.milestones_recorded, name: st.now}
-        st.log("milestone", reason=reason or name, before=before)
+        c.milestone_notes = {**c.milestone_notes, name: MilestoneNote(by=st.actor, reason=reason, recorded_at=st.now)}
+        self._settle_lateness(st, delay_reasons, f"recording {name} at {at.isoformat()}")
+        st.log("correct_milestone" if correction else "milestone", reason=reason or name, before=before)
         return self._save(st)
+
+    def dora_report(self, case_id: str, actor: str, *, at: datetime | None = None, reference: str | None = None,
+                    note: str | None = None) -> BreachCase:
+        """Record a DORA intermediate report, or an update of it (DORA Art. 19(4)(b): "followed, as
+        appropriate, by updated notifications every time a relevant status update is available"). All
+        are kept in ``reports``; the first meets the intermediate-report clock (dora_intermediate_sent)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "milestone", "record a DORA report")
+        if "dora" not in c.regimes:
+            raise TransitionRefusedError("the case is not under DORA (add it to the regimes first)", case_id=c.id)
+        if "dora_initial_sent" not in c.milestones:
+            raise TransitionRefusedError("record the initial notification (dora_initial_sent) first", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"the report time {at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        first = not any(r.regime == "dora" for r in c.reports)
+        c.reports = [*c.reports, RegimeReport(regime="dora", kind="intermediate" if first else "update", at=at,
+                                              by=st.actor, reference=reference, note=note)]
+        if first:
+            c.milestones = {**c.milestones, "dora_intermediate_sent": at}
+            c.milestones_recorded = {**c.milestones_recorded, "dora_intermediate_sent": st.now}
+            self._settle_lateness(st, None, "the DORA intermediate report")
+        st.log("dora_report", reason=f"DORA {'intermediate report' if first else 'update'}"
+               + (f" ref {reference}" if reference else "") + (f": {note}" if note else ""), before=before)
+        return self._save(st)
+
+    def _settle_lateness(self, st: _Step, delay_reasons: str | None, what: str) -> None:
+        """Re-evaluate every clock after a step that met one or moved its times (a submission, a
+        milestone, a corrected awareness or submission time). A clock met late needs the reasons
+        for the delay once (GDPR Art. 33(1): "accompanied by reasons for the delay"; the same is
+        recorded for the other regimes' deadlines): refused without them. The submission's and the
+        approval's ``late`` follow the re-evaluated clocks."""
+        c = st.case
+        tz = self.config.tz
+        reasons = (delay_reasons or "").strip()
+        statuses = self.clocks(c, st.now)
+        missing = []
+        for s in statuses:
+            if s.status != "met_late" or s.rule.id in c.late_reasons:
+                continue
+            if not reasons and s.rule.authority_notification and c.submission is not None:
+                reasons = (c.submission.delay_reasons or "").strip() or (
+                    c.approval.delay_reasons or "" if c.approval else "").strip()
+            if reasons:
+                c.late_reasons = {**c.late_reasons, s.rule.id: reasons}
+            else:
+                missing.append(s)
+        if missing:
+            late = "; ".join(f"{s.rule.label} ({s.rule.legal_basis}) was due {s.to_json(tz)['due']} and is now met "
+                             f"{s.to_json(tz)['done_at']}" for s in missing)
+            raise TransitionRefusedError(f"{what} makes a deadline late: {late}. Give the reasons for the delay "
+                                         "(GDPR Art. 33(1)) with --delay-reasons", case_id=c.id,
+                                         from_state=c.state.value)
+        auth = [s for s in statuses if s.rule.authority_notification and s.due is not None]
+        if c.submission is not None:
+            mine = [s for s in auth if s.done_at is not None]
+            late_now = any(s.status == "met_late" for s in mine)
+            if late_now != c.submission.late:
+                c.submission = c.submission.model_copy(update={
+                    "late": late_now,
+                    "delay_reasons": c.submission.delay_reasons or next(
+                        (c.late_reasons[s.rule.id] for s in mine if s.rule.id in c.late_reasons), None)})
+        if c.approval is not None and auth:
+            approved_late = any(c.approval.at > s.due for s in auth if s.due is not None)
+            if approved_late != c.approval.late:
+                c.approval = c.approval.model_copy(update={
+                    "late": approved_late,
+                    "delay_reasons": c.approval.delay_reasons or next(
+                        (c.late_reasons[s.rule.id] for s in auth if s.rule.id in c.late_reasons), None)})
 
     # --- risk ------------------------------------------------------------------------------------
 
     def assess(self, case_id: str, actor: str, answers: dict[str, Any] | None = None, *,
-               overrule_to: RiskLevel | None = None, overrule_reason: str | None = None) -> BreachCase:
-        """Record the risk worksheet and its proposed level; the DPO may overrule with a reason."""
+               overrule_to: RiskLevel | None = None, overrule_reason: str | None = None,
+               withdraw_overrule: str | None = None) -> BreachCase:
+        """Record the risk worksheet and its proposed level; the DPO may overrule with a reason.
+
+        A re-assessment keeps the earlier record in ``risk_history``. It may not silently drop an
+        earlier overrule: repeat it (``overrule_to`` with a reason) or withdraw it with a reason
+        (``withdraw_overrule``). After 'no notification needed', a re-assessment that is no longer
+        'unlikely' re-opens the case (state ``assessed``: the authority's clock runs again and the
+        notification can be drafted), because Art. 33(1) applies once the risk is not unlikely."""
         st = self._step(case_id, actor)
         c = st.case
         if c.state in (S.confirmed, S.assessed):
@@ -311,17 +432,52 @@ class BreachWorkflow:
             to = None
         if overrule_to is not None:
             overrule_reason = require_reason(c, overrule_reason, "overruling the proposed risk level")
+        prev = c.risk
+        if (prev is not None and prev.overruled_to is not None and overrule_to is None
+                and (withdraw_overrule is None or not withdraw_overrule.strip())):
+            raise TransitionRefusedError(
+                f"the level was overruled to {prev.overruled_to.value} by {prev.overruled_by or prev.by} "
+                f"({prev.overrule_reason}): a new assessment keeps that decision visible. Repeat the overrule "
+                "(--overrule ... --reason ...) or withdraw it with a reason (--withdraw-overrule ...)",
+                case_id=c.id, from_state=c.state.value)
         try:
             ws = RiskWorksheet.from_case(c, **(answers or {}))
         except ValidationError as e:
             raise BreachError(f"invalid worksheet: {_short(e)}", case_id=c.id) from None
         before = st.snapshot()
+        if prev is not None:
+            c.risk_history = [*c.risk_history, prev]
         c.risk = assessment_record(ws, by=st.actor, at=st.now, overrule_to=overrule_to, overrule_reason=overrule_reason)
+        if c.risk.overruled_to is not None:
+            c.risk = c.risk.model_copy(update={"overruled_by": st.actor, "overruled_at": st.now})
         why = f"proposed {c.risk.proposed.value} (score {c.risk.score})"
         if c.risk.overruled_to:
             why += f", overruled to {c.risk.overruled_to.value}: {c.risk.overrule_reason}"
+        if prev is not None and prev.overruled_to is not None and overrule_to is None:
+            why += f"; overrule to {prev.overruled_to.value} withdrawn: {withdraw_overrule}"
         st.log("assess" if to else "reassess", reason=why, to=to, before=before)
+        if c.state is S.no_notification_needed and c.risk.level is not RiskLevel.unlikely:
+            self._reopen(st, f"re-assessed as {c.risk.level.value}: {c.risk.level.consequence}")
         return self._save(st)
+
+    def reconsider(self, case_id: str, actor: str, reason: str) -> BreachCase:
+        """Re-open the assessment on new facts: from 'no notification needed' or a draft back to
+        ``assessed`` (the decision not to notify is withdrawn, the authority's clock runs again)."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_transition(c, S.assessed)
+        reason = require_reason(c, reason, "reconsidering the case")
+        self._reopen(st, reason)
+        return self._save(st)
+
+    def _reopen(self, st: _Step, reason: str) -> None:
+        c = st.case
+        before = st.snapshot()
+        if c.no_notification_reason:
+            reason = f"{reason} (withdraws 'no notification needed': {c.no_notification_reason})"
+        c.no_notification_reason = None  # the decision stays in the trail and the register's history
+        c.approval = None
+        st.log("reconsider", reason=reason, to=S.assessed, before=before)
 
     def skip_notification(self, case_id: str, actor: str, reason: str) -> BreachCase:
         """Decide no notification is needed: only when the (possibly overruled) level is 'unlikely'."""
@@ -350,8 +506,9 @@ class BreachWorkflow:
         A draft with missing elements is recorded as incomplete and does not change the state."""
         st = self._step(case_id, actor)
         c = st.case
+        after = c.state in (S.submitted, S.subjects_decided)  # a text for another authority or language
         if kind == "authority":
-            if c.state not in (S.assessed, S.notification_drafted, S.approved):
+            if c.state not in (S.assessed, S.notification_drafted, S.approved) and not after:
                 require_transition(c, S.notification_drafted)
         else:
             require_action(c, "draft_other", f"draft the {kind.replace('_', ' ')} text")
@@ -362,7 +519,7 @@ class BreachWorkflow:
         c.drafts.append(DraftRecord(kind=kind, lang=lang, version=version, at=st.now, by=st.actor,
                                     complete=res.complete, missing=res.phased, markdown=res.markdown))
         to = None
-        if kind == "authority" and c.state is not S.notification_drafted:
+        if kind == "authority" and c.state is not S.notification_drafted and not after:
             require_transition(c, S.notification_drafted)
             to = S.notification_drafted
             if c.state is S.approved:
@@ -408,12 +565,19 @@ class BreachWorkflow:
         before = st.snapshot()
         c.approval = Approval(by=st.actor, at=st.now, draft_version=d.version, late=late,
                               delay_reasons=c.details.delay_reasons if late else None, phased_reason=phased_reason)
+        # Art. 33(4): each element that follows is tracked until a supplement supplies it
+        kept = {o.key: o for o in c.outstanding if not o.is_open}
+        fresh = [kept.get(k) or OutstandingElement(key=k, label=drafts_mod.element_label(k, d.lang), since=st.now)
+                 for k in d.missing]
+        c.outstanding = fresh + [o for k, o in kept.items() if k not in d.missing]
         st.log("approve", reason=f"draft v{d.version}" + (" (late)" if late else ""), to=S.approved, before=before)
         return self._save(st)
 
     def submit(self, case_id: str, actor: str, *, channel: str, reference: str, at: datetime | None = None,
-               milestone: str = "authority_notified", delay_reasons: str | None = None) -> BreachCase:
-        """Record the submission of the approved notification: when, how, and the authority's reference."""
+               milestone: str = "authority_notified", delay_reasons: str | None = None,
+               authority: str | None = None) -> BreachCase:
+        """Record the submission of the approved notification: when, how, and the authority's reference.
+        It is the case's first (lead) notification; others follow with :meth:`notify_authority`."""
         st = self._step(case_id, actor)
         c = st.case
         require_transition(c, S.submitted)
@@ -423,6 +587,21 @@ class BreachWorkflow:
         if at > st.now:
             raise TransitionRefusedError(f"the submission time {at.isoformat()} is in the future", case_id=c.id)
         assert c.approval is not None
+        if at < c.approval.at:
+            # GDPR Art. 33(1), (5): the text submitted is the text approved; a time before the approval
+            # would record a notification nobody approved (and could hide a late approval)
+            raise TransitionRefusedError(
+                f"the submission time {at.isoformat()} is before the approval of the notification "
+                f"({c.approval.at.isoformat()} by {c.approval.by}): the text submitted must be the approved text. "
+                "Give the real submission time, or redraft and approve what was sent", case_id=c.id,
+                from_state=c.state.value, to_state=S.submitted.value)
+        allowed_ms = {r.done_by for r in rules_for(c.regimes, self.config.processor_notice_hours)
+                      if r.authority_notification}
+        if milestone not in allowed_ms:
+            names = ", ".join(sorted(allowed_ms)) or "none in the case's regimes"
+            raise TransitionRefusedError(
+                f"a submission meets the authority's clock ({names}), not {milestone!r}: record other milestones "
+                "with 'breach milestone'", case_id=c.id, from_state=c.state.value, to_state=S.submitted.value)
         probe = c.model_copy(deep=True)
         probe.milestones[milestone] = at
         late = drafts_mod.is_late(probe, at, self.config.tz, self.config.processor_notice_hours)
@@ -435,15 +614,103 @@ class BreachWorkflow:
         before = st.snapshot()
         c.submission = Submission(at=at, by=st.actor, channel=channel.strip(), reference=reference.strip(), late=late,
                                   delay_reasons=reasons or None)
+        approved = next((d for d in c.drafts if d.kind == "authority" and d.version == c.approval.draft_version),
+                        c.latest_draft("authority"))
+        c.notifications = [Notification(number=1, authority=(authority or c.details.authority).strip(), lead=True,
+                                        at=at, by=st.actor, channel=channel.strip(), reference=reference.strip(),
+                                        lang=approved.lang if approved else "nl",
+                                        draft_version=c.approval.draft_version, milestone=milestone, late=late)]
         c.milestones = {**c.milestones, milestone: at}
         c.milestones_recorded = {**c.milestones_recorded, milestone: st.now}
+        self._settle_lateness(st, reasons or None, "the submission")
         st.log("submit", reason=f"{channel} ref {reference}" + (" (late)" if late else ""), to=S.submitted,
                before=before)
         return self._save(st)
 
+    def notify_authority(self, case_id: str, actor: str, *, authority: str, channel: str, reference: str,
+                         lang: str, at: datetime | None = None, milestone: str | None = None,
+                         delay_reasons: str | None = None) -> BreachCase:
+        """Record a notification to a further supervisory authority (EDPB Guidelines 9/2022 §73: where
+        the one-stop shop does not apply, or the UK's ICO next to the AP), with the text drafted in
+        ``lang``. ``milestone`` (e.g. ``ico_notified``) is the authority clock it meets, if any."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "notify another authority")
+        if not authority.strip() or not channel.strip() or not reference.strip():
+            raise TransitionRefusedError("a notification needs the authority, the channel and its reference",
+                                         case_id=c.id)
+        if any(n.authority.lower() == authority.strip().lower() and n.withdrawn_at is None for n in c.notifications):
+            raise TransitionRefusedError(f"{authority} was notified already: amend that notification instead",
+                                         case_id=c.id)
+        d = c.latest_draft("authority", lang)
+        if d is None:
+            raise TransitionRefusedError(f"there is no authority draft in {lang!r}: draft it first "
+                                         f"('breach draft --lang {lang}')", case_id=c.id)
+        at = at or st.now
+        if at > st.now:
+            raise TransitionRefusedError(f"the notification time {at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        if milestone is not None:
+            allowed_ms = {r.done_by for r in rules_for(c.regimes, self.config.processor_notice_hours)
+                          if r.authority_notification}
+            if milestone not in allowed_ms:
+                raise TransitionRefusedError(f"{milestone!r} is not an authority clock of this case "
+                                             f"({', '.join(sorted(allowed_ms))})", case_id=c.id)
+            c.milestones = {**c.milestones, milestone: at}
+            c.milestones_recorded = {**c.milestones_recorded, milestone: st.now}
+            self._settle_lateness(st, delay_reasons, f"the notification to {authority}")
+        late = any(s.status == "met_late" for s in self.clocks(c, st.now) if s.rule.done_by == milestone)
+        c.notifications = [*c.notifications, Notification(
+            number=len(c.notifications) + 1, authority=authority.strip(), at=at, by=st.actor, channel=channel.strip(),
+            reference=reference.strip(), lang=lang, draft_version=d.version, milestone=milestone or "", late=late)]
+        st.log("notify", reason=f"{authority} via {channel} ref {reference} ({lang}, draft v{d.version})",
+               before=before)
+        return self._save(st)
+
+    def _notification(self, c: BreachCase, number: int) -> Notification:
+        n = next((x for x in c.notifications if x.number == number), None)
+        if n is None:
+            raise BreachError(f"no notification {number} (notifications: "
+                              f"{', '.join(str(x.number) for x in c.notifications) or 'none'})", case_id=c.id)
+        if n.withdrawn_at is not None:
+            raise TransitionRefusedError(f"notification {number} to {n.authority} was withdrawn", case_id=c.id)
+        return n
+
+    def amend_notification(self, case_id: str, actor: str, number: int, text: str,
+                           reference: str | None = None) -> BreachCase:
+        """Record an amendment ("aanpassen") of notification ``number``: what was corrected."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "amend a notification")
+        text = require_reason(c, text, "amending a notification")
+        n = self._notification(c, number)
+        before = st.snapshot()
+        amended = n.model_copy(update={"amendments": [*n.amendments, Amendment(at=st.now, by=st.actor, text=text,
+                                                                                  reference=reference)]})
+        c.notifications = [amended if x.number == number else x for x in c.notifications]
+        st.log("amend_notification", reason=f"notification {number} ({n.authority}): {text}", before=before)
+        return self._save(st)
+
+    def withdraw_notification(self, case_id: str, actor: str, number: int, reason: str) -> BreachCase:
+        """Record the withdrawal ("intrekken") of notification ``number``, with the reason (e.g. the
+        incident turned out not to involve personal data). The notification stays in the register."""
+        st = self._step(case_id, actor)
+        c = st.case
+        require_action(c, "supplement", "withdraw a notification")
+        reason = require_reason(c, reason, "withdrawing a notification")
+        n = self._notification(c, number)
+        before = st.snapshot()
+        gone = n.model_copy(update={"withdrawn_at": st.now, "withdrawn_by": st.actor, "withdrawal_reason": reason})
+        c.notifications = [gone if x.number == number else x for x in c.notifications]
+        st.log("withdraw_notification", reason=f"notification {number} ({n.authority}): {reason}", before=before)
+        return self._save(st)
+
     def supplement(self, case_id: str, actor: str, text: str, changes: dict[str, Any] | None = None,
-                   reference: str | None = None) -> BreachCase:
-        """A supplementary notification (Art. 33(4)), numbered; ``changes`` update the case's details."""
+                   reference: str | None = None, *, supplies: list[str] | None = None) -> BreachCase:
+        """A supplementary notification (Art. 33(4)), numbered; ``changes`` update the case's details.
+
+        An outstanding element of a phased notification counts as supplied when the supplement
+        fills it (its value is present afterwards) or names it in ``supplies`` (given in the text)."""
         st = self._step(case_id, actor)
         c = st.case
         require_action(c, "supplement", "send a supplementary notification")
@@ -463,7 +730,18 @@ class BreachWorkflow:
         v = len(c.supplements) + 1
         c.supplements = [*c.supplements, Supplement(version=v, at=st.now, by=st.actor, text=text,
                                                     changes=dict(changes or {}), reference=reference)]
-        st.log("supplement", reason=f"supplement {v}: {text}", before=before)
+        named = set(supplies or [])
+        unknown = named - {o.key for o in c.outstanding if o.is_open}
+        if unknown:
+            raise BreachError(f"supplies {', '.join(sorted(unknown))}: not outstanding (outstanding: "
+                              f"{', '.join(o.key for o in c.outstanding if o.is_open) or 'none'})", case_id=c.id)
+        d = c.latest_draft("authority")
+        still = drafts_mod.missing_keys(c, d.lang if d else "nl", tz=self.config.tz, now=st.now)
+        c.outstanding = [o.model_copy(update={"supplied_at": st.now, "supplement_version": v})
+                         if o.is_open and (o.key in named or o.key not in still) else o for o in c.outstanding]
+        supplied = [o.key for o in c.outstanding if o.supplement_version == v]
+        st.log("supplement", reason=f"supplement {v}: {text}" + (f" (supplies {', '.join(supplied)})" if supplied
+                                                                 else ""), before=before)
         return self._save(st)
 
     def decide_subjects(self, case_id: str, actor: str, decision: SubjectsDecisionKind, reasoning: str, *,
@@ -488,12 +766,24 @@ class BreachWorkflow:
         st.log("subjects", reason=f"{decision.value}: {reasoning}", to=S.subjects_decided, before=before)
         return self._save(st)
 
-    def close(self, case_id: str, actor: str, reason: str) -> BreachCase:
-        """Close the case. Refused while a configured clock is still open (record its milestone first)."""
+    def close(self, case_id: str, actor: str, reason: str, *, outstanding_reason: str | None = None) -> BreachCase:
+        """Close the case. Refused while a configured clock is still open (record its milestone
+        first), and while an element of a phased notification is outstanding (Art. 33(4)) unless
+        ``outstanding_reason`` records why it will not be supplied."""
         st = self._step(case_id, actor)
         c = st.case
         require_transition(c, S.closed)
         reason = require_reason(c, reason, "closing the case")
+        open_items = [o for o in c.outstanding if o.is_open]
+        if open_items:
+            if outstanding_reason is None or not outstanding_reason.strip():
+                raise TransitionRefusedError(
+                    "cannot close while elements of the phased notification are outstanding (GDPR Art. 33(4): "
+                    f"provided without undue further delay): {', '.join(o.key for o in open_items)}. Send a "
+                    "supplement ('breach supplement --set ...' or '--supplies ...'), or record why they will not "
+                    "follow (--outstanding-reason)", case_id=c.id, from_state=c.state.value, to_state=S.closed.value)
+            c.outstanding = [o.model_copy(update={"waived_reason": outstanding_reason.strip(), "waived_by": st.actor})
+                             if o.is_open else o for o in c.outstanding]
         probe = c.model_copy(deep=True)
         probe.state = S.closed
         probe.trail.append(AuditEntry(seq=0, at=st.now, actor=st.actor, action="close", from_state=c.state,

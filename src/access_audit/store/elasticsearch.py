@@ -32,9 +32,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
 
@@ -679,6 +679,104 @@ class ElasticsearchStore:
             self._call("delete old event indices", self.es.indices.delete, index=",".join(batch))
             log.info("retention: deleted %s", ", ".join(batch))
         return old
+
+    # --- retention by whole UTC days and legal holds (access_audit.retention) --------------
+
+    #: data classes kept in one index, and the time field that dates a record. Events have a
+    #: daily index each (a day is deleted by deleting its index: a held index is kept whole);
+    #: ``self_audit`` is read from ``<prefix>-self-audit*`` when such indices exist.
+    RETENTION_FIELDS: ClassVar[dict[str, str]] = {"dead_letters": "@timestamp", "alerts": "last_seen",
+                                                  "self_audit": "@timestamp"}
+
+    @property
+    def holds_index(self) -> str:
+        return f"{self.prefix}-legal-holds"
+
+    def _retention_index(self, cls: str) -> str:
+        if cls == "dead_letters":
+            return self.dead_letters_index
+        if cls == "alerts":
+            return self.alerts_index
+        if cls == "self_audit":
+            return f"{self.prefix}-self-audit*"
+        raise ValueError(f"unknown data class {cls!r}")
+
+    def _day_of_index(self, name: str) -> date | None:
+        m = self._daily.fullmatch(name)
+        if m is None:
+            return None
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            return None
+
+    def retention_days(self, cls: str) -> list[date]:
+        """The UTC days holding records of ``cls``, oldest first (events: one per daily index)."""
+        if cls == "events":
+            return sorted(d for n in self.event_indices() if (d := self._day_of_index(n)) is not None)
+        index, fld = self._retention_index(cls), self.RETENTION_FIELDS[cls]
+        r = self._call(f"list {cls} days", self.es.search, index=index, size=0, ignore_unavailable=True,
+                       allow_no_indices=True, aggs={"d": {"date_histogram": {
+                           "field": fld, "calendar_interval": "day", "time_zone": "UTC", "min_doc_count": 1}}})
+        buckets = (r.body.get("aggregations") or {}).get("d", {}).get("buckets", [])
+        return [datetime.fromtimestamp(b["key"] / 1000, tz=UTC).date() for b in buckets]
+
+    def _day_query(self, cls: str, day: date) -> dict[str, Any]:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return {"range": {self.RETENTION_FIELDS[cls]: {"gte": _iso(start), "lt": _iso(start + timedelta(days=1))}}}
+
+    def count_day(self, cls: str, day: date) -> int:
+        if cls == "events":
+            index = f"{self.prefix}-events-{day:%Y.%m.%d}"
+            r = self._call("count a day", self.es.count, index=index, ignore_unavailable=True, allow_no_indices=True)
+        else:
+            r = self._call("count a day", self.es.count, index=self._retention_index(cls),
+                           query=self._day_query(cls, day), ignore_unavailable=True, allow_no_indices=True)
+        return int(r.body["count"])
+
+    def delete_day(self, cls: str, day: date) -> int:
+        """Events: delete the day's index (by exact name) and return how many events it held;
+        other classes: delete-by-query on the day's range, refreshed, waiting for completion."""
+        n = self.count_day(cls, day)
+        if cls == "events":
+            index = f"{self.prefix}-events-{day:%Y.%m.%d}"
+            self._call("delete a daily index", self.es.options(ignore_status=404).indices.delete, index=index)
+            log.info("retention: deleted %s (%d events)", index, n)
+            return n
+        # search + bulk delete by id, not _delete_by_query: that needs the reindex module, which
+        # minimal distributions (the integration-test build) do not ship
+        index, deleted = self._retention_index(cls), 0
+        while True:
+            r = self._call(f"find {cls} of a day", self.es.search, index=index, query=self._day_query(cls, day),
+                           size=1000, source=False, ignore_unavailable=True, allow_no_indices=True)
+            hits = r.body["hits"]["hits"]
+            if not hits:
+                return deleted
+            body = [{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits]
+            res = self._call(f"delete {cls} of a day", self.es.bulk, operations=body, refresh=True)
+            deleted += sum(1 for it in res.body["items"] if it["delete"].get("result") == "deleted")
+            bad = [it["delete"] for it in res.body["items"] if it["delete"].get("status", 200) >= 300
+                   and it["delete"].get("status") != 404]
+            if bad:
+                raise StoreError(f"elasticsearch refused to delete {cls} of {day}: {bad[0].get('error')}")
+
+    def legal_holds(self) -> list[dict[str, Any]]:
+        """The stored legal holds (``access_audit.retention.LegalHold.to_doc()``), by id."""
+        r = self._call("read legal holds", self.es.options(ignore_status=404).search, index=self.holds_index,
+                       size=10_000, query={"match_all": {}}, sort=[{"id": "asc"}])
+        if r.meta.status == 404:
+            return []
+        return [dict(h["_source"]) for h in r.body["hits"]["hits"]]
+
+    def put_legal_hold(self, hold: dict[str, Any]) -> None:
+        """Insert or replace a legal hold by its ``id`` (visible to search at once)."""
+        self._call("create the legal holds index", self.es.options(ignore_status=400).indices.create,
+                   index=self.holds_index, settings={"index": {"number_of_shards": 1}},
+                   mappings={"dynamic": False, "properties": {"id": _keyword(), "since": {"type": "date"},
+                                                               "until": {"type": "date"},
+                                                               "expires": {"type": "date"}}})
+        self._call("write a legal hold", self.es.index, index=self.holds_index, id=str(hold["id"]), document=hold,
+                   refresh="wait_for")
 
 
 # --- query translation ----------------------------------------------------------------------

@@ -13,10 +13,10 @@ import ipaddress
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -219,6 +219,82 @@ class SqliteStore:
         with self._lock:
             n = self.db.execute("DELETE FROM events WHERE ts_us < ?", (cutoff,)).rowcount
         return int(n)
+
+    # --- retention by whole UTC days and legal holds (access_audit.retention) --------------
+
+    #: data class -> (table, time column in epoch microseconds). ``self_audit`` is read when a
+    #: ``self_audit`` table with an ``at_us`` column exists (the tamper-evidence work adds it).
+    RETENTION_TABLES: ClassVar[dict[str, tuple[str, str]]] = {
+        "events": ("events", "ts_us"), "dead_letters": ("dead_letters", "received_us"),
+        "alerts": ("alerts", "last_seen_us"), "self_audit": ("self_audit", "at_us")}
+    _DAY_US = 86_400_000_000
+
+    def _retention_table(self, cls: str) -> tuple[str, str] | None:
+        if cls not in self.RETENTION_TABLES:
+            raise ValueError(f"unknown data class {cls!r}")
+        table, col = self.RETENTION_TABLES[cls]
+        with self._lock:
+            cols = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+        return (table, col) if col in cols else None
+
+    def retention_days(self, cls: str) -> list[date]:
+        """The UTC days holding records of ``cls``, oldest first (one index seek per day)."""
+        t = self._retention_table(cls)
+        if t is None:
+            return []
+        table, col = t
+        days: list[date] = []
+        with self._lock:
+            nxt = self.db.execute(f"SELECT min({col}) FROM {table}").fetchone()[0]
+            while nxt is not None:
+                d = int(nxt) // self._DAY_US
+                days.append(_from_us(d * self._DAY_US).date())
+                nxt = self.db.execute(f"SELECT min({col}) FROM {table} WHERE {col} >= ?",
+                                      ((d + 1) * self._DAY_US,)).fetchone()[0]
+        return days
+
+    def _day_range(self, day: date) -> tuple[int, int]:
+        start = _us(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        return start, start + self._DAY_US
+
+    def count_day(self, cls: str, day: date) -> int:
+        t = self._retention_table(cls)
+        if t is None:
+            return 0
+        table, col = t
+        with self._lock:
+            return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE {col} >= ? AND {col} < ?",
+                                       self._day_range(day)).fetchone()[0])
+
+    def delete_day(self, cls: str, day: date) -> int:
+        """Delete the records of ``cls`` in UTC day ``day`` in one transaction; return how many."""
+        t = self._retention_table(cls)
+        if t is None:
+            return 0
+        table, col = t
+        with self._lock:
+            try:
+                n = self.db.execute(f"DELETE FROM {table} WHERE {col} >= ? AND {col} < ?",
+                                    self._day_range(day)).rowcount
+            except sqlite3.Error as e:
+                raise StoreError(f"sqlite: cannot delete {cls} of {day}: {e}") from e
+        return int(n)
+
+    def _holds_table(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS legal_holds (id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+
+    def legal_holds(self) -> list[dict[str, Any]]:
+        """The stored legal holds (``access_audit.retention.LegalHold.to_doc()``), by id."""
+        with self._lock:
+            self._holds_table()
+            return [orjson.loads(r[0]) for r in self.db.execute("SELECT doc FROM legal_holds ORDER BY id")]
+
+    def put_legal_hold(self, hold: dict[str, Any]) -> None:
+        """Insert or replace a legal hold by its ``id``."""
+        with self._lock:
+            self._holds_table()
+            self.db.execute("INSERT INTO legal_holds (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET"
+                            " doc=excluded.doc", (str(hold["id"]), orjson.dumps(hold).decode()))
 
     # --- key/value state (rule state, outbox cursors) --------------------------------------
 
