@@ -23,6 +23,24 @@ from pydantic_settings import (
 CONFIG_ENV = "ACCESS_AUDIT_CONFIG"
 
 
+class _ConfigFile(YamlConfigSettingsSource):
+    """The YAML config file; a file that is not a YAML mapping is a ConfigError naming the file."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        import yaml
+
+        from access_audit.core.errors import ConfigError
+
+        try:
+            doc = super()._read_file(file_path)
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(f"{CONFIG_ENV}={file_path}: not valid YAML: {e}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{CONFIG_ENV}={file_path}: must hold a mapping of settings (key: value), "
+                              f"not a {type(doc).__name__}")
+        return doc
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ACCESS_AUDIT_", frozen=True, extra="ignore")
 
@@ -38,7 +56,7 @@ class Settings(BaseSettings):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
         return (init_settings, env_settings, dotenv_settings,
-                YamlConfigSettingsSource(settings_cls, yaml_file=path), file_secret_settings)
+                _ConfigFile(settings_cls, yaml_file=path), file_secret_settings)
 
     data_dir: Path = Field(default=Path(".access-audit"))
     store: Literal["sqlite", "elasticsearch"] = "sqlite"
