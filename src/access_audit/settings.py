@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     bus: Literal["memory", "kafka"] = "memory"
     rules: list[Path] = Field(default_factory=list)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Tamper evidence (store/chain.py): chain every stored record; the key and the anchor belong
+    # outside the store (a secret mount; append-only storage). Defaults: in the data directory.
+    chain: bool = True
+    chain_key_file: Path | None = None
+    chain_anchor_file: Path | None = None
 
     # Enrichment: offline GeoIP, the identity directory, the resource catalogue
     geoip: bool = True
@@ -128,6 +133,14 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_token_ttl_days: int = Field(default=90, ge=1, le=3650)  # tokens always expire
     api_pseudonym_key: SecretStr | None = None  # HMAC key of pseudonyms; default: generated in <data_dir>
+
+    @property
+    def chain_key_path(self) -> Path:
+        return self.chain_key_file or self.data_dir / "chain.key"
+
+    @property
+    def chain_anchor_path(self) -> Path:
+        return self.chain_anchor_file or self.data_dir / "chain-anchor.jsonl"
 
     @property
     def sqlite_path(self) -> Path:
