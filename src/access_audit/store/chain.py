@@ -140,15 +140,13 @@ class _SqliteLog:
     def put(self, e: dict[str, Any]) -> None:
         import sqlite3
 
-        from access_audit.core.errors import StoreError
-
         with self.store._lock:
             try:
                 self.store.db.execute("INSERT OR REPLACE INTO chain (writer, seq, at_us, kind, entry)"
                                       " VALUES (?,?,?,?,?)",
                                       (e["writer"], e["seq"], int(e["at"] * 1e6), e["kind"], canonical(e).decode()))
             except sqlite3.Error as err:
-                raise StoreError(f"sqlite: cannot store the chain entry: {err}") from err
+                raise self.store._error("the chain entry", err) from err
 
     def entries(self) -> Iterator[dict[str, Any]]:
         with self.store._lock:
@@ -272,7 +270,10 @@ class ChainedStore:
         return cls(inner, Chain(_log_for(inner), load_key(key_file), anchor, writer=writer))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        attr = getattr(self.inner, name)  # AttributeError when the store has no such thing
+        if name in ("delete_day", "delete_events_older_than", "delete_indices_older_than"):
+            return getattr(self, "_" + name)
+        return attr
 
     def write_events(self, events: list[AccessEvent]) -> int:
         if events:
@@ -305,19 +306,20 @@ class ChainedStore:
                 self.chain.append("alert", items)
         return res
 
-    def delete_day(self, cls: str, day: date) -> int:
+    # Deletions: wrapped only where the store has them (callers test with hasattr).
+    def _delete_day(self, cls: str, day: date) -> int:
         n = int(self.inner.delete_day(cls, day))
         self.chain.record_deletion(cls, day=day, count=n)
         return n
 
-    def delete_events_older_than(self, days: int, now: datetime) -> int:
+    def _delete_events_older_than(self, days: int, now: datetime) -> int:
         from datetime import timedelta
 
         n = int(self.inner.delete_events_older_than(days, now))
         self.chain.record_deletion("events", before=now - timedelta(days=days), count=n)
         return n
 
-    def delete_indices_older_than(self, days: int, now: datetime) -> list[str]:
+    def _delete_indices_older_than(self, days: int, now: datetime) -> list[str]:
         names: list[str] = self.inner.delete_indices_older_than(days, now)
         for name in names:
             m = self.inner._daily.fullmatch(name)
