@@ -36,6 +36,11 @@ anchor to append-only storage (``chattr +a``, WORM bucket, a syslog collector). 
 default both sit in the data directory next to ``events.db``: that catches edits of the database
 file, not an attacker who owns the whole data directory.
 
+An alert verifies when it holds any version that was chained for it: a version is chained before
+it is written, so a crash between the two leaves the older, also chained, version in place. The
+price: putting an alert back to an older version it really had is not reported (a status or a
+counter it never had is).
+
 Erasure (Art. 17) by pseudonymisation keeps the chain intact when the stored documents carry
 only pseudonyms whose per-subject keys are destroyed: the documents, and so the leaves, do not
 change. A document rewritten after chaining is, by design, reported as altered.
@@ -60,7 +65,7 @@ from typing import Any
 
 import orjson
 
-from access_audit.core.alerts import Alert
+from access_audit.core.alerts import Alert, keep_lifecycle
 from access_audit.core.events import AccessEvent
 from access_audit.core.records import DeadLetter
 
@@ -298,12 +303,29 @@ class ChainedStore:
         self.inner.write_dead_letters(letters)
 
     def write_alerts(self, alerts: list[Alert], **kw: Any) -> Any:
+        """Chain each alert version before writing it (as the store will keep it: ``keep_lifecycle``
+        for pipeline writes), then chain what the store actually kept if that differs (a refused
+        lower counter, a concurrent writer): a crash in between leaves a chained version, never an
+        unchained one."""
+        if not alerts:
+            return self.inner.write_alerts(alerts, **kw)
+        ids = [a.id for a in alerts]
+        before = self.inner._alert_docs(ids)
+        ahead: dict[str, str] = {}
+        items = []
+        for a in alerts:
+            doc = a.to_doc()
+            if not kw.get("lifecycle"):
+                doc = keep_lifecycle(doc, before.get(a.id))
+            ahead[a.id] = leaf("alert", a.id, doc)
+            items.append([a.id, ahead[a.id], _ts(doc, "first_seen")])
+        self.chain.append("alert", items)
         res = self.inner.write_alerts(alerts, **kw)
-        if alerts:
-            stored = self.inner._alert_docs([a.id for a in alerts])
-            items = [[aid, leaf("alert", aid, doc), _ts(doc, "first_seen")] for aid, doc in stored.items()]
-            if items:
-                self.chain.append("alert", items)
+        after = self.inner._alert_docs(ids)
+        late = [[aid, leaf("alert", aid, doc), _ts(doc, "first_seen")] for aid, doc in after.items()
+                if leaf("alert", aid, doc) != ahead.get(aid)]
+        if late:
+            self.chain.append("alert", late)
         return res
 
     # Deletions: wrapped only where the store has them (callers test with hasattr).
@@ -339,7 +361,7 @@ class ChainedStore:
 
 @dataclass
 class Finding:
-    problem: str  # altered | deleted | inserted | chain_altered | chain_missing | chain_forged | reverted
+    problem: str  # altered | deleted | inserted | chain_altered | chain_missing | chain_forged
     kind: str
     id: str
     where: str  # the record's place in the store
@@ -453,7 +475,6 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
         by_writer.setdefault(str(e.get("writer")), {})[int(e.get("seq", -1))] = e
     rep.writers = len(by_writer | {w: {} for w, _ in anchored})
     expected: dict[tuple[str, str], dict[str, str]] = {}  # (kind, id) -> leaf -> place
-    latest_alert: dict[str, tuple[float, str]] = {}
     deleted_days: dict[str, set[int]] = {}
     deleted_before: dict[str, int] = {}
     for w, ents in by_writer.items():
@@ -496,10 +517,6 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
                     continue
                 expected.setdefault((kind, rid), {})[lf] = place
                 expected[(kind, rid)].setdefault("\x00ts", str(ts))
-                if kind == "alert":
-                    at = float(e.get("at", 0))
-                    if rid not in latest_alert or at >= latest_alert[rid][0]:
-                        latest_alert[rid] = (at, lf)
         for seq in sorted(s for (ww, s) in anchored if ww == w):
             if seq not in ents and (not ents or seq > max(ents)):
                 rep.findings.append(Finding("chain_missing", "chain", f"{w}/{seq}", "chain", f"{w}/{seq}",
@@ -520,15 +537,8 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
             rep.findings.append(Finding("inserted", kind, rid, where, detail="no chain entry covers this record"))
             continue
         seen.add(k)
-        if kind == "alert":
-            if lf == latest_alert[rid][1]:
-                continue
-            if lf in exp:
-                rep.findings.append(Finding("reverted", kind, rid, where, exp[lf],
-                                            "the alert holds an older chained version than its latest"))
-                continue
-        elif lf in exp:
-            continue
+        if lf in exp:
+            continue  # an alert may hold any chained version (see the module docstring)
         rep.findings.append(Finding("altered", kind, rid, where, next(v for x, v in exp.items() if x != "\x00ts"),
                                     "the stored document does not match what was chained"))
     cls_of = {"event": "events", "dead_letter": "dead_letters", "alert": "alerts"}
