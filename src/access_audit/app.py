@@ -58,18 +58,27 @@ def open_store(settings: Settings) -> Any:
     """The configured EventStore. Elasticsearch is set up (templates, indices) before it is returned;
     raises StoreUnavailableError when it cannot be reached."""
     if settings.store == "sqlite":
-        return SqliteStore(settings.sqlite_path)
+        return _chained(settings, SqliteStore(settings.sqlite_path))
     if settings.store == "elasticsearch":
         from access_audit.store.elasticsearch import ElasticsearchStore  # the core never imports the driver
 
         store = ElasticsearchStore.from_settings(settings)
         try:
             store.setup()
+            return _chained(settings, store)
         except BaseException:
             store.close()
             raise
-        return store
     raise NotImplementedError(f"store {settings.store!r} is not known")
+
+
+def _chained(settings: Settings, store: Any) -> Any:
+    """The store behind the tamper-evidence chain (``settings.chain``, on by default)."""
+    if not settings.chain:
+        return store
+    from access_audit.store.chain import ChainedStore
+
+    return ChainedStore.wrap(store, settings.chain_key_path, settings.chain_anchor_path)
 
 
 def alert_sinks(settings: Settings, console: Any = None, *, clock: Clock | None = None) -> list[AlertSink]:

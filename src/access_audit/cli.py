@@ -577,6 +577,55 @@ def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     out.print(t)
 
 
+# --- verify -------------------------------------------------------------------------------------
+
+@app.command()
+def verify(
+    since: Annotated[str | None, typer.Option(help="Check records from this time on (24h, 7d, ISO time); "
+                                              "the chain itself is always checked whole.")] = None,
+    fmt: Fmt = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Walk the tamper-evidence chain and every stored record: report each record altered, deleted or
+    inserted behind the application's back, with its place. Exit 1 when anything is found."""
+    from access_audit.app import open_store
+    from access_audit.store.chain import load_key
+    from access_audit.store.chain import verify as verify_chain
+    from access_audit.store.query import parse_when
+
+    settings = _settings(data_dir)
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: nothing to verify")
+    if not settings.chain_key_path.exists():
+        raise _fail(f"no chain key at {settings.chain_key_path} (ACCESS_AUDIT_CHAIN_KEY_FILE)")
+    try:
+        when = parse_when(since) if since else None
+    except QueryError as e:
+        raise _fail(str(e)) from None
+    store = open_store(settings.model_copy(update={"chain": False}))
+    try:
+        rep = verify_chain(store, load_key(settings.chain_key_path), settings.chain_anchor_path, since=when)
+    finally:
+        store.close()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(rep.to_json()).decode() + "\n")
+    else:
+        t = Table(title=f"access-audit verify ({settings.store})")
+        for c in ("problem", "kind", "id", "where", "chain entry", "detail"):
+            t.add_column(c)
+        for f in rep.findings:
+            t.add_row(f.problem, f.kind, escape(f.id), escape(f.where), escape(f.chain), escape(f.detail))
+        if rep.findings:
+            out.print(t)
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(rep.records.items())) or "no records"
+        (out if rep.ok else err).print(
+            f"{'[green]ok[/]' if rep.ok else '[red]FAILED[/]'}: {rep.entries} chain entries of {rep.writers} "
+            f"writer(s), {counts}; {len(rep.findings)} problem(s)"
+            + (f"; {rep.unanchored} entries not in the anchor yet" if rep.unanchored else ""))
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
 # --- detectors ----------------------------------------------------------------------------------
 
 @detectors_app.command("test")

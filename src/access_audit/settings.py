@@ -23,6 +23,24 @@ from pydantic_settings import (
 CONFIG_ENV = "ACCESS_AUDIT_CONFIG"
 
 
+class _ConfigFile(YamlConfigSettingsSource):
+    """The YAML config file; a file that is not a YAML mapping is a ConfigError naming the file."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        import yaml
+
+        from access_audit.core.errors import ConfigError
+
+        try:
+            doc = super()._read_file(file_path)
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(f"{CONFIG_ENV}={file_path}: not valid YAML: {e}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{CONFIG_ENV}={file_path}: must hold a mapping of settings (key: value), "
+                              f"not a {type(doc).__name__}")
+        return doc
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ACCESS_AUDIT_", frozen=True, extra="ignore")
 
@@ -38,13 +56,18 @@ class Settings(BaseSettings):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
         return (init_settings, env_settings, dotenv_settings,
-                YamlConfigSettingsSource(settings_cls, yaml_file=path), file_secret_settings)
+                _ConfigFile(settings_cls, yaml_file=path), file_secret_settings)
 
     data_dir: Path = Field(default=Path(".access-audit"))
     store: Literal["sqlite", "elasticsearch"] = "sqlite"
     bus: Literal["memory", "kafka"] = "memory"
     rules: list[Path] = Field(default_factory=list)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Tamper evidence (store/chain.py): chain every stored record; the key and the anchor belong
+    # outside the store (a secret mount; append-only storage). Defaults: in the data directory.
+    chain: bool = True
+    chain_key_file: Path | None = None
+    chain_anchor_file: Path | None = None
 
     # Enrichment: offline GeoIP, the identity directory, the resource catalogue
     geoip: bool = True
@@ -118,6 +141,14 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_token_ttl_days: int = Field(default=90, ge=1, le=3650)  # tokens always expire
     api_pseudonym_key: SecretStr | None = None  # HMAC key of pseudonyms; default: generated in <data_dir>
+
+    @property
+    def chain_key_path(self) -> Path:
+        return self.chain_key_file or self.data_dir / "chain.key"
+
+    @property
+    def chain_anchor_path(self) -> Path:
+        return self.chain_anchor_file or self.data_dir / "chain-anchor.jsonl"
 
     @property
     def sqlite_path(self) -> Path:

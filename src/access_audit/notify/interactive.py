@@ -126,14 +126,17 @@ class InteractionHandler:
             form = parse_qs(body.decode("utf-8"), strict_parsing=False)
             payload = orjson.loads(form["payload"][0])
             kind = payload["type"]
-        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+            user = payload.get("user") or {}
+            actions = payload.get("actions") or []
+            if not (isinstance(user, dict) and isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
+                raise ValueError("payload fields of the wrong type")
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError, TypeError, AttributeError):
             return _json(400, {"ok": False, "error": "malformed_payload"})
         if kind != "block_actions":
             return _json(200, {"ok": True, "changed": False})
-        user = payload.get("user") or {}
         by, by_name = str(user.get("id") or ""), user.get("username") or user.get("name")
         results = []
-        for act in payload.get("actions") or []:
+        for act in actions:
             action_id = str(act.get("action_id") or "")
             if not action_id.startswith(ACTION_PREFIX) or action_id[len(ACTION_PREFIX):] not in ACTIONS:
                 continue

@@ -72,8 +72,18 @@ class Query:
 
 # --- building from simple filters -------------------------------------------------------------
 
+def _check_text(text: str) -> None:
+    """Reject lone surrogates (undecodable bytes in argv, ``\\ud800`` in JSON): no store can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise QueryError(f"invalid character at position {e.start + 1}: not valid Unicode text") from None
+
+
 def term_for(field_name: str, value: str) -> Term:
     """A term for ``field:value`` as the query language would read it (wildcard, cidr)."""
+    _check_text(field_name)
+    _check_text(value)
     if not known_field(field_name):
         raise QueryError(f"unknown field {field_name!r}")
     if value == "*":
@@ -136,6 +146,9 @@ def _unquote(s: str) -> str:
     return re.sub(r"\\(.)", r"\1", s[1:-1])
 
 
+MAX_DEPTH = 32  # NOT and ( levels: deeper trees overflow SQLite's parser stack (and Python's)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         if len(text) > 4000:
@@ -143,6 +156,7 @@ class _Parser:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -187,6 +201,17 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def unary(self) -> Expr:
+        self.depth += 1
+        try:
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Expr:
+        if self.depth > MAX_DEPTH:
+            t = self.peek()
+            raise QueryError(f"query nested too deeply (over {MAX_DEPTH} levels of NOT and parentheses)"
+                             + (f" at position {t.pos + 1}" if t else ""))
         if self._is("NOT"):
             self.take()
             return Not(self.unary())
@@ -263,6 +288,7 @@ class _Parser:
 
 def parse_query(text: str) -> Expr:
     """Parse the query language into a filter tree. Raises QueryError saying where it went wrong."""
+    _check_text(text)
     return _Parser(text).parse()
 
 

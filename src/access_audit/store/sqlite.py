@@ -28,6 +28,10 @@ from access_audit.core.records import DeadLetter
 from access_audit.store import aggregations as agg
 from access_audit.store.query import And, Expr, MatchAll, Not, Or, Query, Term
 
+
+class StoreFullError(StoreError):
+    """The embedded store's disk is full (SQLITE_FULL): the write was rolled back whole."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY,
@@ -141,7 +145,7 @@ class SqliteStore:
                 return self.db.total_changes - before
             except sqlite3.Error as e:
                 self._rollback()
-                raise StoreError(f"sqlite: cannot store events: {e}") from e
+                raise self._error("events", e) from e
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -166,7 +170,7 @@ class SqliteStore:
                 self.db.execute("COMMIT")
             except sqlite3.Error as e:
                 self._rollback()
-                raise StoreError(f"sqlite: cannot store dead letters: {e}") from e
+                raise self._error("dead letters", e) from e
 
     def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> None:
         """Insert or update alerts by id. Pipeline writes keep the stored status and history
@@ -180,13 +184,17 @@ class SqliteStore:
                 docs = [keep_lifecycle(d, stored.get(d["id"])) for d in docs]
             rows = [(d["id"], d["rule_id"], d["severity"], d["status"], _us(a.first_seen), _us(a.last_seen), d["count"],
                      orjson.dumps(d).decode()) for a, d in zip(alerts, docs, strict=True)]
-            self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT INTO alerts (id, rule_id, severity, status, first_seen_us, last_seen_us, count, doc)"
-                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
-                " last_seen_us=max(alerts.last_seen_us, excluded.last_seen_us),"
-                " count=max(alerts.count, excluded.count), doc=excluded.doc", rows)
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "INSERT INTO alerts (id, rule_id, severity, status, first_seen_us, last_seen_us, count, doc)"
+                    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
+                    " last_seen_us=max(alerts.last_seen_us, excluded.last_seen_us),"
+                    " count=max(alerts.count, excluded.count), doc=excluded.doc", rows)
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise self._error("alerts", e) from e
 
     def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -205,6 +213,15 @@ class SqliteStore:
         with self._lock:
             doc = self._alert_docs([alert_id]).get(alert_id)
         return Alert.model_validate(doc) if doc else None
+
+    def _error(self, what: str, e: sqlite3.Error) -> StoreError:
+        """A write failure as a StoreError; a full disk (SQLITE_FULL) as StoreFullError, which says
+        that nothing of the batch was stored and that a rerun resumes."""
+        if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(e):
+            return StoreFullError(f"sqlite: the disk of {self.path} is full; cannot store {what}. Nothing of this "
+                                  "batch was stored and the input was not acknowledged: free space (or move "
+                                  "--data-dir) and run again; a replay stores nothing twice")
+        return StoreError(f"sqlite: cannot store {what}: {e}")
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -305,8 +322,11 @@ class SqliteStore:
 
     def put_state(self, key: str, value: bytes) -> None:
         with self._lock:
-            self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
-                            " value=excluded.value", (key, value))
+            try:
+                self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                                " value=excluded.value", (key, value))
+            except sqlite3.Error as e:
+                raise self._error("rule state", e) from e
 
     # --- rule state (detect.state.StateRows) ------------------------------------------------
 
