@@ -24,6 +24,7 @@ hash as in SQLite; alerts are versioned by their counter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -32,7 +33,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -229,6 +230,7 @@ class ElasticsearchStore:
         self.alerts_index = f"{prefix}-alerts"
         self.dead_letters_index = f"{prefix}-dead-letters"
         self.state_index = f"{prefix}-state"
+        self.self_audit_pattern = f"{prefix}-self-audit-*"
         self._daily = re.compile(re.escape(prefix) + r"-events-(\d{4})\.(\d{2})\.(\d{2})")
         auth: dict[str, Any] = {}
         if username:
@@ -297,6 +299,10 @@ class ElasticsearchStore:
                            settings={"index": {"number_of_shards": 1}}, mappings=m)
             if r.meta.status == 400 and r.body.get("error", {}).get("type") != "resource_already_exists_exception":
                 raise StoreError(f"elasticsearch: cannot create {index}: {r.body.get('error')}")
+        self._call("create the self-audit template", self.es.indices.put_index_template,
+                   name=f"{self.prefix}-self-audit", index_patterns=[self.self_audit_pattern],
+                   priority=TEMPLATE_PRIORITY, meta={"managed_by": "access-audit"},
+                   template={"settings": {"index": {"number_of_shards": 1}}, "mappings": SELF_AUDIT_MAPPINGS})
         # A fresh index answers 503 until its shard is allocated: wait for it here, not in the first read.
         self._call("wait for the indices", self.es.cluster.health,
                    index=[self.alerts_index, self.dead_letters_index, self.state_index],
@@ -597,6 +603,64 @@ class ElasticsearchStore:
             "alerts": {"total": sum(v["alerts"] for v in rules.values()), "by_rule": rules},
         }
 
+    # --- the self-audit: who read what (apart from the access events, append-only) ----------
+
+    def self_audit_index(self, day: date) -> str:
+        return f"{self.prefix}-self-audit-{day:%Y.%m.%d}"
+
+    def write_self_audit(self, records: list[dict[str, Any]]) -> None:
+        """Append self-audit records to daily ``<prefix>-self-audit-YYYY.MM.DD`` indices, apart from
+        the event indices (so event retention and event queries never reach them). Created with
+        ``op_type=create`` only: a record is never overwritten. Raises StoreError/StoreUnavailableError."""
+        for r in records:
+            day = datetime.fromisoformat(r["@timestamp"]).astimezone(UTC).date()
+            self._call("write the self-audit", self.es.create, index=self.self_audit_index(day), id=r["id"],
+                       document=r)
+
+    def self_audit(self, *, since: datetime | None = None, until: datetime | None = None,
+                   actor: str | None = None, subject_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Self-audit records, newest first; ``subject_id``: those whose query named that subject."""
+        flt: list[dict[str, Any]] = []
+        rng = {**({"gte": _iso(since)} if since else {}), **({"lt": _iso(until)} if until else {})}
+        if rng:
+            flt.append({"range": {"@timestamp": rng}})
+        if actor:
+            flt.append({"term": {"actor": actor}})
+        if subject_id:
+            flt.append({"term": {"subject_ids": subject_id}})
+        hits = self._paged(self.self_audit_pattern, {"bool": {"filter": flt}},
+                           [{"@timestamp": {"order": "desc"}}, {"id": {"order": "desc"}}], limit)
+        return [h["_source"] for h in hits]
+
+    # --- retention port (docs/design/decisions.md section 5) ---------------------------------
+
+    def retention_days(self, cls: str) -> list[date]:
+        """The UTC days that hold records of data class ``cls`` (one index per day), oldest first."""
+        _self_audit_only(cls)
+        r = self._call("list self-audit indices", self.es.indices.get, index=self.self_audit_pattern,
+                       allow_no_indices=True, ignore_unavailable=True, expand_wildcards="open,closed")
+        pat = re.compile(re.escape(self.prefix) + r"-self-audit-(\d{4})\.(\d{2})\.(\d{2})")
+        days = []
+        for name in r.body:
+            m = pat.fullmatch(name)
+            if m:
+                with contextlib.suppress(ValueError):
+                    days.append(date(int(m[1]), int(m[2]), int(m[3])))
+        return sorted(days)
+
+    def count_day(self, cls: str, day: date) -> int:
+        _self_audit_only(cls)
+        r = self._call("count the self-audit", self.es.options(ignore_status=404).count,
+                       index=self.self_audit_index(day))
+        return int(r.body.get("count", 0)) if r.meta.status == 200 else 0
+
+    def delete_day(self, cls: str, day: date) -> int:
+        """Delete one whole UTC day of ``cls`` (its daily index, by exact name); return how many records went."""
+        n = self.count_day(cls, day)
+        self._call("delete a self-audit day", self.es.options(ignore_status=404).indices.delete,
+                   index=self.self_audit_index(day))
+        return n
+
     # --- retention ------------------------------------------------------------------------
 
     def event_indices(self) -> list[str]:
@@ -632,6 +696,20 @@ class ElasticsearchStore:
             self._call("delete old event indices", self.es.indices.delete, index=",".join(batch))
             log.info("retention: deleted %s", ", ".join(batch))
         return old
+
+
+def _self_audit_only(cls: str) -> None:
+    if cls != "self_audit":  # the other classes: access_audit.retention (issue 15)
+        raise ValueError(f"unknown data class {cls!r} for this store method")
+
+
+SELF_AUDIT_MAPPINGS: dict[str, Any] = {
+    "dynamic": True,
+    "dynamic_templates": [{"strings": {"match_mapping_type": "string",
+                                       "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX}}}],
+    "properties": {"@timestamp": {"type": "date_nanos"}, "id": {"type": "keyword"}, "hits": {"type": "long"},
+                   "status": {"type": "integer"}},
+}
 
 
 # --- query translation ----------------------------------------------------------------------
