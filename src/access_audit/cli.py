@@ -405,6 +405,7 @@ def query(
     data_dir: DataDir = None,
 ) -> None:
     """Search stored access events: who accessed X, what did Y do."""
+    from access_audit.api.audit import audit_cli
     from access_audit.app import open_store
     from access_audit.store.query import And, Query, parse_query, parse_when, term_for
 
@@ -427,9 +428,11 @@ def query(
     store = open_store(settings)
     try:
         if fmt != "table":  # exports stream page by page (search_after), with progress when long
+            audit_cli(store, "export", f"{q or '*'} (limit {limit}, {fmt})", expr=expr)
             _export(store, qq, fmt)
             return
         events = store.search(qq)
+        audit_cli(store, "search", q or "*", expr=expr, hits=len(events))
     finally:
         store.close()
     rows = [_row(ev) for ev in events]
@@ -453,6 +456,8 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from access_audit.api.audit import csv_safe
+
     page_size = EXPORT_PAGE
     total = min(qq.limit, store.count(qq)) if qq.limit > page_size else None
     writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator="\n") if fmt == "csv" else None
@@ -468,7 +473,7 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
             page = store.search(replace(qq, limit=min(page_size, qq.limit - done), after=after))
             for ev in page:
                 if writer:
-                    writer.writerow(_row(ev))
+                    writer.writerow(csv_safe(_row(ev)))
                 else:
                     sys.stdout.write(orjson.dumps(ev.to_doc()).decode() + "\n")
             done += len(page)
@@ -504,6 +509,7 @@ def subject_report(
     declared purpose (Art. 15 GDPR requests, investigations)."""
     from datetime import UTC, datetime
 
+    from access_audit.api.audit import audit_cli, csv_safe
     from access_audit.app import open_store
     from access_audit.store.query import parse_query, parse_when
     from access_audit.store.subject_report import CSV_COLUMNS, access_row
@@ -522,6 +528,7 @@ def subject_report(
     store = open_store(settings)
     try:
         rep = build(store, subject_id, now=datetime.now(UTC), since=s, until=u, extra=extra)
+        audit_cli(store, "subject_report", subject_id, expr=extra, hits=rep.total, subject_ids=[subject_id])
     finally:
         store.close()
     if fmt == "json":
@@ -530,7 +537,7 @@ def subject_report(
     if fmt == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
         w.writeheader()
-        w.writerows(access_row(ev) for ev in rep.accesses)
+        w.writerows(csv_safe(access_row(ev)) for ev in rep.accesses)
         return
     t = Table(title=f"Accesses to the data of {escape(rep.subject_id)}", show_header=True, header_style="bold")
     for c in ("who", "first", "last", "events", "failed", "from", "through", "resources", "declared purpose"):

@@ -141,6 +141,14 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_token_ttl_days: int = Field(default=90, ge=1, le=3650)  # tokens always expire
     api_pseudonym_key: SecretStr | None = None  # HMAC key of pseudonyms; default: generated in <data_dir>
+    # issue 12: the edges of the API (see access_audit.api.edges and docs/privacy.md)
+    api_trusted_proxies: list[str] = Field(default_factory=list)  # TLS proxies whose X-Forwarded-* is believed
+    api_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    api_login_max_failures: int = Field(default=5, ge=1)  # per client address and per token, per window
+    api_login_window_s: int = Field(default=900, ge=1)
+    api_allowed_origins: list[str] = Field(default_factory=list)  # besides the server's own origin
+    api_dpo_bootstrap: bool = False  # the CLI may mint DPO tokens although one is active already
+    slack_user_roles: dict[str, str] = Field(default_factory=dict)  # Slack user id -> role, for the buttons
 
     @property
     def chain_key_path(self) -> Path:

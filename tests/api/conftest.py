@@ -85,6 +85,7 @@ def drop_store(store: Any) -> None:
     if hasattr(store, "refresh"):
         store.es.options(ignore_status=404).indices.delete(index=f"{store.prefix}-*", expand_wildcards="all")
         store.es.options(ignore_status=404).indices.delete_index_template(name=f"{store.prefix}-events")
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{store.prefix}-self-audit")
     store.close()
 
 

@@ -107,3 +107,26 @@ def test_serve_builds_the_app_on_the_configured_address(data_dir, monkeypatch):
     paths = {getattr(x, "path", None) for x in seen["app"].routes}
     assert {"/health", "/api/events", "/console/cases"} <= paths
     assert (data_dir / "pseudonym.key").stat().st_mode & 0o077 == 0  # generated, private
+
+
+def test_dpo_tokens_come_from_the_bootstrap_step_only(data_dir, monkeypatch):
+    from access_audit.api.audit import os_user
+
+    r = run("tokens", "create", "--role", "dpo", "--name", "Fenna de Vries", "--data-dir", str(data_dir))
+    assert r.exit_code == 0, r.output  # the bootstrap: no DPO token yet
+    r = runner.invoke(app, ["tokens", "create", "--role", "dpo", "--name", "Mallory", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "a DPO mints the next one" in r.output
+    assert runner.invoke(app, ["tokens", "create", "--role", "engineer", "--data-dir", str(data_dir)]).exit_code == 2
+    monkeypatch.setenv("ACCESS_AUDIT_API_DPO_BOOTSTRAP", "true")
+    assert run("tokens", "create", "--role", "dpo", "--name", "Deputy", "--data-dir", str(data_dir)).exit_code == 0
+    rows = [json.loads(x) for x in run("tokens", "list", "--format", "json", "--data-dir", str(data_dir)).stdout
+            .splitlines()]
+    assert [(x["holder"], x["issued_by"]) for x in rows] == [("Fenna de Vries", f"cli:{os_user()}"),
+                                                             ("Deputy", f"cli:{os_user()}")]
+    assert run("tokens", "revoke", rows[1]["id"], "--data-dir", str(data_dir)).exit_code == 0
+    s = SqliteStore(data_dir / "events.db")
+    recs = s.self_audit()[::-1]
+    assert [(x["action"], x.get("target_token")) for x in recs] == [
+        ("token_create", rows[0]["id"]), ("token_create", rows[1]["id"]), ("token_revoke", rows[1]["id"])]
+    assert all(x["os_user"] == os_user() and x["interface"] == "cli" for x in recs)
+    s.close()

@@ -108,7 +108,7 @@ def test_the_whole_notification_through_the_forms(sqlite_env):
     preview = page.split('id="draft-preview"')[1].split("</article>")[0]
     assert "Phishing using the exported addresses" in preview and "<h1>" in preview
     c = post("approval")
-    assert c.state.value == "approved" and c.approval.by == "dpo-person"
+    assert c.state.value == "approved" and c.approval.by == f"dpo-person (token {dpo_token_id(env)})"
     c = post("submission", channel="AP meldloket", reference="M-2026-77")
     assert c.state.value == "submitted" and c.submission.reference == "M-2026-77"
     c = post("subjects-decision", decision="communicate", reasoning="high risk", communicated_at="2026-11-23T13:00")
@@ -152,8 +152,13 @@ def test_open_a_case_from_alerts(sqlite_env):
     assert r.status_code == 303
     cid = r.headers["location"].split("/")[-1].split("?")[0]
     c = env.repo.get(cid)
-    assert [a.id for a in c.alerts] == ["a-export", "a-xss"] and c.opened_by == "security_analyst-person"
+    assert [a.id for a in c.alerts] == ["a-export", "a-xss"]
+    assert c.opened_by.startswith("security_analyst-person (token ")
     assert env.client.post("/console/cases", data={}, headers=h).status_code == 422
     env.clock.advance(minutes=1)
     assert env.client.get("/console/register", headers=env.headers(Role.dpo)).text.count("/console/cases/BR-") == 4
     assert timedelta(0) <= env.clock.now() - c.opened_at <= timedelta(minutes=1)
+
+
+def dpo_token_id(env) -> str:
+    return next(t.id for t in env.app.state.tokens.list() if t.name == "dpo-person")

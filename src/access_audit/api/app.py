@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -35,13 +36,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Body, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from access_audit import __version__
-from access_audit.api.audit import IP_FIELDS, SUBJECT_FIELDS, USER_FIELDS, SelfAudit
+from access_audit.api.audit import SelfAudit, csv_cell
 from access_audit.api.auth import (
     PERMISSIONS,
     AuthError,
@@ -56,10 +64,30 @@ from access_audit.api.auth import (
     require,
     route_permission,
 )
+from access_audit.api.edges import (
+    BodyLimitMiddleware,
+    LoginThrottle,
+    SelfAuditMiddleware,
+    is_https,
+    trusted_networks,
+)
+from access_audit.api.privacy import PseudonymIndex, personal_values
 from access_audit.core.clock import Clock, SystemClock
 from access_audit.core.errors import ConfigError, QueryError, StoreError, StoreUnavailableError
 from access_audit.core.events import Outcome
-from access_audit.store.query import And, Expr, MatchAll, Not, Or, Term, parse_query, parse_when
+from access_audit.store.aggregations import check_terms_field_for_pseudonyms
+from access_audit.store.query import (
+    And,
+    Expr,
+    MatchAll,
+    Not,
+    Or,
+    PseudonymRefusedError,
+    Term,
+    for_pseudonyms,
+    parse_query,
+    parse_when,
+)
 from access_audit.store.query import Query as EventQuery
 
 MAX_PAGE = 1000
@@ -154,47 +182,110 @@ Until = Annotated[str | None, Query(description="24h, 7d or an ISO 8601 time (ex
 
 def resolve_pseudonyms(expr: Expr, p: Principal, store: Any, pseudo: Pseudonymiser, since: datetime | None,
                        until: datetime | None) -> Expr:
-    """For a role that sees pseudonyms: a filter on a personal field must use a pseudonym it was
-    shown (``user.name:p-1a2b...``), which is looked up among the stored values; a clear value
-    (``user.name:alice``) is refused, or the filter would re-identify people. Networks (CIDR) and
-    address prefixes stay allowed. Free text cannot be classified and is left as it is."""
+    """For a role that sees pseudonyms: the query as ``store.query.for_pseudonyms`` allows it (a
+    personal or free-text field is filtered by a pseudonym it was shown, nothing else). A pseudonym
+    is resolved through the pseudonym index of this API (every pseudonym it has shown), else among
+    the stored values of the field in the time range (computed); its clear value never reaches the
+    caller. Raises PseudonymRefusedError (403)."""
     if p.sees_personal_data:
         return expr
-    personal = USER_FIELDS | IP_FIELDS | SUBJECT_FIELDS
     cache: dict[str, dict[str, str]] = {}
 
-    def lookup(field: str, value: str) -> str:
+    def resolve(field: str, value: str) -> list[str]:
+        clear = pseudo.resolve(value)
+        if clear is not None:
+            return [clear]
         if field not in cache:
-            cand = store.aggregate(EventQuery(since=since, until=until), field, 10_000)
+            try:
+                cand = store.aggregate(EventQuery(since=since, until=until), field, 10_000)
+            except QueryError:
+                cand = []
             cache[field] = {pseudo(str(v)): str(v) for v, _ in cand}
-        return cache[field].get(value, value)
+        found = cache[field].get(value)
+        return [found] if found is not None else []
 
-    def walk(e: Expr) -> Expr:
-        if isinstance(e, And):
-            return And(tuple(walk(x) for x in e.items))
-        if isinstance(e, Or):
-            return Or(tuple(walk(x) for x in e.items))
-        if isinstance(e, Not):
-            return Not(walk(e.item))
-        if isinstance(e, Term) and e.field in personal and e.op not in ("exists", "cidr") and \
-                not (e.field in IP_FIELDS and e.op == "prefix"):
-            v = str(e.value)
-            if e.op == "eq" and re.fullmatch(r"p-[0-9a-f]{16}", v):
-                return Term(e.field, "eq", lookup(e.field, v))
-            raise AuthError(403, f"your role ({p.role.value}) sees pseudonyms: filter {e.field} by a pseudonym "
-                                 f"(p-...) you were shown, not by a clear value")
-        return e
-
-    return walk(expr)
+    return for_pseudonyms(expr, resolve, f"your role ({p.role.value})")
 
 
-def csv_cell(v: Any) -> Any:
-    """A value for a CSV cell that a spreadsheet will not run as a formula."""
-    if isinstance(v, list):
-        v = "; ".join(map(str, v))
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return "" if v is None else v
+def evidence_values(store: Any, event_ids: list[str]) -> set[str]:
+    """The personal values of the events with these ids (the evidence of alerts and cases): what
+    their titles and texts may name, to be replaced there for a role that sees pseudonyms."""
+    ids = list(dict.fromkeys(i for i in event_ids if i))[:5000]
+    out: set[str] = set()
+    for i in range(0, len(ids), 100):
+        chunk = ids[i:i + 100]
+        expr: Expr = Or(tuple(Term("event.id", "eq", x) for x in chunk)) if len(chunk) > 1 else \
+            Term("event.id", "eq", chunk[0])
+        for ev in store.search(EventQuery(expr=expr, limit=len(chunk))):
+            out |= personal_values(ev.to_doc())
+    return out
+
+
+def case_values(store: Any, cases: list[Any]) -> set[str]:
+    """Personal values of cases' evidence: their alerts' users, addresses and evidence events."""
+    out: set[str] = set()
+    ids: list[str] = []
+    for c in cases:
+        for a in c.alerts:
+            out |= {v for v in (a.user, a.source_ip) if v}
+            ids += a.event_ids
+    return out | evidence_values(store, ids)
+
+
+def protect_alerts(request: Request, docs: Any, alerts: list[Any]) -> Any:
+    """Alerts (documents) as the caller may see them: for a role that sees pseudonyms, with the
+    personal values of their evidence replaced in titles, resources and context too."""
+    if not getattr(request.state, "pseudonymise", True):
+        return docs
+    request.state.protected = True
+    known = evidence_values(request.app.state.store, [i for a in alerts for i in a.event_ids])
+    return protect(request, docs, known)
+
+
+def protect_cases(request: Request, docs: Any, cases: list[Any]) -> Any:
+    """Cases, register rows and drafts as the caller may see them: for a role that sees pseudonyms,
+    the people in the evidence are pseudonyms wherever they are named (staff stay named)."""
+    if not getattr(request.state, "pseudonymise", True):
+        return docs
+    request.state.protected = True
+    known = case_values(request.app.state.store, cases)
+    return protect(request, docs, known | {html.escape(v) for v in known})
+
+
+def protect_audit(request: Request, recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Self-audit records for a role that sees pseudonyms: the values a query named are replaced in
+    its text; a query that did not parse (its values unknown) is one pseudonym as a whole."""
+    if not getattr(request.state, "pseudonymise", True):
+        return recs
+    request.state.protected = True
+    pseudo = request.app.state.pseudonymiser
+    out = []
+    for r in recs:
+        r = dict(r)
+        if not r.get("parsed", True):
+            r["query"] = pseudo(r["query"]) if r.get("query") else r.get("query")
+            r["reason"] = pseudo(r["reason"]) if r.get("reason") else r.get("reason")
+        known = [*r.get("users", []), *r.get("ips", []), *r.get("subject_ids", []), *r.get("values", [])]
+        out.append(pseudo.protect(r, known))
+    return out
+
+
+def register_csv_of(rows: list[dict[str, Any]]) -> str:
+    """The register as CSV (breach.register's columns), every cell formula-escaped."""
+    from access_audit.breach.register import COLUMNS
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for row in rows:
+        cells = []
+        for k in COLUMNS:
+            v = row.get(k)
+            if k == "supplements":
+                v = " | ".join(f"v{x['version']} {x['at']}: {x['text']}" for x in v or [])
+            cells.append(csv_cell(v))
+        w.writerow(cells)
+    return buf.getvalue()
 
 
 def dotted(doc: dict[str, Any], path: str) -> Any:
@@ -212,7 +303,7 @@ def dotted(doc: dict[str, Any], path: str) -> Any:
 
 class TokenBody(BaseModel):
     role: str
-    name: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=100, description="the named holder of the token")
     ttl_days: float | None = Field(default=None, gt=0, le=3660)
 
 
@@ -221,18 +312,22 @@ class TokenBody(BaseModel):
 class SecurityHeadersMiddleware:
     """No caching of personal data, no framing, no sniffing; a strict CSP unless the page set one."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, trusted: Any = ()) -> None:
         self.app = app
+        self.trusted = trusted
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        tls = is_https(scope, self.trusted)
 
         async def wrapped(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 have = {k.lower() for k, _ in headers}
+                if tls:  # behind a TLS proxy (or TLS itself): browsers keep to https for a year
+                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                 for k, v in ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                              (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
                              (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")):
@@ -286,10 +381,17 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
     app.state.workflow = wf
     app.state.clock = clock
     app.state.tokens = tokens
-    app.state.pseudonymiser = Pseudonymiser(pseudonym_key(settings))
+    index = PseudonymIndex(settings.data_dir / "pseudonyms.db")
+    owned.append(index)
+    app.state.pseudonymiser = Pseudonymiser(pseudonym_key(settings), index)
     app.state.audit = SelfAudit(store, clock)
+    app.state.trusted_proxies = trusted_networks(getattr(settings, "api_trusted_proxies", []))
+    app.state.login_throttle = LoginThrottle(int(getattr(settings, "api_login_max_failures", 5)),
+                                             float(getattr(settings, "api_login_window_s", 900)))
     app.add_middleware(PseudonymiseMiddleware, pseudonymiser=lambda: app.state.pseudonymiser)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(getattr(settings, "api_max_body_bytes", 1 << 20)))
+    app.add_middleware(SelfAuditMiddleware, state=app.state)
+    app.add_middleware(SecurityHeadersMiddleware, trusted=app.state.trusted_proxies)
     _handlers(app)
     _routes(app)
     _mount_breach(app)
@@ -340,9 +442,17 @@ def _handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": 'Bearer realm="access-audit"'} if e.status == 401 else None
         return JSONResponse({"detail": e.detail}, status_code=e.status, headers=headers)
 
+    @app.exception_handler(PseudonymRefusedError)
+    async def refused(_: Request, e: PseudonymRefusedError) -> Response:
+        return JSONResponse({"detail": str(e)}, status_code=403)
+
     @app.exception_handler(QueryError)
     async def query_error(_: Request, e: QueryError) -> Response:
         return JSONResponse({"detail": f"invalid query: {e}"}, status_code=400)
+
+    @app.exception_handler(OverflowError)
+    async def overflow(_: Request, e: OverflowError) -> Response:
+        return JSONResponse({"detail": "invalid query: a number or time is out of range"}, status_code=400)
 
     @app.exception_handler(StoreUnavailableError)
     async def unavailable(_: Request, e: StoreUnavailableError) -> Response:
@@ -355,15 +465,19 @@ def _handlers(app: FastAPI) -> None:
 
 
 def _who(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    from access_audit.api.edges import client_ip
+
+    return client_ip(request.scope, request.app.state.trusted_proxies)
 
 
 def audit(request: Request, p: Principal, action: str, query: str, **kw: Any) -> None:
-    """Record one query of the access logs (raises when it cannot: the results are then withheld)."""
+    """Record one read (raises when it cannot: the results are then withheld). The request is then
+    marked, so the self-audit middleware does not record it a second time."""
     request.app.state.audit.record(actor=p.actor, role=p.role.value, token_id=p.token_id, action=action,
                                    query=query, path=request.url.path, method=request.method,
                                    client_ip=_who(request), interface="console" if p.via == "session" else "api",
                                    **kw)
+    request.state.audited = True
 
 
 def parse_params(request: Request, p: Principal, action: str, q: str, since: str | None,
@@ -374,7 +488,9 @@ def parse_params(request: Request, p: Principal, action: str, q: str, since: str
         qp = QueryParams(q, since, until, st.clock.now())
         qp.expr = resolve_pseudonyms(qp.expr, p, st.store, st.pseudonymiser, qp.since, qp.until)
     except (QueryError, AuthError) as e:
-        audit(request, p, action, q or "*", outcome=Outcome.failure, reason=str(e)[:500])
+        status = 403 if isinstance(e, (PseudonymRefusedError, AuthError)) else 400
+        audit(request, p, action, q or "*", outcome=Outcome.failure, reason=str(e)[:500], status=status,
+              parsed=False)
         raise
     return qp
 
@@ -412,7 +528,7 @@ def _routes(app: FastAPI) -> None:
             raise
         found = st.store.search(EventQuery(expr=qp.expr, since=qp.since, until=qp.until, limit=limit, order=order,
                                            after=cursor))
-        audit(request, p, "search", qp.described(), expr=qp.expr, hits=len(found))
+        audit(request, p, "search", qp.described(), expr=qp.expr, hits=len(found), status=200)
         nxt = encode_cursor(found[-1].timestamp, found[-1].id) if len(found) == limit else None
         return {"events": [e.to_doc() for e in found], "next": nxt, "count": len(found)}
 
@@ -424,7 +540,7 @@ def _routes(app: FastAPI) -> None:
         """Every matching event (up to ``limit``), streamed page by page: NDJSON (one ECS document
         per line) or CSV (the main columns)."""
         qp = parse_params(request, p, "export", q, since, until)
-        audit(request, p, "export", f"{qp.described()} (limit {limit}, {format})", expr=qp.expr)
+        audit(request, p, "export", f"{qp.described()} (limit {limit}, {format})", expr=qp.expr, status=200)
 
         def pages() -> Iterator[list[dict[str, Any]]]:
             after: tuple[str, str] | None = None
@@ -476,25 +592,31 @@ def _routes(app: FastAPI) -> None:
         qp = parse_params(request, p, "aggregate", q, since, until)
         eq = EventQuery(expr=qp.expr, since=qp.since, until=qp.until)
         fields = list(dict.fromkeys(field or DEFAULT_TOP))
-        if len(fields) > 10:
-            raise QueryError("at most 10 fields at once")
         try:
+            if len(fields) > 10:
+                raise QueryError("at most 10 fields at once")
+            for f in fields:
+                if not p.sees_personal_data:
+                    check_terms_field_for_pseudonyms(f, f"your role ({p.role.value})")
             top = {f: [{f: v, "events": n} for v, n in st.store.aggregate(eq, f, size)] for f in fields}
             hist = st.store.histogram(eq, interval) if interval else None
         except QueryError as e:
-            audit(request, p, "aggregate", qp.described(), outcome=Outcome.failure, reason=str(e))
+            audit(request, p, "aggregate", f"{qp.described()} by {', '.join(fields)}", outcome=Outcome.failure,
+                  reason=str(e), status=403 if isinstance(e, PseudonymRefusedError) else 400)
             raise
         audit(request, p, "aggregate", f"{qp.described()} by {', '.join(fields)}", expr=qp.expr,
-              hits=sum(n for _, n in hist) if hist is not None else None)
+              hits=sum(n for _, n in hist) if hist is not None else None, status=200)
         return {"top": top, "histogram": None if hist is None else {
             "interval": interval, "buckets": [{"start": t.isoformat(), "events": n} for t, n in hist]}}
 
     @app.get("/api/alerts", tags=["alerts"])
-    def alerts(_: Annotated[Principal, require(Perm.alerts_read)], rule_id: str | None = None,
+    def alerts(request: Request, p: Annotated[Principal, require(Perm.alerts_read)], rule_id: str | None = None,
                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> dict[str, Any]:
-        """The latest alerts (by last seen), optionally of one rule."""
+        """The latest alerts (by last seen), optionally of one rule. For a role that sees pseudonyms,
+        every personal value of an alert and of its evidence is a pseudonym, in its texts too."""
         found = st.store.alerts(rule_id=rule_id, limit=limit)
-        return {"alerts": [a.to_doc() for a in found], "count": len(found)}
+        audit(request, p, "alerts", f"alerts rule_id={rule_id or '*'} limit={limit}", hits=len(found), status=200)
+        return {"alerts": protect_alerts(request, [a.to_doc() for a in found], found), "count": len(found)}
 
     @app.get("/api/subjects/{subject_id}/report", tags=["subjects"])
     def subject_report(request: Request, p: Annotated[Principal, require(Perm.subjects_report)], subject_id: str,
@@ -512,8 +634,10 @@ def _routes(app: FastAPI) -> None:
         qp = parse_params(request, p, "subject_report", q, since, until)
         rep = build(st.store, subject_id, now=st.clock.now(), since=qp.since, until=qp.until,
                     extra=None if isinstance(qp.expr, MatchAll) else qp.expr)
+        lookups = st.store.self_audit(subject_id=subject_id, since=qp.since, until=qp.until, limit=10_000) \
+            if p.can(Perm.audit_read) else None
         audit(request, p, "subject_report", f"subject {subject_id}" + (f" AND ({q})" if q else ""), expr=qp.expr,
-              hits=rep.total, subject_ids=[subject_id], purpose=purpose)
+              hits=rep.total, subject_ids=[subject_id], purpose=purpose, status=200)
         if format == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
@@ -523,42 +647,87 @@ def _routes(app: FastAPI) -> None:
                 w.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
             return PlainTextResponse(buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
                 "Content-Disposition": f'attachment; filename="subject-report-{_safe_name(subject_id)}.csv"'})
-        return rep.to_json(with_events=events)
+        doc = rep.to_json(with_events=events)
+        if lookups is not None:  # who looked this subject up (the self-audit), for the roles that may see it
+            doc["lookups"] = [{k: r.get(k) for k in ("@timestamp", "actor", "role", "token_id", "interface",
+                                                     "action", "purpose", "outcome")} for r in lookups]
+        return doc
 
     @app.get("/api/register", tags=["breach"])
     def register(request: Request, p: Annotated[Principal, require(Perm.register_read)], format: Literal["json",
                  "csv"] = "json") -> Any:
         """The breach register (GDPR Art. 33(5)): every case, notified or not. The export is recorded."""
-        from access_audit.breach.register import register_csv, register_rows
+        from access_audit.breach.register import register_rows
 
         cases = st.repo.list()
-        audit(request, p, "export", f"breach register ({format})", hits=len(cases))
+        audit(request, p, "export", f"breach register ({format})", hits=len(cases), status=200)
+        rows = protect_cases(request, register_rows(cases, st.workflow.config.tz), cases)
         if format == "csv":
-            return PlainTextResponse(register_csv(cases, st.workflow.config.tz), media_type="text/csv; charset=utf-8",
+            return PlainTextResponse(register_csv_of(rows), media_type="text/csv; charset=utf-8",
                                      headers={"Content-Disposition": 'attachment; filename="breach-register.csv"'})
-        return {"cases": register_rows(cases, st.workflow.config.tz)}
+        return {"cases": rows}
 
     @app.get("/api/tokens", tags=["tokens"])
-    def list_tokens(_: Annotated[Principal, require(Perm.tokens_manage)]) -> dict[str, Any]:
+    def list_tokens(request: Request, p: Annotated[Principal, require(Perm.tokens_manage)]) -> dict[str, Any]:
         now = st.clock.now()
-        return {"tokens": [t.to_json(now) for t in st.tokens.list()]}
+        found = st.tokens.list()
+        audit(request, p, "tokens_list", "tokens", hits=len(found), status=200)
+        return {"tokens": [t.to_json(now) for t in found]}
 
-    @app.post("/api/tokens", tags=["tokens"], status_code=201)
-    def create_token(_: Annotated[Principal, require(Perm.tokens_manage)], body: Annotated[TokenBody,
-                     Body()]) -> dict[str, Any]:
-        """A new token; the token itself is in this response only."""
+    def mint(request: Request, p: Principal, body: TokenBody) -> dict[str, Any]:
         try:
             role = parse_role(body.role)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
-        token, info = st.tokens.create(role, body.name, body.ttl_days or settings_ttl(st.settings))
+        approver = Perm.cases_approve in PERMISSIONS[role]
+        if approver and not p.can(Perm.cases_approve):
+            request.state.audit_action = "token_create"
+            request.state.audit_reason = f"refused: a {role.value} token approves notifications; only a DPO mints one"
+            raise AuthError(403, f"a {role.value} token approves notifications: only a DPO can mint one "
+                                 "(POST /api/dpo/tokens), or the bootstrap step (access-audit tokens create)")
+        if not approver and not p.can(Perm.tokens_manage):
+            raise AuthError(403, f"your role ({p.role.value}) mints DPO tokens only")
+        token, info = st.tokens.create(role, body.name, body.ttl_days or settings_ttl(st.settings),
+                                       issued_by=p.signature)
+        audit(request, p, "token_create", f"token {info.id} for {info.name} ({role.value})", status=201,
+              target_token=info.id, target_role=role.value, holder=info.name)
         return {"token": token, **info.to_json(st.clock.now())}
 
+    @app.post("/api/tokens", tags=["tokens"], status_code=201)
+    def create_token(request: Request, p: Annotated[Principal, require(Perm.tokens_manage)],
+                     body: Annotated[TokenBody, Body()]) -> dict[str, Any]:
+        """A new token for a named holder; the token itself is in this response only. Tokens of a
+        role that approves notifications (dpo) are minted by a DPO only (separation of duties)."""
+        return mint(request, p, body)
+
+    @app.post("/api/dpo/tokens", tags=["tokens"], status_code=201)
+    def create_dpo_token(request: Request, p: Annotated[Principal, require(Perm.cases_approve)],
+                         body: Annotated[TokenBody, Body()]) -> dict[str, Any]:
+        """A DPO mints a token of a role that approves notifications (a deputy DPO, a successor)."""
+        return mint(request, p, body)
+
     @app.delete("/api/tokens/{token_id}", tags=["tokens"])
-    def revoke_token(_: Annotated[Principal, require(Perm.tokens_manage)], token_id: str) -> dict[str, Any]:
-        if not st.tokens.revoke(token_id):
+    def revoke_token(request: Request, p: Annotated[Principal, require(Perm.tokens_manage)],
+                     token_id: str) -> dict[str, Any]:
+        if not st.tokens.revoke(token_id, by=p.signature):
             raise HTTPException(404, f"no token {token_id!r}")
+        audit(request, p, "token_revoke", f"token {token_id}", status=200, target_token=token_id)
         return {"revoked": token_id}
+
+    @app.get("/api/audit", tags=["audit"])
+    def self_audit(request: Request, p: Annotated[Principal, require(Perm.audit_read)],
+                   since: Since = None, until: Until = None,
+                   actor: Annotated[str | None, Query(max_length=200)] = None,
+                   subject_id: Annotated[str | None, Query(max_length=200)] = None,
+                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> dict[str, Any]:
+        """The self-audit, newest first: who read what, who was refused, with which token. For a
+        role that sees pseudonyms, the people named in the queries are pseudonyms (staff stay named)."""
+        now = st.clock.now()
+        s, u = (parse_when(since, now) if since else None), (parse_when(until, now) if until else None)
+        recs = st.store.self_audit(since=s, until=u, actor=actor, subject_id=subject_id, limit=limit)
+        audit(request, p, "audit_read", f"self-audit actor={actor or '*'} subject={subject_id or '*'}",
+              hits=len(recs), status=200, subject_ids=[subject_id] if subject_id else None)
+        return {"records": protect_audit(request, recs), "count": len(recs)}
 
 
 def settings_ttl(settings: Any) -> float:
@@ -571,12 +740,27 @@ def _safe_name(s: str) -> str:
 
 def _mount_breach(app: FastAPI) -> None:
     """The breach workflow's router under /api, each route with its permission, acting as the
-    token's owner, on this app's workflow and store."""
+    token's holder (``<holder> (token <id>)``: approvals and every step record the token), on this
+    app's workflow and store. For a role that sees pseudonyms, the people in a case's evidence are
+    pseudonyms in every answer (JSON through the middleware, drafts and the CSV register here)."""
     from access_audit.breach import api as breach_api
 
     def actor(request: Request) -> str:
-        return str(request.state.principal.actor)
+        return str(request.state.principal.signature)
 
+    def evidence(request: Request) -> None:
+        if not getattr(request.state, "pseudonymise", True):
+            return
+        wf = app.state.workflow
+        case_id = request.path_params.get("case_id")
+        try:
+            cases = [wf.get(case_id)] if case_id else wf.repo.list()
+        except Exception:  # an unknown case: the route answers 404
+            cases = []
+        known = case_values(app.state.store, cases)
+        request.state.known = known | {html.escape(v) for v in known}
+
+    replaced = {"preview": _preview, "register": _breach_register}
     app.dependency_overrides[breach_api.get_workflow] = lambda: app.state.workflow
     app.dependency_overrides[breach_api.get_event_store] = lambda: app.state.store
     app.dependency_overrides[breach_api.get_actor] = actor
@@ -586,9 +770,50 @@ def _mount_breach(app: FastAPI) -> None:
         perm = BREACH_PERMISSIONS.get(r.name)
         if perm is None:
             raise ConfigError(f"breach route {r.name} ({r.path}) has no permission in api.app.BREACH_PERMISSIONS")
-        app.add_api_route("/api" + r.path, r.endpoint, methods=sorted(r.methods or ()), status_code=r.status_code,
-                          response_model=r.response_model, response_class=r.response_class,
-                          dependencies=[require(perm), *r.dependencies], tags=list(r.tags) or ["breach"],
-                          summary=r.summary, description=r.description, name=f"breach_{r.name}",
-                          responses=dict(r.responses), include_in_schema=r.include_in_schema,
+        app.add_api_route("/api" + r.path, replaced.get(r.name, r.endpoint), methods=sorted(r.methods or ()),
+                          status_code=r.status_code, response_model=r.response_model,
+                          response_class=r.response_class,
+                          dependencies=[require(perm), Depends(evidence), *r.dependencies],
+                          tags=list(r.tags) or ["breach"], summary=r.summary, description=r.description,
+                          name=f"breach_{r.name}", responses=dict(r.responses), include_in_schema=r.include_in_schema,
                           openapi_extra=r.openapi_extra)
+
+
+def _preview(request: Request, case_id: str, kind: str, lang: str = "nl",
+             format: Annotated[str, Query(pattern="^(md|html|pdf)$")] = "md") -> Response:
+    """Render a draft without recording it (422 lists the missing elements). For a role that sees
+    pseudonyms, the people in the evidence are pseudonyms in the text, the HTML and the PDF."""
+    from access_audit.breach import drafts
+    from access_audit.breach.model import BreachError, CaseNotFoundError
+
+    wf = request.app.state.workflow
+    try:
+        case = wf.get(case_id)
+        res = drafts.render(case, kind, lang, tz=wf.config.tz, now=wf.clock.now())
+    except CaseNotFoundError as e:
+        raise HTTPException(404, e.message) from None
+    except BreachError as e:
+        raise HTTPException(422, e.message) from None
+    if res.markdown is None or res.html is None:
+        raise HTTPException(422, {"detail": res.missing_text(), "missing": [m.__dict__ for m in res.missing]})
+    md, page = protect_cases(request, [res.markdown, res.html], [case])
+    if format == "html":
+        return HTMLResponse(page)
+    if format == "pdf":
+        try:
+            return Response(drafts.to_pdf(page), media_type="application/pdf")
+        except BreachError as e:
+            raise HTTPException(501, e.message) from None
+    return PlainTextResponse(md, media_type="text/markdown")
+
+
+def _breach_register(request: Request, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
+    """The breach register (JSON rows or CSV), pseudonymised for the roles that see pseudonyms."""
+    from access_audit.breach.register import register_rows
+
+    st = request.app.state
+    cases = st.repo.list()
+    rows = protect_cases(request, register_rows(cases, st.workflow.config.tz), cases)
+    if format == "csv":
+        return PlainTextResponse(register_csv_of(rows), media_type="text/csv")
+    return rows

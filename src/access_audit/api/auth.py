@@ -36,8 +36,11 @@ from urllib.parse import parse_qs
 import orjson
 from fastapi import Depends, Request
 
+from access_audit.api.privacy import Pseudonymiser
 from access_audit.core.clock import Clock, SystemClock
 from access_audit.core.errors import AccessAuditError, ConfigError
+
+__all__ = ["Pseudonymiser"]
 
 SESSION_COOKIE = "aa_session"
 SESSION_HOURS = 12
@@ -78,6 +81,7 @@ class Perm(StrEnum):
     cases_approve = "cases:approve"  # approve and submit a notification: the DPO's signature
     register_read = "register:read"  # read and export the breach register
     tokens_manage = "tokens:manage"
+    audit_read = "audit:read"  # the self-audit: who read what, who was refused
     see_personal_data = "see_personal_data"  # clear user names, addresses, subject ids
 
 
@@ -90,11 +94,13 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
                                       Perm.cases_read, Perm.cases_write, Perm.see_personal_data}),
     # the Data Protection Officer: cases, approval and submission, the register, Art. 15 reports
     Role.dpo: frozenset({Perm.session, *_READ_LOGS, Perm.events_export, Perm.subjects_report, Perm.cases_read,
-                         Perm.cases_write, Perm.cases_approve, Perm.register_read, Perm.see_personal_data}),
+                         Perm.cases_write, Perm.cases_approve, Perm.register_read, Perm.see_personal_data,
+                         Perm.audit_read}),
     # checks compliance: reads everything, changes nothing, sees pseudonyms only
-    Role.auditor: frozenset({Perm.session, *_READ_LOGS, Perm.cases_read, Perm.register_read}),
-    # runs the system: tokens and everything else, except signing off notifications (the DPO's)
-    Role.admin: frozenset(set(Perm) - {Perm.public, Perm.cases_approve}),
+    Role.auditor: frozenset({Perm.session, *_READ_LOGS, Perm.cases_read, Perm.register_read, Perm.audit_read}),
+    # runs the system: tokens and everything else, except signing off notifications (the DPO's) and
+    # reading the self-audit (the record of what the admins themselves read)
+    Role.admin: frozenset(set(Perm) - {Perm.public, Perm.cases_approve, Perm.audit_read}),
 }
 
 
@@ -127,7 +133,9 @@ CREATE TABLE IF NOT EXISTS tokens (
   role TEXT NOT NULL,
   created_us INTEGER NOT NULL,
   expires_us INTEGER NOT NULL,
-  revoked_us INTEGER
+  revoked_us INTEGER,
+  issued_by TEXT,
+  revoked_by TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
   hash TEXT PRIMARY KEY,
@@ -159,6 +167,8 @@ class TokenInfo:
     created: datetime
     expires: datetime
     revoked: datetime | None = None
+    issued_by: str | None = None  # who minted it: "<holder> (token <id>)", or "cli:<OS user>"
+    revoked_by: str | None = None
 
     def state(self, now: datetime) -> str:
         return "revoked" if self.revoked else "expired" if now >= self.expires else "active"
@@ -166,7 +176,8 @@ class TokenInfo:
     def to_json(self, now: datetime) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role.value, "created": self.created.isoformat(),
                 "expires": self.expires.isoformat(), "revoked": self.revoked.isoformat() if self.revoked else None,
-                "state": self.state(now)}
+                "state": self.state(now), "holder": self.name, "issued_by": self.issued_by,
+                "revoked_by": self.revoked_by}
 
 
 class TokenStore:
@@ -177,33 +188,48 @@ class TokenStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(tokens)")}
+        for c in ("issued_by", "revoked_by"):  # files from before issue 12
+            if c not in cols:
+                self.db.execute(f"ALTER TABLE tokens ADD COLUMN {c} TEXT")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
-    def create(self, role: Role, name: str | None = None, ttl_days: float = 90) -> tuple[str, TokenInfo]:
-        """A new token (returned once, in clear) and its record. ``ttl_days`` must be positive."""
+    def active_approvers(self) -> list[TokenInfo]:
+        """Active tokens of a role that approves notifications (the DPO's)."""
+        now = self.clock.now()
+        return [t for t in self.list() if t.state(now) == "active" and Perm.cases_approve in PERMISSIONS[t.role]]
+
+    def create(self, role: Role, name: str | None = None, ttl_days: float = 90, *,
+               issued_by: str | None = None) -> tuple[str, TokenInfo]:
+        """A new token (returned once, in clear) and its record. ``ttl_days`` must be positive;
+        ``issued_by`` names who minted it (kept with the token)."""
         if not 0 < ttl_days <= 3660:
             raise ConfigError(f"a token must expire: ttl_days between 1 minute and 10 years (got {ttl_days})")
         tid = secrets.token_hex(6)
         token = f"aa_{tid}_{secrets.token_urlsafe(32)}"
         now = self.clock.now()
         info = TokenInfo(tid, (name or f"{role.value}-{tid[:4]}").strip()[:100], role, now,
-                         now + timedelta(days=ttl_days))
+                         now + timedelta(days=ttl_days), issued_by=issued_by)
         with self._lock:
-            self.db.execute("INSERT INTO tokens (id, hash, name, role, created_us, expires_us) VALUES (?,?,?,?,?,?)",
-                            (tid, _sha(token), info.name, role.value, _us(now), _us(info.expires)))
+            self.db.execute("INSERT INTO tokens (id, hash, name, role, created_us, expires_us, issued_by)"
+                            " VALUES (?,?,?,?,?,?,?)",
+                            (tid, _sha(token), info.name, role.value, _us(now), _us(info.expires), issued_by))
         return token, info
 
     def _row(self, tid: str) -> TokenInfo | None:
         with self._lock:
-            r = self.db.execute("SELECT id, name, role, created_us, expires_us, revoked_us FROM tokens WHERE id=?",
-                                (tid,)).fetchone()
+            r = self.db.execute("SELECT id, name, role, created_us, expires_us, revoked_us, issued_by, revoked_by"
+                                " FROM tokens WHERE id=?", (tid,)).fetchone()
         if r is None:
             return None
-        return TokenInfo(r[0], r[1], Role(r[2]), _dt(r[3]), _dt(r[4]), _dt(r[5]))  # type: ignore[arg-type]
+        return TokenInfo(r[0], r[1], Role(r[2]), _dt(r[3]), _dt(r[4]), _dt(r[5]), r[6], r[7])  # type: ignore[arg-type]
 
     def verify(self, token: str) -> TokenInfo:
         """The token's record; AuthError(401) when it is unknown, expired or revoked."""
@@ -226,11 +252,12 @@ class TokenStore:
             ids = [r[0] for r in self.db.execute("SELECT id FROM tokens ORDER BY created_us, id")]
         return [t for t in (self._row(i) for i in ids) if t is not None]
 
-    def revoke(self, tid: str) -> bool:
+    def revoke(self, tid: str, by: str | None = None) -> bool:
         """Revoke a token (and end its sessions). False when there is no such token."""
         with self._lock:
-            n = self.db.execute("UPDATE tokens SET revoked_us=coalesce(revoked_us, ?) WHERE id=?",
-                                (_us(self.clock.now()), tid)).rowcount
+            n = self.db.execute("UPDATE tokens SET revoked_us=coalesce(revoked_us, ?),"
+                                " revoked_by=coalesce(revoked_by, ?) WHERE id=?",
+                                (_us(self.clock.now()), by, tid)).rowcount
             self.db.execute("DELETE FROM sessions WHERE token_id=?", (tid,))
         return n == 1
 
@@ -288,8 +315,13 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the person is named in audit trails and access events."""
+        """How the person is named in audit trails and the self-audit: the token's holder."""
         return self.name
+
+    @property
+    def signature(self) -> str:
+        """Who did it with which token, for case trails and approvals: ``<holder> (token <id>)``."""
+        return f"{self.name} (token {self.token_id})"
 
 
 def _bearer(request: Request) -> str | None:
@@ -340,6 +372,8 @@ def require(perm: Perm, *, html: bool = False) -> Any:
             p = await authenticate(request)
         except AuthError as e:
             raise AuthError(e.status, e.detail, html=html) from None
+        request.state.principal = p  # also for a refusal: the self-audit names who was refused
+        request.state.pseudonymise = not p.sees_personal_data
         if not p.can(perm):
             raise AuthError(403, f"your role ({p.role.value}) lacks the permission {perm.value}", html=html)
         request.state.principal = p
@@ -383,89 +417,12 @@ def pseudonym_key(settings: Any) -> bytes:
     return path.read_text().strip().encode()
 
 
-#: where personal data sits in our documents: ECS paths (events), flat keys (alerts, reports),
-#: and field names used as keys (alert groups, aggregation buckets)
-PERSONAL_PATHS: tuple[tuple[str, ...], ...] = (
-    ("user", "name"), ("user", "id"), ("user", "email"), ("user", "full_name"),
-    ("user", "target", "name"), ("user", "target", "id"), ("user", "target", "email"),
-    ("source", "ip"), ("source", "address"), ("related", "ip"), ("related", "user"),
-    ("resource", "subject_ids"),
-)
-PERSONAL_KEYS = frozenset({"user", "user_name", "source_ip", "source_ips", "subject_id", "subject_ids", "actor_ip",
-                           *(".".join(p) for p in PERSONAL_PATHS)})
-WITHHELD = frozenset({("event", "original")})  # the raw record: personal data anywhere in it
-
-
-class Pseudonymiser:
-    """Keyed pseudonyms: ``p-`` + 16 hex digits of HMAC-SHA256(key, value)."""
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    def __call__(self, value: str) -> str:
-        return "p-" + hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
-
-    def protect(self, data: Any) -> Any:
-        """A copy of ``data`` (JSON-like) with personal values replaced by pseudonyms, everywhere.
-
-        First the known places (:data:`PERSONAL_PATHS`, :data:`PERSONAL_KEYS`) are replaced and their
-        values remembered; then every other string in the document has those values replaced where
-        they appear as words (a message "Failed password for bob from 10.1.2.3", an alert title, a
-        query text). Raw records (``event.original``) are withheld.
-        """
-        seen: dict[str, str] = {}
-        out = self._known(data, (), seen)
-        words = sorted((v for v in seen if len(v) >= 3), key=len, reverse=True)
-        if not words:
-            return out
-        pat = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(v) for v in words) + r")(?![\w])")
-        return self._text(out, pat, seen, frozenset(seen.values()))
-
-    def _value(self, v: Any, seen: dict[str, str]) -> Any:
-        if isinstance(v, str):
-            if v:
-                seen[v] = seen.get(v) or self(v)
-                return seen[v]
-            return v
-        if isinstance(v, list):
-            return [self._value(x, seen) for x in v]
-        return v
-
-    def _known(self, data: Any, path: tuple[str, ...], seen: dict[str, str]) -> Any:
-        if isinstance(data, dict):
-            out: dict[str, Any] = {}
-            for k, v in data.items():
-                p = (*path, k)
-                if p[-2:] in WITHHELD:
-                    continue
-                personal = k in PERSONAL_KEYS or any(p[-len(q):] == q for q in PERSONAL_PATHS if len(p) >= len(q))
-                if personal and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))):
-                    out[k] = self._value(v, seen)
-                elif k == "group" and isinstance(v, dict):  # an alert's group-by values, keyed by field
-                    out[k] = {gk: self._value(gv, seen) if gk in PERSONAL_KEYS else gv for gk, gv in v.items()}
-                else:
-                    out[k] = self._known(v, p, seen)
-            return out
-        if isinstance(data, list):
-            return [self._known(x, path, seen) for x in data]
-        return data
-
-    def _text(self, data: Any, pat: re.Pattern[str], seen: dict[str, str], done: frozenset[str]) -> Any:
-        if isinstance(data, str):
-            return data if data in done else pat.sub(lambda m: seen[m.group()], data)
-        if isinstance(data, dict):
-            return {k: self._text(v, pat, seen, done) for k, v in data.items()}
-        if isinstance(data, list):
-            return [self._text(x, pat, seen, done) for x in data]
-        return data
-
-
-def protect(request: Request, data: Any) -> Any:
+def protect(request: Request, data: Any, known: Iterable[str] = ()) -> Any:
     """``data`` as the caller may see it: pseudonymised unless its role has ``see_personal_data``.
     The one place where results are pseudonymised (the middleware and streaming routes call it)."""
     if getattr(request.state, "pseudonymise", True) is False:
         return data
-    return request.app.state.pseudonymiser.protect(data)
+    return request.app.state.pseudonymiser.protect(data, known)
 
 
 class PseudonymiseMiddleware:
@@ -488,7 +445,7 @@ class PseudonymiseMiddleware:
         async def wrapped(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 ctype = _header(message.get("headers", []), b"content-type")
-                if state.get("pseudonymise") and ctype.startswith(b"application/json"):
+                if state.get("pseudonymise") and not state.get("protected") and ctype.startswith(b"application/json"):
                     start.update(message)
                     return
                 passthrough[0] = True
@@ -501,7 +458,8 @@ class PseudonymiseMiddleware:
                 body = b"".join(chunks)
                 status = start["status"]
                 try:
-                    body = orjson.dumps(self.pseudonymiser().protect(orjson.loads(body))) if body else body
+                    body = orjson.dumps(self.pseudonymiser().protect(orjson.loads(body), state.get("known", ()))) \
+                        if body else body
                 except orjson.JSONDecodeError:
                     body, status = b'{"detail":"response withheld: it could not be pseudonymised"}', 500
                 headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]

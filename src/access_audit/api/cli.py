@@ -42,6 +42,17 @@ def _tokens(settings: Any) -> Any:
     return TokenStore(Path(settings.data_dir) / "auth.db")
 
 
+def _audit_token(settings: Any, action: str, query: str, **extra: Any) -> None:
+    from access_audit.api.audit import audit_cli
+    from access_audit.app import open_store
+
+    store = open_store(settings)
+    try:
+        audit_cli(store, action, query, **extra)
+    finally:
+        store.close()
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default ACCESS_AUDIT_API_HOST, "
                                              "127.0.0.1).")] = None,
@@ -69,14 +80,33 @@ def create(
                                                    "(default ACCESS_AUDIT_API_TOKEN_TTL_DAYS, 90).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored)."""
-    from access_audit.api.auth import parse_role
+    """Create a token for a named holder and print it once (only its hash is stored).
+
+    A token of a role that approves notifications (dpo) is minted here only as the bootstrap step:
+    while no such token is active, or with ``api_dpo_bootstrap: true`` in the configuration. After
+    that a DPO mints them (POST /api/dpo/tokens): the admin role cannot sign off notifications."""
+    from access_audit.api.audit import os_user
+    from access_audit.api.auth import PERMISSIONS, Perm, parse_role
 
     settings = _settings(data_dir)
     r = parse_role(role)
+    if not name or not name.strip():
+        err.print("[red]error:[/] --name is required: a token is issued to a named holder")
+        raise typer.Exit(2)
     store = _tokens(settings)
     try:
-        token, info = store.create(r, name, ttl_days or settings.api_token_ttl_days)
+        if Perm.cases_approve in PERMISSIONS[r] and store.active_approvers() and not settings.api_dpo_bootstrap:
+            err.print(f"[red]error:[/] a {r.value} token approves notifications and one is active already: "
+                      "a DPO mints the next one (POST /api/dpo/tokens), or set api_dpo_bootstrap: true")
+            raise typer.Exit(2)
+        token, info = store.create(r, name, ttl_days or settings.api_token_ttl_days, issued_by=f"cli:{os_user()}")
+        try:
+            _audit_token(settings, "token_create", f"token {info.id} for {info.name} ({r.value})",
+                         target_token=info.id, target_role=r.value, holder=info.name)
+        except Exception as e:
+            store.revoke(info.id, by="cli: the self-audit could not be written")
+            err.print(f"[red]error:[/] the self-audit cannot be written ({escape(str(e))}): token not issued")
+            raise typer.Exit(1) from None
     finally:
         store.close()
     sys.stdout.write(token + "\n")
@@ -111,11 +141,16 @@ def list_tokens(fmt: Annotated[str, typer.Option("--format", "-f", help="table |
 def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (see 'tokens list').")],
            data_dir: DataDir = None) -> None:
     """Revoke a token now; its console sessions end too."""
-    store = _tokens(_settings(data_dir))
+    from access_audit.api.audit import os_user
+
+    settings = _settings(data_dir)
+    store = _tokens(settings)
     try:
-        ok = store.revoke(token_id)
+        ok = store.revoke(token_id, by=f"cli:{os_user()}")
     finally:
         store.close()
+    if ok:
+        _audit_token(settings, "token_revoke", f"token {token_id}", target_token=token_id)
     if not ok:
         err.print(f"[red]error:[/] no token {escape(token_id)!r}")
         raise typer.Exit(2)

@@ -42,7 +42,6 @@ from access_audit.api.auth import (
     Perm,
     Principal,
     form_fields,
-    protect,
     require,
 )
 from access_audit.breach.machine import NEXT_STEP
@@ -192,7 +191,7 @@ def _case_view(request: Request, case_id: str) -> dict[str, Any]:
     doc["clocks"] = _clocks(wf, case)
     latest = case.latest_draft("authority")
     doc["draft_html"] = MarkdownIt("commonmark", {"html": False}).render(latest.markdown) if latest else None
-    doc = protect(request, doc)
+    doc = protect_cases(request, doc, [case])
     if doc["draft_html"] is not None:
         doc["draft_html"] = Markup(doc["draft_html"])  # markdown-it with raw HTML disabled: escaped text only
     tz = wf.config.tz
@@ -225,6 +224,18 @@ def _case_view(request: Request, case_id: str) -> dict[str, Any]:
 
 
 # --- routes -----------------------------------------------------------------------------------------
+
+def protect_cases(request: Request, docs: Any, cases: list[Any]) -> Any:
+    from access_audit.api.app import protect_cases as pc
+
+    return pc(request, docs, cases)
+
+
+def protect_alerts(request: Request, docs: Any, alerts: list[Any]) -> Any:
+    from access_audit.api.app import protect_alerts as pa
+
+    return pa(request, docs, alerts)
+
 
 def add_console_routes(app: FastAPI) -> None:
     st = app.state
@@ -267,16 +278,18 @@ def add_console_routes(app: FastAPI) -> None:
                    done: str | None = None) -> HTMLResponse:
         wf = st.workflow
         rows = []
+        listed = []
         for c in wf.repo.list(open_only=not all):
             if not all and c.state in (S.closed, S.not_a_breach):
                 continue
+            listed.append(c)
             clocks = [k for k in _clocks(wf, c) if k["status"] in ("open", "overdue")]
             rows.append({"id": c.id, "title": c.details.title or "(untitled)", "state": c.state.value,
                          "opened_at": c.opened_at.astimezone(wf.config.tz).strftime("%Y-%m-%d %H:%M"),
                          "clocks": clocks, "next_step": NEXT_STEP[c.state],
                          "soonest": min((k["remaining_seconds"] for k in clocks), default=None)})
         rows.sort(key=lambda r: (r["soonest"] is None, r["soonest"] or 0, r["id"]))
-        return page(request, "cases.html", cases=protect(request, rows), all=all, nav="cases",
+        return page(request, "cases.html", cases=protect_cases(request, rows, listed), all=all, nav="cases",
                     flash=DONE.get(done or ""))
 
     @app.post("/console/cases", include_in_schema=False)
@@ -290,7 +303,7 @@ def add_console_routes(app: FastAPI) -> None:
         chosen = [by_id[i] for i in ids if i in by_id]
         if not chosen:
             return error_page(request, 422, "Select at least one alert to open a case from.")
-        case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.actor,
+        case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.signature,
                                        config=st.workflow.config, source="console")
         return RedirectResponse(f"/console/cases/{quote(case.id)}?done=opened", status_code=303)
 
@@ -308,7 +321,7 @@ def add_console_routes(app: FastAPI) -> None:
             p: Principal = request.state.principal  # set by the route's require(perm)
             f = await _form(request)
             try:
-                await run_in_threadpool(_apply, st.workflow, name, case_id, p.actor, f)
+                await run_in_threadpool(_apply, st.workflow, name, case_id, p.signature, f)
             except CaseNotFoundError as e:
                 return error_page(request, 404, e.message)
             except BreachError as e:
@@ -331,18 +344,29 @@ def add_console_routes(app: FastAPI) -> None:
     def alerts_page(request: Request, _: Annotated[Principal, require(Perm.alerts_read, html=True)],
                     rule_id: str | None = None) -> HTMLResponse:
         tz = st.workflow.config.tz
+        found = st.store.alerts(rule_id=rule_id, limit=500)
         rows = [{**a.to_doc(), "first": a.first_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                 "last": a.last_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M")}
-                for a in st.store.alerts(rule_id=rule_id, limit=500)]
-        return page(request, "alerts.html", alerts=protect(request, rows), rule_id=rule_id, nav="alerts")
+                 "last": a.last_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M")} for a in found]
+        return page(request, "alerts.html", alerts=protect_alerts(request, rows, found), rule_id=rule_id,
+                    nav="alerts")
 
     @app.get("/console/register", include_in_schema=False)
     def register_page(request: Request, _: Annotated[Principal, require(Perm.register_read,
                       html=True)]) -> HTMLResponse:
         from access_audit.breach.register import register_rows
 
-        rows = register_rows(st.repo.list(), st.workflow.config.tz)
-        return page(request, "register.html", rows=protect(request, rows), nav="register")
+        cases = st.repo.list()
+        rows = register_rows(cases, st.workflow.config.tz)
+        return page(request, "register.html", rows=protect_cases(request, rows, cases), nav="register")
+
+    @app.get("/console/audit", include_in_schema=False)
+    def audit_page(request: Request, _: Annotated[Principal, require(Perm.audit_read, html=True)],
+                   actor: str | None = None) -> HTMLResponse:
+        """Who did what with which token: the self-audit, newest first."""
+        from access_audit.api.app import protect_audit
+
+        recs = st.store.self_audit(actor=actor or None, limit=500)
+        return page(request, "audit.html", records=protect_audit(request, recs), actor=actor or "", nav="audit")
 
 
 def _local_path(p: str) -> str:

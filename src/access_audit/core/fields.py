@@ -115,3 +115,49 @@ def accessor(path: str) -> Accessor:
 
 def _timestamp(ev: AccessEvent) -> Any:
     return ev.timestamp
+
+
+# --- privacy classes ----------------------------------------------------------------------------
+#: How much a field says about a person, for the roles that see pseudonyms (engineer, auditor):
+#: ``personal`` identifies someone (filtered by pseudonym only, shown as pseudonyms), ``free_text``
+#: can hold anything (shown as one pseudonym per value, never searched, filtered or counted),
+#: ``quasi`` narrows people down only together with other facts (shown and filtered as it is),
+#: ``safe`` describes systems, not people. A field missing here is treated as ``personal``
+#: (default deny): a new field of the model stays hidden until someone classifies it.
+PERSONAL, QUASI, FREE_TEXT, SAFE = "personal", "quasi", "free_text", "safe"
+_P, _Q, _F, _S = PERSONAL, QUASI, FREE_TEXT, SAFE
+FIELD_CLASSES: dict[str, str] = {
+    "@timestamp": _S, "event.id": _S, "event.kind": _S, "event.category": _S, "event.type": _S,
+    "event.action": _S, "event.outcome": _S, "event.reason": _F, "event.dataset": _S, "event.module": _S,
+    "event.provider": _S, "event.original": _F, "event.ingested": _S, "event.severity": _S,
+    "user.name": _P, "user.id": _P, "user.email": _P, "user.domain": _Q, "user.full_name": _P, "user.roles": _Q,
+    "user.department": _Q, "user.target.name": _P, "user.target.id": _P, "user.target.email": _P,
+    "source.ip": _P, "source.port": _S, "source.address": _P, "source.domain": _P,
+    "source.geo.country_iso_code": _Q, "source.geo.country_name": _Q, "source.geo.city_name": _Q,
+    "source.geo.location.lat": _P, "source.geo.location.lon": _P, "source.geo.timezone": _Q,
+    "source.geo.internal": _S,
+    "destination.ip": _P, "destination.port": _S, "destination.address": _P, "destination.domain": _Q,
+    "destination.geo.country_iso_code": _S, "destination.geo.country_name": _S, "destination.geo.city_name": _S,
+    "destination.geo.location.lat": _Q, "destination.geo.location.lon": _Q, "destination.geo.timezone": _S,
+    "destination.geo.internal": _S,
+    "host.name": _Q, "host.hostname": _Q, "service.name": _S, "service.type": _S,
+    "url.original": _F, "url.domain": _S, "url.path": _F, "url.query": _F,
+    "http.version": _S, "http.request.method": _S, "http.request.referrer": _F, "http.response.status_code": _S,
+    "http.response.body.bytes": _S, "user_agent.original": _Q, "process.name": _S, "process.pid": _S,
+    "cloud.provider": _S, "cloud.region": _S, "authentication.method": _S, "authentication.mfa": _S,
+    "resource.type": _S, "resource.id": _P, "resource.name": _S, "resource.classification": _S,
+    "resource.data_categories": _S, "resource.subject_ids": _P, "resource.records": _S, "resource.owner": _Q,
+    "related.ip": _P, "related.user": _P, "related.hosts": _Q,
+    "labels.purpose": _F, "labels.justification": _F,
+    "message": _F,
+}
+
+
+def field_class(path: str) -> str:
+    """The privacy class of a field path: personal, quasi, free_text or safe (unknown: personal)."""
+    return FIELD_CLASSES.get(path, PERSONAL)
+
+
+def hidden_from_pseudonymised(path: str) -> bool:
+    """Whether a role that sees pseudonyms gets this field's values as pseudonyms."""
+    return field_class(path) in (PERSONAL, FREE_TEXT)

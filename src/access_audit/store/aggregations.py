@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from access_audit.core.errors import QueryError
-from access_audit.core.fields import FIELD_TYPES, known_field
-from access_audit.store.query import IP_FIELDS, Query
+from access_audit.core.fields import FIELD_TYPES, FREE_TEXT, field_class, known_field
+from access_audit.store.query import IP_FIELDS, PseudonymRefusedError, Query
 
 MAX_BUCKETS = 5000
 MAX_TERMS = 10_000
@@ -42,6 +42,14 @@ def check_terms_field(field_name: str, size: int) -> None:
     kind = "a date (use the histogram)" if t is datetime else "an object" if t == "object" else \
         f"of type {getattr(t, '__name__', t)}"
     raise QueryError(f"cannot count values of {field_name}: it is {kind}")
+
+
+def check_terms_field_for_pseudonyms(field_name: str, role: str = "this role") -> None:
+    """For a role that sees pseudonyms: free-text fields (URL path and query, referrer, labels such as
+    purposes) are not counted, their values would name people; personal fields are counted, and
+    their buckets are shown as pseudonyms. Raises PseudonymRefusedError."""
+    if field_class(field_name) == FREE_TEXT:
+        raise PseudonymRefusedError(f"{role} sees pseudonyms: {field_name} is free text, it cannot be counted")
 
 
 def interval_seconds(text: str) -> int:

@@ -24,6 +24,7 @@ hash as in SQLite; alerts are versioned by their counter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -231,6 +232,7 @@ class ElasticsearchStore:
         self.alerts_index = f"{prefix}-alerts"
         self.dead_letters_index = f"{prefix}-dead-letters"
         self.state_index = f"{prefix}-state"
+        self.self_audit_pattern = f"{prefix}-self-audit-*"
         self._daily = re.compile(re.escape(prefix) + r"-events-(\d{4})\.(\d{2})\.(\d{2})")
         auth: dict[str, Any] = {}
         if username:
@@ -302,6 +304,10 @@ class ElasticsearchStore:
         # An index made by an older version lacks the newer fields (rule state's "ns"): add them.
         self._call("update the state mapping", self.es.indices.put_mapping, index=self.state_index,
                    properties=STATE_MAPPINGS["properties"])
+        self._call("create the self-audit template", self.es.indices.put_index_template,
+                   name=f"{self.prefix}-self-audit", index_patterns=[self.self_audit_pattern],
+                   priority=TEMPLATE_PRIORITY, meta={"managed_by": "access-audit"},
+                   template={"settings": {"index": {"number_of_shards": 1}}, "mappings": SELF_AUDIT_MAPPINGS})
         # A fresh index answers 503 until its shard is allocated: wait for it here, not in the first read.
         self._call("wait for the indices", self.es.cluster.health,
                    index=[self.alerts_index, self.dead_letters_index, self.state_index],
@@ -644,6 +650,70 @@ class ElasticsearchStore:
             "alerts": {"total": sum(v["alerts"] for v in rules.values()), "by_rule": rules},
         }
 
+    # --- the self-audit: who read what (apart from the access events, append-only) ----------
+
+    def self_audit_index(self, day: date) -> str:
+        return f"{self.prefix}-self-audit-{day:%Y.%m.%d}"
+
+    def write_self_audit(self, records: list[dict[str, Any]]) -> None:
+        """Append self-audit records to daily ``<prefix>-self-audit-YYYY.MM.DD`` indices, apart from
+        the event indices (so event retention and event queries never reach them). Created with
+        ``op_type=create`` only: a record is never overwritten. Raises StoreError/StoreUnavailableError."""
+        for r in records:
+            day = datetime.fromisoformat(r["@timestamp"]).astimezone(UTC).date()
+            self._call("write the self-audit", self.es.create, index=self.self_audit_index(day), id=r["id"],
+                       document=r)
+
+    def self_audit(self, *, since: datetime | None = None, until: datetime | None = None,
+                   actor: str | None = None, subject_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Self-audit records, newest first; ``subject_id``: those whose query named that subject."""
+        flt: list[dict[str, Any]] = []
+        rng = {**({"gte": _iso(since)} if since else {}), **({"lt": _iso(until)} if until else {})}
+        if rng:
+            flt.append({"range": {"@timestamp": rng}})
+        if actor:
+            flt.append({"term": {"actor": actor}})
+        if subject_id:
+            flt.append({"term": {"subject_ids": subject_id}})
+        hits = self._paged(self.self_audit_pattern, {"bool": {"filter": flt}},
+                           [{"@timestamp": {"order": "desc"}}, {"id": {"order": "desc"}}], limit)
+        return [h["_source"] for h in hits]
+
+    # --- retention port (docs/design/decisions.md section 5) ---------------------------------
+
+    def retention_days(self, cls: str) -> list[date]:
+        """The UTC days that hold records of data class ``cls`` (one index per day), oldest first."""
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_retention_days(cls)
+        _self_audit_only(cls)
+        r = self._call("list self-audit indices", self.es.indices.get, index=self.self_audit_pattern,
+                       allow_no_indices=True, ignore_unavailable=True, expand_wildcards="open,closed")
+        pat = re.compile(re.escape(self.prefix) + r"-self-audit-(\d{4})\.(\d{2})\.(\d{2})")
+        days = []
+        for name in r.body:
+            m = pat.fullmatch(name)
+            if m:
+                with contextlib.suppress(ValueError):
+                    days.append(date(int(m[1]), int(m[2]), int(m[3])))
+        return sorted(days)
+
+    def count_day(self, cls: str, day: date) -> int:
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_count_day(cls, day)
+        _self_audit_only(cls)
+        r = self._call("count the self-audit", self.es.options(ignore_status=404).count,
+                       index=self.self_audit_index(day))
+        return int(r.body.get("count", 0)) if r.meta.status == 200 else 0
+
+    def delete_day(self, cls: str, day: date) -> int:
+        """Delete one whole UTC day of ``cls`` (its daily index, by exact name); return how many records went."""
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_delete_day(cls, day)
+        n = self.count_day(cls, day)
+        self._call("delete a self-audit day", self.es.options(ignore_status=404).indices.delete,
+                   index=self.self_audit_index(day))
+        return n
+
     # --- retention ------------------------------------------------------------------------
 
     def event_indices(self) -> list[str]:
@@ -710,7 +780,7 @@ class ElasticsearchStore:
         except ValueError:
             return None
 
-    def retention_days(self, cls: str) -> list[date]:
+    def _sa_retention_days(self, cls: str) -> list[date]:
         """The UTC days holding records of ``cls``, oldest first (events: one per daily index)."""
         if cls == "events":
             return sorted(d for n in self.event_indices() if (d := self._day_of_index(n)) is not None)
@@ -725,7 +795,7 @@ class ElasticsearchStore:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         return {"range": {self.RETENTION_FIELDS[cls]: {"gte": _iso(start), "lt": _iso(start + timedelta(days=1))}}}
 
-    def count_day(self, cls: str, day: date) -> int:
+    def _sa_count_day(self, cls: str, day: date) -> int:
         if cls == "events":
             index = f"{self.prefix}-events-{day:%Y.%m.%d}"
             r = self._call("count a day", self.es.count, index=index, ignore_unavailable=True, allow_no_indices=True)
@@ -734,7 +804,7 @@ class ElasticsearchStore:
                            query=self._day_query(cls, day), ignore_unavailable=True, allow_no_indices=True)
         return int(r.body["count"])
 
-    def delete_day(self, cls: str, day: date) -> int:
+    def _sa_delete_day(self, cls: str, day: date) -> int:
         """Events: delete the day's index (by exact name) and return how many events it held;
         other classes: delete-by-query on the day's range, refreshed, waiting for completion."""
         n = self.count_day(cls, day)
@@ -777,6 +847,20 @@ class ElasticsearchStore:
                                                                "expires": {"type": "date"}}})
         self._call("write a legal hold", self.es.index, index=self.holds_index, id=str(hold["id"]), document=hold,
                    refresh="wait_for")
+
+
+def _self_audit_only(cls: str) -> None:
+    if cls != "self_audit":  # the other classes: access_audit.retention (issue 15)
+        raise ValueError(f"unknown data class {cls!r} for this store method")
+
+
+SELF_AUDIT_MAPPINGS: dict[str, Any] = {
+    "dynamic": True,
+    "dynamic_templates": [{"strings": {"match_mapping_type": "string",
+                                       "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX}}}],
+    "properties": {"@timestamp": {"type": "date_nanos"}, "id": {"type": "keyword"}, "hits": {"type": "long"},
+                   "status": {"type": "integer"}},
+}
 
 
 # --- query translation ----------------------------------------------------------------------

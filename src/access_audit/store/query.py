@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from access_audit.core.errors import QueryError
-from access_audit.core.fields import FIELD_TYPES, known_field
+from access_audit.core.fields import FIELD_TYPES, FREE_TEXT, PERSONAL, field_class, known_field
 
 Op = Literal["eq", "prefix", "cidr", "exists", "text", "gt", "gte", "lt", "lte"]
 IP_FIELDS = {"source.ip", "destination.ip", "related.ip"}
@@ -98,7 +99,18 @@ def term_for(field_name: str, value: str) -> Term:
         return Term(field_name, "prefix", value[:-1])
     if "*" in value:
         raise QueryError(f"only a trailing * is supported (in {value!r})")
+    if FIELD_TYPES.get(field_name) is int and re.fullmatch(r"[+-]?\d+", value.strip()):
+        _in_range(field_name, float(value))
     return Term(field_name, "eq", value)
+
+
+MAX_INT = 2 ** 63 - 1
+
+
+def _in_range(field_name: str, value: float) -> None:
+    """Numbers a store can hold (SQLite and Elasticsearch longs): an overflow is the caller's mistake."""
+    if value != value or abs(value) > MAX_INT:
+        raise QueryError(f"number out of range for {field_name} (at most {MAX_INT})")
 
 
 def and_of(terms: list[Expr]) -> Expr:
@@ -281,9 +293,11 @@ class _Parser:
         if ftype is datetime:
             return Term(fname, name, parse_when(value).isoformat())  # type: ignore[arg-type]
         try:
-            return Term(fname, name, float(value))  # type: ignore[arg-type]
+            number = float(value)
         except ValueError:
             raise QueryError(f"{op} needs a number for {fname} (got {value!r} at position {at.pos + 1})") from None
+        _in_range(fname, number)
+        return Term(fname, name, number)  # type: ignore[arg-type]
 
 
 def parse_query(text: str) -> Expr:
@@ -301,9 +315,59 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     m = _REL.match(text.strip())
     if m:
         secs = int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return now - timedelta(seconds=secs)
+        try:
+            return now - timedelta(seconds=secs)
+        except OverflowError:
+            raise QueryError(f"time {text!r} is too far back") from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise QueryError(f"invalid time {text!r}: use e.g. 24h, 7d or 2026-11-23T10:00:00Z") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# --- roles that see pseudonyms ------------------------------------------------------------------
+
+class PseudonymRefusedError(QueryError):
+    """A query that would link a pseudonym to a person, from a role that sees pseudonyms (403)."""
+
+
+_PSEUDONYM = re.compile(r"^p-[0-9a-f]{16}$")
+
+
+def for_pseudonyms(expr: Expr, resolve: Callable[[str, str], list[str]], role: str = "this role") -> Expr:
+    """``expr`` as a role that sees pseudonyms may run it (see ``core.fields.FIELD_CLASSES``).
+
+    On personal and free-text fields (and unclassified ones) only ``field:p-...`` (a pseudonym,
+    rewritten through ``resolve(field, pseudonym) -> clear values``) and ``field:*`` are allowed;
+    a clear value, a prefix, a network (CIDR), a range or free text is refused: each would let the
+    caller test a guess against a pseudonym. Quasi-identifiers and safe fields are left as they are.
+    Raises PseudonymRefusedError."""
+
+    def refuse(why: str) -> PseudonymRefusedError:
+        return PseudonymRefusedError(f"{role} sees pseudonyms: {why}")
+
+    def walk(e: Expr) -> Expr:
+        if isinstance(e, And):
+            return And(tuple(walk(x) for x in e.items))
+        if isinstance(e, Or):
+            return Or(tuple(walk(x) for x in e.items))
+        if isinstance(e, Not):
+            return Not(walk(e.item))
+        if not isinstance(e, Term):
+            return e
+        if e.op == "text" or not e.field:
+            raise refuse("free text searches messages and raw records, which can name anyone: filter on fields")
+        if field_class(e.field) not in (PERSONAL, FREE_TEXT) or e.op == "exists":
+            return e
+        v = str(e.value)
+        if e.op == "eq" and _PSEUDONYM.match(v):
+            clear = resolve(e.field, v)
+            if not clear:
+                return Term(e.field, "eq", v)  # matches nothing
+            return Term(e.field, "eq", clear[0]) if len(clear) == 1 else \
+                Or(tuple(Term(e.field, "eq", c) for c in clear))
+        kind = {"cidr": "a network", "prefix": "a prefix", "eq": "a clear value"}.get(e.op, "a range")
+        raise refuse(f"filter {e.field} by a pseudonym (p-...) you were shown, not by {kind}")
+
+    return walk(expr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -65,6 +66,22 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE TABLE IF NOT EXISTS rule_state (
   ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS self_audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT UNIQUE NOT NULL,
+  ts_us INTEGER NOT NULL,
+  day TEXT NOT NULL,
+  actor TEXT,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS self_audit_ts ON self_audit (ts_us);
+CREATE INDEX IF NOT EXISTS self_audit_day ON self_audit (day);
+CREATE TABLE IF NOT EXISTS self_audit_deletable (day TEXT PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS self_audit_append_only BEFORE UPDATE ON self_audit
+BEGIN SELECT RAISE(ABORT, 'the self-audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS self_audit_whole_days BEFORE DELETE ON self_audit
+WHEN NOT EXISTS (SELECT 1 FROM self_audit_deletable WHERE day = OLD.day)
+BEGIN SELECT RAISE(ABORT, 'the self-audit is append-only: only retention deletes, whole days'); END;
 """
 
 COLUMNS = {
@@ -108,6 +125,8 @@ class SqliteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        if not self.path.exists():  # personal data: readable by the service user only
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         # WAL: readers (the API, the CLI) never block the writer, and a batch is one append to the
         # log. synchronous=NORMAL: a commit is durable once the WAL is synced at checkpoints; a power
@@ -121,6 +140,9 @@ class SqliteStore:
         self.db.execute("PRAGMA mmap_size=268435456")
         self.db.executescript(SCHEMA)
         self.db.create_function("cidr_match", 2, _cidr_match, deterministic=True)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -256,6 +278,8 @@ class SqliteStore:
 
     def retention_days(self, cls: str) -> list[date]:
         """The UTC days holding records of ``cls``, oldest first (one index seek per day)."""
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_retention_days(cls)
         t = self._retention_table(cls)
         if t is None:
             return []
@@ -275,6 +299,8 @@ class SqliteStore:
         return start, start + self._DAY_US
 
     def count_day(self, cls: str, day: date) -> int:
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_count_day(cls, day)
         t = self._retention_table(cls)
         if t is None:
             return 0
@@ -285,6 +311,8 @@ class SqliteStore:
 
     def delete_day(self, cls: str, day: date) -> int:
         """Delete the records of ``cls`` in UTC day ``day`` in one transaction; return how many."""
+        if cls == "self_audit":  # its own table, append-only (api.audit)
+            return self._sa_delete_day(cls, day)
         t = self._retention_table(cls)
         if t is None:
             return 0
@@ -458,9 +486,83 @@ class SqliteStore:
             "alerts": {"total": sum(v["alerts"] for v in al.values()), "by_rule": al},
         }
 
+    # --- the self-audit: who read what (apart from the access events, append-only) ----------
+
+    def write_self_audit(self, records: list[dict[str, Any]]) -> None:
+        """Append self-audit records (``access_audit.api.audit``): never updated, deleted by whole
+        UTC days through retention only (triggers refuse anything else). Raises StoreError."""
+        rows = []
+        for r in records:
+            ts = datetime.fromisoformat(r["@timestamp"])
+            rows.append((r["id"], _us(ts), ts.astimezone(UTC).date().isoformat(), r.get("actor"),
+                         orjson.dumps(r).decode()))
+        with self._lock:
+            try:
+                self.db.execute("BEGIN")
+                self.db.executemany("INSERT INTO self_audit (id, ts_us, day, actor, doc) VALUES (?,?,?,?,?)", rows)
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StoreError(f"sqlite: cannot write the self-audit: {e}") from e
+
+    def self_audit(self, *, since: datetime | None = None, until: datetime | None = None,
+                   actor: str | None = None, subject_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Self-audit records, newest first; ``subject_id``: those whose query named that subject."""
+        clauses, params = ["1"], []  # type: ignore[var-annotated]
+        if since:
+            clauses.append("ts_us >= ?")
+            params.append(_us(since))
+        if until:
+            clauses.append("ts_us < ?")
+            params.append(_us(until))
+        if actor:
+            clauses.append("actor = ?")
+            params.append(actor)
+        if subject_id:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(doc, '$.subject_ids') WHERE value = ?)")
+            params.append(subject_id)
+        sql = f"SELECT doc FROM self_audit WHERE {' AND '.join(clauses)} ORDER BY ts_us DESC, seq DESC LIMIT ?"
+        with self._lock:
+            return [orjson.loads(r[0]) for r in self.db.execute(sql, [*params, max(0, int(limit))])]
+
+    # --- retention port (docs/design/decisions.md section 5) ---------------------------------
+
+    def _sa_retention_days(self, cls: str) -> list[date]:
+        """The UTC days that hold records of data class ``cls``, oldest first."""
+        _self_audit_only(cls)
+        with self._lock:
+            return [date.fromisoformat(r[0]) for r in self.db.execute(
+                "SELECT DISTINCT day FROM self_audit ORDER BY day")]
+
+    def _sa_count_day(self, cls: str, day: date) -> int:
+        _self_audit_only(cls)
+        with self._lock:
+            return int(self.db.execute("SELECT count(*) FROM self_audit WHERE day = ?",
+                                       (day.isoformat(),)).fetchone()[0])
+
+    def _sa_delete_day(self, cls: str, day: date) -> int:
+        """Delete one whole UTC day of ``cls``; return how many records went."""
+        _self_audit_only(cls)
+        with self._lock:
+            try:
+                self.db.execute("BEGIN")
+                self.db.execute("INSERT OR IGNORE INTO self_audit_deletable (day) VALUES (?)", (day.isoformat(),))
+                n = self.db.execute("DELETE FROM self_audit WHERE day = ?", (day.isoformat(),)).rowcount
+                self.db.execute("DELETE FROM self_audit_deletable WHERE day = ?", (day.isoformat(),))
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StoreError(f"sqlite: cannot delete {cls} of {day}: {e}") from e
+        return int(n)
+
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _self_audit_only(cls: str) -> None:
+    if cls != "self_audit":  # the other classes: access_audit.retention (issue 15)
+        raise ValueError(f"unknown data class {cls!r} for this store method")
 
 
 def _whole(query: Query) -> Query:
