@@ -177,9 +177,8 @@ def test_elasticsearch_keeps_a_held_daily_index_whole(es_url: str):
 
 def test_self_audit_keeps_its_own_longer_period(tmp_path: Path):
     s = SqliteStore(tmp_path / "events.db")
-    s.db.execute("CREATE TABLE self_audit (id TEXT PRIMARY KEY, at_us INTEGER NOT NULL)")  # as issue 15 adds it
-    for i, d in enumerate((100, 3000)):
-        s.db.execute("INSERT INTO self_audit VALUES (?, ?)", (f"s{i}", int(ago(d).timestamp() * 1e6)))
+    s.write_self_audit([{"id": f"s{i}", "@timestamp": ago(d).isoformat(), "actor": "dpo-person"}
+                        for i, d in enumerate((100, 3000))])
     periods = ret.Periods.from_settings(Settings(retention_days=365), days=30)
     assert periods.self_audit == 2190 and periods.events == 30
     plan = ret.plan({"self_audit": s}, periods, [], NOW, general_days=30)

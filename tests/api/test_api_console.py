@@ -148,11 +148,15 @@ def test_auditor_sees_pseudonyms_and_no_forms(sqlite_env):
 def test_open_a_case_from_alerts(sqlite_env):
     env = sqlite_env
     h = env.headers(Role.security_analyst)
+    before = len(env.repo.list())
+    # a-export is in a case already (open_cases): no duplicate case, and the page says where it is
     r = env.client.post("/console/cases", data={"alert_id": ["a-export", "a-xss"]}, headers=h, follow_redirects=False)
+    assert r.status_code == 409 and "a-export is in BR-" in r.text and len(env.repo.list()) == before
+    r = env.client.post("/console/cases", data={"alert_id": ["a-xss"]}, headers=h, follow_redirects=False)
     assert r.status_code == 303
     cid = r.headers["location"].split("/")[-1].split("?")[0]
     c = env.repo.get(cid)
-    assert [a.id for a in c.alerts] == ["a-export", "a-xss"]
+    assert [a.id for a in c.alerts] == ["a-xss"]
     assert c.opened_by.startswith("security_analyst-person (token ")
     assert env.client.post("/console/cases", data={}, headers=h).status_code == 422
     env.clock.advance(minutes=1)

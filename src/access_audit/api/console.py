@@ -303,8 +303,11 @@ def add_console_routes(app: FastAPI) -> None:
         chosen = [by_id[i] for i in ids if i in by_id]
         if not chosen:
             return error_page(request, 422, "Select at least one alert to open a case from.")
-        case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.signature,
-                                       config=st.workflow.config, source="console")
+        try:
+            case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.signature,
+                                           config=st.workflow.config, source="console")
+        except BreachError as e:  # e.g. an alert already in a case: say which, open no duplicate
+            return error_page(request, 409, str(e))
         return RedirectResponse(f"/console/cases/{quote(case.id)}?done=opened", status_code=303)
 
     @app.get("/console/cases/{case_id}", include_in_schema=False)
