@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("ACCESS_AUDIT_DATASETS") or REPO.parent / "shared" / "datasets")  # worktrees: set it
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,8 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory
                                               "default ./.access-audit).", show_default=False)]
 Rules = Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file or folder (repeatable).")]
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table | json (one JSON object per line) | csv")]
+SourceName = Annotated[str, typer.Option("--source-name", help="Name of the stream these lines come from (part of "
+                                         "the event ids; give each host's copy of a host-less log its own).")]
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -57,6 +59,7 @@ def run(
     rules: Rules = None,
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print alerts, only the summary.")] = False,
+    source_name: SourceName = "",
 ) -> None:
     """Read access logs, store the events, and raise alerts (embedded mode: no servers needed)."""
     from access_audit.app import alert_sinks, build_embedded
@@ -68,7 +71,7 @@ def run(
     if log_type and log_type not in known_log_types():
         raise _fail(f"unknown log type {log_type!r}; known: {', '.join(parser_names())}")
     try:
-        reader = LineReader(input or [Path("-")], log_type=log_type, year=year)
+        reader = LineReader(input or [Path("-")], log_type=log_type, year=year, source_name=source_name)
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     sinks = alert_sinks(settings, None if quiet else err)  # Slack with a token, else the console; JSONL
@@ -173,6 +176,7 @@ def ship(
     year: Annotated[int | None, typer.Option(help="Year of the first syslog line.")] = None,
     key_field: Annotated[str | None, typer.Option(help="Event field that keys each message "
                                                   "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
+    source_name: SourceName = "",
 ) -> None:
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
     from access_audit.core.events import get_field
@@ -184,7 +188,7 @@ def ship(
     if log_type and log_type not in known_log_types():
         raise _fail(f"unknown log type {log_type!r}")
     try:
-        reader = LineReader(files, log_type=log_type, year=year)
+        reader = LineReader(files, log_type=log_type, year=year, source_name=source_name)
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     path = tuple((key_field or settings.kafka_partition_key).split("."))
