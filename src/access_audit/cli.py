@@ -19,9 +19,24 @@ from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
 from access_audit.settings import Settings
 
+
+def _quiet_flag_types() -> None:
+    """Typer shows a type beside every option; a flag's ``<bool>`` says nothing the flag does not."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_quiet_flag_types()
+
 app = typer.Typer(help="Audit who accesses what, detect unusual access, and run the GDPR breach workflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-detectors_app = typer.Typer(help="Detection rules: test, lint, list.", no_args_is_help=True)
+detectors_app = typer.Typer(help="Detection rules: test, lint, list, eval.", no_args_is_help=True)
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(breach_app, name="breach")
 app.add_typer(tokens_app, name="tokens")
@@ -36,6 +51,22 @@ Rules = Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule fi
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table | json (one JSON object per line) | csv")]
 SourceName = Annotated[str, typer.Option("--source-name", help="Name of the stream these lines come from (part of "
                                          "the event ids; give each host's copy of a host-less log its own).")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from access_audit import __version__
+
+        out.print(f"access-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                               callback=_print_version)] = False,
+) -> None:
+    """Audit who accesses what, detect unusual access, and run the GDPR breach workflow."""
 
 
 def _settings(data_dir: Path | None) -> Settings:
