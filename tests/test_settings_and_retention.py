@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from access_audit.core.errors import ConfigError
 from access_audit.core.events import AccessEvent
 from access_audit.settings import Settings
 from access_audit.store.query import Query
@@ -22,7 +23,7 @@ def test_config_file_keys_with_the_environment_winning(tmp_path: Path, monkeypat
     s = Settings()
     assert (s.slack_channel, s.data_dir, s.kafka_topics) == ("#from-file", tmp_path / "env", ["a", "b"])
     monkeypatch.setenv("ACCESS_AUDIT_CONFIG", str(tmp_path / "missing.yml"))
-    with pytest.raises(FileNotFoundError, match="no such config file"):
+    with pytest.raises(ConfigError, match="no such config file"):
         Settings()
 
 

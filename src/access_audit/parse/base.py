@@ -170,6 +170,7 @@ class ParserRegistry:
                 raise ParseError("record too large", f"{len(record.data)} bytes > {MAX_RECORD_BYTES}")
             if log_type:
                 parser = self.get(log_type)
+                log_type = parser.name  # dead letters are grouped under the canonical name, not an alias
                 events = parser.parse(record)
             else:
                 parser, obj = self.detect(record.data)

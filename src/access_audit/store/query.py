@@ -275,7 +275,10 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     m = _REL.match(text.strip())
     if m:
         secs = int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return now - timedelta(seconds=secs)
+        try:
+            return now - timedelta(seconds=secs)
+        except OverflowError:
+            raise QueryError(f"invalid time {text!r}: that is before the year 1; use e.g. 24h, 7d, 3650d") from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
