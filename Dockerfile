@@ -1,13 +1,20 @@
 # The access-audit image: worker, API/console and scheduler share it (see docker-compose.yml).
-FROM python:3.11-slim
-WORKDIR /app
-COPY pyproject.toml README.md ./
+# Built from the wheel, as pip and pipx install it: the rule pack and the notification templates
+# travel inside the package (setup.py copies detectors/ and notifications/ into it).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY src ./src
 COPY detectors ./detectors
 COPY notifications ./notifications
-RUN pip install --no-cache-dir -e . && useradd --system --home /data access-audit && mkdir -p /data \
-    && chown access-audit /data
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --home /data access-audit && mkdir -p /data && chown access-audit /data
 USER access-audit
+WORKDIR /data
 ENV ACCESS_AUDIT_DATA_DIR=/data
 ENTRYPOINT ["access-audit"]
 CMD ["--help"]

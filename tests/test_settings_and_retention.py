@@ -18,6 +18,7 @@ from access_audit import retention as ret
 from access_audit.breach.repo import BreachRepo
 from access_audit.breach.workflow import BreachWorkflow
 from access_audit.core.alerts import Alert, Severity
+from access_audit.core.errors import ConfigError
 from access_audit.core.events import AccessEvent
 from access_audit.core.records import DeadLetter
 from access_audit.settings import Settings
@@ -36,7 +37,7 @@ def test_config_file_keys_with_the_environment_winning(tmp_path: Path, monkeypat
     s = Settings()
     assert (s.slack_channel, s.data_dir, s.kafka_topics) == ("#from-file", tmp_path / "env", ["a", "b"])
     monkeypatch.setenv("ACCESS_AUDIT_CONFIG", str(tmp_path / "missing.yml"))
-    with pytest.raises(FileNotFoundError, match="no such config file"):
+    with pytest.raises(ConfigError, match="no such config file"):
         Settings()
 
 

@@ -81,6 +81,32 @@ def _chained(settings: Settings, store: Any) -> Any:
     return ChainedStore.wrap(store, settings.chain_key_path, settings.chain_anchor_path)
 
 
+ID_SCHEME_KEY = "meta.id_scheme"
+
+
+def store_id_scheme(store: Any) -> int:
+    """The event id scheme of a store (docs/design/decisions.md §2), recorded on first use.
+
+    A store that holds events but no record was written before scheme 2: it stays on scheme 1, so
+    that replays of the files it holds are still recognised. A new store gets scheme 2."""
+    raw = store.get_state(ID_SCHEME_KEY)
+    if raw:
+        try:
+            return int(raw)
+        except ValueError:
+            log.warning("store meta %s=%r is not a number; using id scheme 2", ID_SCHEME_KEY, raw)
+            return 2
+    from access_audit.store.query import Query
+
+    scheme = 1 if store.count(Query(limit=1)) else 2
+    store.put_state(ID_SCHEME_KEY, str(scheme).encode())
+    if scheme == 1:
+        log.warning("this store was written with event id scheme 1 (ids from file paths): it keeps that "
+                    "scheme, so renamed or rotated files are stored again; a new data directory (or "
+                    "index prefix) uses scheme 2")
+    return scheme
+
+
 def alert_sinks(settings: Settings, console: Any = None, *, clock: Clock | None = None) -> list[AlertSink]:
     """The embedded mode's alert sinks: Slack when a token is configured, else the console (a rich
     Console; None for no console output); a webhook when ``webhook_url`` is set; always the JSON
@@ -164,7 +190,8 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     dl_sink = kafka.dead_letter_sink(settings)
     source = kafka.source(settings)
     enrichers, ctx = build_context(settings)
-    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
+    scheme = wait_for("reading the store's id scheme", lambda: store_id_scheme(store))
+    pipeline = Pipeline(registry=ParserRegistry(clock=clock, id_scheme=scheme), engine=DetectionEngine(rs.rules, ctx),
                         alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],
                         dead_letter_sinks=[dl_sink], enrichers=enrichers)
     wait_for("restoring the rule state", pipeline.restore)
@@ -185,7 +212,8 @@ def build_embedded(settings: Settings, *, sinks: list[AlertSink], rules: list[Pa
     rs = load_ruleset([*settings.rules, *(rules or [])])
     store = open_store(settings)
     enrichers, ctx = build_context(settings)
-    pipeline = Pipeline(registry=ParserRegistry(clock=clock), engine=DetectionEngine(rs.rules, ctx),
+    registry = ParserRegistry(clock=clock, id_scheme=store_id_scheme(store))
+    pipeline = Pipeline(registry=registry, engine=DetectionEngine(rs.rules, ctx),
                         alerts=AlertManager(clock=clock), store=store, sinks=sinks, enrichers=enrichers)
     pipeline.restore()
     return Embedded(pipeline, store, rs)

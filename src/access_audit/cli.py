@@ -19,9 +19,24 @@ from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
 from access_audit.settings import Settings
 
+
+def _quiet_flag_types() -> None:
+    """Typer shows a type beside every option; a flag's ``<bool>`` says nothing the flag does not."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_quiet_flag_types()
+
 app = typer.Typer(help="Audit who accesses what, detect unusual access, and run the GDPR breach workflow.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-detectors_app = typer.Typer(help="Detection rules: test, lint, list.", no_args_is_help=True)
+detectors_app = typer.Typer(help="Detection rules: test, lint, list, eval.", no_args_is_help=True)
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(breach_app, name="breach")
 app.add_typer(tokens_app, name="tokens")
@@ -34,6 +49,28 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory
                                               "default ./.access-audit).", show_default=False)]
 Rules = Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file or folder (repeatable).")]
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table | json (one JSON object per line) | csv")]
+Year = Annotated[int | None, typer.Option(min=1970, max=2100, help="Year of the first syslog line (they carry "
+                                          "none; default: inferred from today).")]
+SourceName = Annotated[str, typer.Option("--source-name", help="Name of the stream these lines come from (part of "
+                                         "the event ids; give each host's copy of a host-less log its own).")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from access_audit import __version__
+
+        out.print(f"access-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                               callback=_print_version)] = False,
+) -> None:
+    """Audit who accesses what, detect unusual access, and run the GDPR breach workflow.
+
+    Add --debug to any command to see the traceback of an unexpected error."""
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -53,10 +90,11 @@ def run(
                                                      "stdin; repeatable). Default: stdin.")] = None,
     log_type: Annotated[str | None, typer.Option("--log-type", "-t", help="Parser to use; default: detect "
                                                  "per record.")] = None,
-    year: Annotated[int | None, typer.Option(help="Year of the first syslog line (they carry none).")] = None,
+    year: Year = None,
     rules: Rules = None,
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print alerts, only the summary.")] = False,
+    source_name: SourceName = "",
 ) -> None:
     """Read access logs, store the events, and raise alerts (embedded mode: no servers needed)."""
     from access_audit.app import alert_sinks, build_embedded
@@ -68,7 +106,7 @@ def run(
     if log_type and log_type not in known_log_types():
         raise _fail(f"unknown log type {log_type!r}; known: {', '.join(parser_names())}")
     try:
-        reader = LineReader(input or [Path("-")], log_type=log_type, year=year)
+        reader = LineReader(input or [Path("-")], log_type=log_type, year=year, source_name=source_name)
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     sinks = alert_sinks(settings, None if quiet else err)  # Slack with a token, else the console; JSONL
@@ -78,28 +116,83 @@ def run(
         raise _fail(str(e)) from None
     bus = InMemoryBus()
     source = bus.source("raw-logs")
+    dead_by_source = _DeadLetterCounter()
+    emb.pipeline.dead_letter_sinks.append(dead_by_source)
+    dead_before = _dead_letter_total(emb.store)
     records = iter(reader)
-    while chunk := list(islice(records, settings.batch_size)):
-        for rec in chunk:
-            bus.produce_record("raw-logs", rec)
-        emb.pipeline.run(source, batch_size=settings.batch_size)
+    with _progress("run", quiet=False) as progress:
+        task = progress.add_task("records", total=None)
+        while chunk := list(islice(records, settings.batch_size)):
+            for rec in chunk:
+                bus.produce_record("raw-logs", rec)
+            emb.pipeline.run(source, batch_size=settings.batch_size)
+            progress.advance(task, len(chunk))
     for sink in sinks:
         sink.close()
     st = emb.pipeline.stats
+    dead_new = max(0, _dead_letter_total(emb.store) - dead_before)
+    all_dead = [src for src, n in reader.records_by_source.items() if n and dead_by_source.by_source[src] >= n]
     summary = {"records": st.records, "events": st.events, "events_new": st.events_new,
-               "dead_letters": st.dead_letters, "blank_lines": reader.blank_lines,
+               "dead_letters": st.dead_letters, "dead_letters_new": dead_new, "blank_lines": reader.blank_lines,
                "alerts_new": st.alerts_new, "alert_updates": st.alert_updates,
                "by_log_type": dict(st.by_log_type), "dead_letter_reasons": dict(st.dead_by_reason),
+               "files": len(reader.records_by_source), "skipped_files": [str(p) for p, _ in reader.skipped],
+               "file_errors": [e.__dict__ for e in reader.file_errors], "all_dead_letters": all_dead,
                "data_dir": str(settings.data_dir)}
     emb.store.close()
     err.print(f"[bold]{st.records}[/] records: [green]{st.events}[/] events ({st.events_new} new), "
-              f"[yellow]{st.dead_letters}[/] dead letters, [red]{st.alerts_new}[/] new alerts "
+              f"[yellow]{st.dead_letters}[/] dead letters ({dead_new} new), [red]{st.alerts_new}[/] new alerts "
               f"({st.alert_updates} updates) -> {escape(str(settings.data_dir))}")
     if st.dead_letters:
         for reason, n in st.dead_by_reason.most_common(5):
             err.print(f"  dead letters: {n} x {escape(reason)}")
+    for p, why in reader.skipped:
+        err.print(f"  [yellow]skipped[/] {escape(str(p))}: {escape(why)}")
+    for fe in reader.file_errors:
+        err.print(f"  [red]not read to the end[/] {escape(fe.path)}: {escape(fe.reason)} "
+                  f"({fe.lines_read} line(s) before it were read)")
+    for src in all_dead:
+        err.print(f"  [red]every record of {escape(src)} became a dead letter[/]")
+    if all_dead:
+        top = st.dead_by_reason.most_common(1)[0][0] if st.dead_by_reason else ""
+        if year and "timestamp" in top:
+            hint = f"is --year {year} right? Lines dated more than 2 days ahead are refused"
+        elif log_type:
+            hint = f"is --log-type {log_type} right? Without --log-type each line is recognised by its content"
+        else:
+            hint = "see 'access-audit status' and the dead letters' reasons above"
+        err.print(f"hint: {escape(hint)}")
     if not sys.stdout.isatty():
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    if reader.file_errors or all_dead:
+        raise typer.Exit(1)
+
+
+class _DeadLetterCounter:
+    """A dead-letter sink that counts per source, so a run can tell when a whole file failed."""
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.by_source: Counter[str] = Counter()
+
+    def emit_dead_letter(self, d: Any) -> None:
+        self.by_source[d.source] += 1
+
+    def flush(self) -> None:
+        return None
+
+
+def _dead_letter_total(store: Any) -> int:
+    return int(store.stats()["dead_letters"]["total"])
+
+
+def _progress(what: str, *, quiet: bool) -> Any:
+    """A progress bar on stderr when it is a terminal (also with -q); nothing otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{what}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=quiet or not err.is_terminal)
 
 
 # --- production: worker and ship ---------------------------------------------------------------
@@ -170,9 +263,10 @@ def ship(
     files: Annotated[list[Path], typer.Argument(help="Files or folders to send ('-' for stdin).")],
     topic: Annotated[str | None, typer.Option(help="Topic (default: the first of ACCESS_AUDIT_KAFKA_TOPICS).")] = None,
     log_type: Annotated[str | None, typer.Option("--log-type", "-t")] = None,
-    year: Annotated[int | None, typer.Option(help="Year of the first syslog line.")] = None,
+    year: Year = None,
     key_field: Annotated[str | None, typer.Option(help="Event field that keys each message "
                                                   "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
+    source_name: SourceName = "",
 ) -> None:
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
     from access_audit.app import kafka_adapters
@@ -184,7 +278,7 @@ def ship(
     if log_type and log_type not in known_log_types():
         raise _fail(f"unknown log type {log_type!r}")
     try:
-        reader = LineReader(files, log_type=log_type, year=year)
+        reader = LineReader(files, log_type=log_type, year=year, source_name=source_name)
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     path = tuple((key_field or settings.kafka_partition_key).split("."))
@@ -197,7 +291,15 @@ def ship(
 
     n = kafka_adapters(settings).ship(settings, reader, topic or settings.kafka_topics[0], key_of)
     err.print(f"shipped {n} records to {escape(topic or settings.kafka_topics[0])}")
-    sys.stdout.write(orjson.dumps({"shipped": n}).decode() + "\n")
+    for p, why in reader.skipped:
+        err.print(f"  [yellow]skipped[/] {escape(str(p))}: {escape(why)}")
+    for fe in reader.file_errors:
+        err.print(f"  [red]not read to the end[/] {escape(fe.path)}: {escape(fe.reason)} "
+                  f"({fe.lines_read} line(s) before it were shipped)")
+    sys.stdout.write(orjson.dumps({"shipped": n, "skipped_files": [str(p) for p, _ in reader.skipped],
+                                   "file_errors": [e.__dict__ for e in reader.file_errors]}).decode() + "\n")
+    if reader.file_errors:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -737,12 +839,87 @@ def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
     out.print(t)
 
 
-def main() -> None:
+DEBUG_HINT = "run again with --debug for the traceback (and please report it)"
+
+
+def _setting_errors(e: Any) -> list[str]:
+    """One line per invalid setting of a pydantic ValidationError, named as the user writes it."""
+    lines = []
+    for x in e.errors()[:10]:
+        key = ".".join(str(p) for p in x.get("loc", ())) or "?"
+        got = x.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {str(got)[:80]!r})"
+        lines.append(f"invalid setting {key.upper()} (ACCESS_AUDIT_{key.upper().split('.')[0]} or the config "
+                     f"file): {x.get('msg')}{shown}")
+    return lines
+
+
+def _click_exceptions() -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """Exit, ClickException and Abort of click and of the copy of click that newer typers carry."""
+    import importlib
+
+    found: dict[str, set[Any]] = {"Exit": set(), "ClickException": set(), "Abort": set()}
+    for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        for cls, seen in found.items():
+            if isinstance(getattr(mod, cls, None), type):
+                seen.add(getattr(mod, cls))
+    return tuple(found["Exit"]), tuple(found["ClickException"]), tuple(found["Abort"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script. Never shows a traceback unless ``--debug`` (anywhere) or
+    ``ACCESS_AUDIT_DEBUG=1``: errors are one line and a non-zero exit."""
+    import logging
+    import os
+
+    from pydantic import ValidationError
+    from typer import rich_utils
+
+    click_exit, click_error, click_abort = _click_exceptions()
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("ACCESS_AUDIT_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    code = 0
     try:
-        app()
+        rv = app(args=args, prog_name="access-audit", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click_exit as e:
+        code = e.exit_code
+    except click_error as e:
+        rich_utils.rich_format_error(e)
+        code = e.exit_code
+    except (*click_abort, KeyboardInterrupt):
+        err.print("aborted")
+        code = 130
     except AccessAuditError as e:
+        if debug:
+            raise
         err.print(f"[red]error:[/] {escape(str(e))}")
-        sys.exit(2)
+        code = 2
+    except FileNotFoundError as e:  # a path the user gave (an input, a rule folder, a config file)
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        code = 2
+    except ValidationError as e:
+        if debug:
+            raise
+        for line in _setting_errors(e):
+            err.print(f"[red]error:[/] {escape(line)}")
+        code = 2
+    except Exception as e:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {escape(type(e).__name__)}: {escape(str(e) or 'no detail')}")
+        err.print(f"hint: {DEBUG_HINT}")
+        code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,21 @@
 (``events.db``) and ``alerts.jsonl``. ``ACCESS_AUDIT_CONFIG`` names a YAML config file with the
 same keys without the prefix (``slack_channel: "#sec"``); the environment wins over the file,
 and secrets are better kept in ``*_file`` settings than in either.
+
+A config file that is missing or not valid YAML, or that is not a mapping, raises ConfigError.
+Keys that name no setting (``SLACK_TOKN``), in the file or as ``ACCESS_AUDIT_*`` variables, are
+warned about once per process with the nearest valid name; they would otherwise be ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
@@ -20,7 +27,53 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from access_audit.core.errors import ConfigError
+
 CONFIG_ENV = "ACCESS_AUDIT_CONFIG"
+ENV_PREFIX = "ACCESS_AUDIT_"
+# Variables with the prefix that are not settings: read by the CLI or the tests, not the model.
+NOT_SETTINGS = {"CONFIG", "DEBUG", "DATASETS", "WHEELHOUSE"}
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise ConfigError(f"{CONFIG_ENV}={path}: no such config file")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{CONFIG_ENV}={path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{CONFIG_ENV}={path}: cannot read it: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{CONFIG_ENV}={path}: expected a mapping of settings (KEY: value), "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def unknown_keys(names: list[str], known: set[str]) -> list[tuple[str, str | None]]:
+    """The names that are no setting, each with the nearest known one (or None)."""
+    out = []
+    for n in names:
+        if n.lower() not in known:
+            near = difflib.get_close_matches(n.lower(), sorted(known), n=1, cutoff=0.75)
+            out.append((n, near[0] if near else None))
+    return out
+
+
+def _warn_unknown(where: str, names: list[str], known: set[str], *, prefix: str = "") -> None:
+    for name, near in unknown_keys(names, known):
+        key = f"{where}:{name}"
+        if key in _warned:
+            continue
+        _warned.add(key)
+        hint = f"; did you mean {prefix}{near.upper()}?" if near else ""
+        log.warning("%s: %s%s is not a setting and is ignored%s", where, prefix, name, hint)
 
 
 class _ConfigFile(YamlConfigSettingsSource):
@@ -50,11 +103,15 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        known = set(settings_cls.model_fields)
+        env_names = [k[len(ENV_PREFIX):] for k in os.environ
+                     if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):] not in NOT_SETTINGS]
+        _warn_unknown("environment", env_names, known, prefix=ENV_PREFIX)
         path = os.environ.get(CONFIG_ENV)
         if not path:
             return init_settings, env_settings, dotenv_settings, file_secret_settings
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
+        data = _read_config(path)
+        _warn_unknown(path, [str(k) for k in data], known)
         return (init_settings, env_settings, dotenv_settings,
                 _ConfigFile(settings_cls, yaml_file=path), file_secret_settings)
 

@@ -48,12 +48,14 @@ ParseOne = Callable[..., "AccessEvent | DeadLetter"]
 def parse_one(registry: ParserRegistry) -> ParseOne:
     """Parse one record; returns its single event or its dead letter (never raises)."""
 
-    def parse(data: bytes | dict[str, Any] | str, log_type: str | None = None, origin: str = "test:1") -> Any:
+    def parse(data: bytes | dict[str, Any] | str, log_type: str | None = None, origin: str = "test:1",
+              occurrence: int = 0, stream: str = "") -> Any:
         if isinstance(data, dict):
             data = orjson.dumps(data)
         elif isinstance(data, str):
             data = data.encode()
-        res = registry.parse(RawRecord(data=data, origin=origin, source="test", log_type=log_type))
+        res = registry.parse(RawRecord(data=data, origin=origin, source="test", log_type=log_type,
+                                       occurrence=occurrence, stream=stream))
         assert len(res.events) + len(res.dead_letters) >= 1
         if res.dead_letters:
             assert not res.events

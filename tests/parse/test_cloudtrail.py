@@ -168,9 +168,14 @@ def test_malformed_records_become_dead_letters(parse_one, data, reason):
     assert isinstance(auto, DeadLetter) and auto.reason
 
 
-def test_same_record_twice_gives_the_same_id(parse_one):
-    a = parse_one(MINIMAL, LOG_TYPE, origin="f.json:7")
-    b = parse_one(MINIMAL, None, origin="f.json:7")
-    c = parse_one(MINIMAL, LOG_TYPE, origin="f.json:8")
+def test_same_record_twice_gives_the_same_id(registry):
+    def parse(log_type, origin, occurrence):
+        rec = RawRecord(data=orjson.dumps(MINIMAL), origin=origin, source="t", log_type=log_type,
+                        occurrence=occurrence)
+        return registry.parse(rec).events[0]
+
+    a = parse(LOG_TYPE, "f.json:7", 0)
+    b = parse(None, "renamed.json:7", 0)  # ids hash stream, bytes and occurrence, not the path (scheme 2)
+    c = parse(LOG_TYPE, "f.json:8", 1)  # the same bytes again in the same input: another event
     assert a.id == b.id != c.id
     assert a.to_doc() == b.to_doc()

@@ -153,7 +153,7 @@ def test_malformed_lines_become_dead_letters(parse_one, line, reason):
 
 def test_same_line_twice_gives_the_same_id(parse_one):
     a = parse_one(NGINX_USER, LOG_TYPE, origin="/var/log/nginx/access.log:12")
-    b = parse_one(NGINX_USER, None, origin="/var/log/nginx/access.log:12")
-    c = parse_one(NGINX_USER, LOG_TYPE, origin="/var/log/nginx/access.log:13")
+    b = parse_one(NGINX_USER, None, origin="/var/log/nginx/access.log.1:12")  # rotated: the same event
+    c = parse_one(NGINX_USER, LOG_TYPE, origin="/var/log/nginx/access.log:13", occurrence=1)  # a 2nd identical line
     assert a.id == b.id != c.id
     assert a.to_doc() == b.to_doc()

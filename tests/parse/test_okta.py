@@ -125,4 +125,5 @@ def test_same_record_twice_gives_the_same_id(parse_one):
     a = parse_one(MINIMAL, LOG_TYPE, origin="okta:1")
     b = parse_one(MINIMAL, LOG_TYPE, origin="okta:1")
     assert a.id == b.id and a.to_doc() == b.to_doc()
-    assert parse_one(MINIMAL, LOG_TYPE, origin="okta:2").id != a.id
+    assert parse_one(MINIMAL, LOG_TYPE, origin="okta:2", occurrence=1).id != a.id
+    assert parse_one(MINIMAL, LOG_TYPE, origin="okta:1", stream="okta-eu").id != a.id

@@ -13,10 +13,11 @@ from access_audit.testing import FrozenClock
 
 
 def parse(line: str | bytes, *, source: str = "t", year: int | None = None, log_type: str | None = "syslog",
-          now: datetime | None = None):
+          now: datetime | None = None, occurrence: int = 0):
     reg = ParserRegistry(clock=FrozenClock(now or datetime(2026, 11, 23, tzinfo=UTC)))
     data = line.encode() if isinstance(line, str) else line
-    return reg.parse(RawRecord(data=data, origin=f"{source}:1", source=source, log_type=log_type, year=year))
+    return reg.parse(RawRecord(data=data, origin=f"{source}:1", source=source, log_type=log_type, year=year,
+                               occurrence=occurrence))
 
 
 def one(line: str, **kw):
@@ -90,7 +91,8 @@ def test_same_record_same_id_other_position_other_id():
     line = "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186"
     a, b = one(line), one(line)
     assert a.id == b.id
-    c = parse(line, source="other").events[0]
+    assert parse(line, source="other").events[0].id == a.id  # another file name: the same line (rotation)
+    c = parse(line, occurrence=1).events[0]  # the same line again in one file: another event
     assert c.id != a.id
 
 

@@ -56,7 +56,8 @@ def _audit_token(settings: Any, action: str, query: str, **extra: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default ACCESS_AUDIT_API_HOST, "
                                              "127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default ACCESS_AUDIT_API_PORT, 8000).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535,
+                                             help="Port (default ACCESS_AUDIT_API_PORT, 8000).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json) and the DPO console (/console) on the configured store."""

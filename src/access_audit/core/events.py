@@ -323,19 +323,34 @@ def validate_event(ev: AccessEvent) -> None:
         raise EventValidationError(f"resource.records: {res.records!r} is negative")
 
 
-def event_id(origin: str, log_type: str, raw: bytes) -> str:
-    """Deterministic id of a raw record: same origin, log type and bytes -> same id.
+def event_id(where: str, log_type: str, raw: bytes, occurrence: int | None = None, part: int = 0) -> str:
+    """Deterministic id of a raw record (docs/design/decisions.md §2).
 
-    ``origin`` names where the record sits (``/abs/path:line``, or ``topic/partition/offset``
-    when the shipper did not say), so that two identical lines at different places stay two
-    events, while a replay of the same place is recognised.
+    Scheme 2 (``occurrence`` given): ``where`` is the stream name (``""`` unless configured) and
+    ``occurrence`` the number of earlier records with the same log type, stream and bytes in the
+    same input; ``part`` numbers the events of a record that holds several. The id does not
+    depend on the file's path or name, so a renamed, rotated or copied file is recognised.
+    ``blake2b-128("v2" 0 log_type 0 stream 0 raw 0 occurrence[#part])``
+
+    Scheme 1 (``occurrence`` None): ``where`` is the origin (``/abs/path:line``,
+    ``topic/partition/offset``): the ids of stores written before scheme 2, and of synthetic events.
     """
     h = hashlib.blake2b(digest_size=16)
-    h.update(origin.encode("utf-8", "surrogateescape"))
-    h.update(b"\x00")
+    if occurrence is None:
+        h.update(where.encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+        h.update(log_type.encode())
+        h.update(b"\x00")
+        h.update(raw)
+        return h.hexdigest()
+    h.update(b"v2\x00")
     h.update(log_type.encode())
     h.update(b"\x00")
+    h.update(where.encode("utf-8", "surrogateescape"))
+    h.update(b"\x00")
     h.update(raw)
+    h.update(b"\x00")
+    h.update(str(occurrence).encode() if not part else f"{occurrence}#{part}".encode())
     return h.hexdigest()
 
 

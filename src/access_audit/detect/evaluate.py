@@ -159,7 +159,7 @@ def evaluate_demo(*, days: int = 30, seed: int = 7, rules: list[Path] | None = N
 
     from access_audit.app import build_embedded
     from access_audit.core.events import event_id
-    from access_audit.core.records import RawRecord
+    from access_audit.core.records import OccurrenceCounter, RawRecord
     from access_audit.demo.context import write_context
     from access_audit.demo.generator import DEFAULT_START, generate
     from access_audit.ingest.memory import InMemoryBus
@@ -181,11 +181,13 @@ def evaluate_demo(*, days: int = 30, seed: int = 7, rules: list[Path] | None = N
         try:
             bus = InMemoryBus()
             source = bus.source("raw-logs")
+            occurrences = OccurrenceCounter()
             for i, r in enumerate(records):
                 origin = f"{r.source}:{i + 1}"
-                labels[event_id(origin, r.log_type, r.data)] = r.scenario
+                occ = occurrences.next(r.log_type, "", r.data)
+                labels[event_id("", r.log_type, r.data, occ)] = r.scenario  # the pipeline's id (scheme 2)
                 bus.produce_record("raw-logs", RawRecord(data=r.data, origin=origin, source=r.source,
-                                                         log_type=r.log_type))
+                                                         log_type=r.log_type, occurrence=occ))
             emb.pipeline.run(source, batch_size=batch_size)
             stats = emb.pipeline.stats
             alerts = emb.store.alerts(limit=1_000_000)

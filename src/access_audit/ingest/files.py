@@ -2,58 +2,117 @@
 
 Lines end at LF; a CR before it (CRLF files) is removed. Blank lines are not records and are only
 counted. Gzip files (``.gz``) are read transparently. Each record's origin is
-``<absolute path>:<line number>``, which makes event ids stable across replays of the same file.
+``<absolute path>:<line number>`` (shown in dead letters). Event ids do not depend on it: they hash
+the stream name (``--source-name``), the bytes and the occurrence of identical bytes in the same
+file, so a file renamed, rotated (``auth.log`` -> ``auth.log.1`` -> ``auth.log.2.gz``) or copied
+is recognised (docs/design/decisions.md §2).
+
+Nothing is skipped silently: files of a folder that are not logs (``*.md``, ``*.zip``, hidden
+files) are listed in ``skipped``; a file that cannot be read (a corrupt or truncated ``.gz``, no
+permission) is listed in ``file_errors`` with the reason and the number of lines read before the
+problem (those are kept), and the other files are still read.
 """
 
 from __future__ import annotations
 
 import gzip
 import sys
+import zlib
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from access_audit.core.records import RawRecord
+from access_audit.core.records import OccurrenceCounter, RawRecord
 
-SKIP_SUFFIXES = {".md", ".csv", ".zip"}
+SKIP_SUFFIXES = {".md", ".zip", ".7z", ".tar", ".rar", ".pdf", ".png", ".jpg", ".pkl", ".parquet"}
 
 
-def input_files(paths: list[Path]) -> list[Path]:
-    """Expand directories (recursively, sorted) into files; raise FileNotFoundError for missing paths."""
+def _skipped_reason(f: Path) -> str | None:
+    if f.name.startswith("."):
+        return "hidden file"
+    if f.suffix.lower() in SKIP_SUFFIXES:
+        return f"not a log ({f.suffix.lower()})"
+    return None
+
+
+def scan_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand directories (recursively, sorted) into files to read, and the files skipped with the
+    reason. Raise FileNotFoundError for a path that does not exist. A file named explicitly is read."""
     out: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for p in paths:
         if str(p) == "-":
             out.append(p)
         elif p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix not in SKIP_SUFFIXES
-                              and not f.name.startswith(".")))
+            for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                if any(part.startswith(".") for part in f.relative_to(p).parts[:-1]):
+                    continue  # inside a hidden folder (.git...): not the user's logs
+                why = _skipped_reason(f)
+                if why:
+                    skipped.append((f, why))
+                else:
+                    out.append(f)
         elif p.is_file():
             out.append(p)
         else:
             raise FileNotFoundError(f"input {p} does not exist")
-    return out
+    return out, skipped
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """The files to read (see ``scan_inputs``)."""
+    return scan_inputs(paths)[0]
+
+
+@dataclass
+class FileError:
+    path: str
+    reason: str
+    lines_read: int
 
 
 class LineReader:
-    """Iterates the raw records of inputs. ``blank_lines`` counts the blank lines skipped."""
+    """Iterates the raw records of inputs. ``blank_lines`` counts the blank lines skipped,
+    ``records_by_source`` the records of each input, ``skipped`` and ``file_errors`` say what was
+    not read (see the module docstring)."""
 
-    def __init__(self, paths: list[Path], *, log_type: str | None = None, year: int | None = None) -> None:
-        self.paths = input_files(paths)
+    def __init__(self, paths: list[Path], *, log_type: str | None = None, year: int | None = None,
+                 source_name: str = "") -> None:
+        self.paths, self.skipped = scan_inputs(paths)
         self.log_type = log_type
         self.year = year
+        self.stream = source_name
         self.blank_lines = 0
+        self.records_by_source: Counter[str] = Counter()
+        self.file_errors: list[FileError] = []
 
     def __iter__(self) -> Iterator[RawRecord]:
         for p in self.paths:
             if str(p) == "-":
                 yield from self._lines(sys.stdin.buffer, "stdin", "stdin")
-            else:
+                continue
+            ap = str(p.resolve())
+            before = self.records_by_source[ap]
+            try:
                 opener = gzip.open if p.suffix == ".gz" else open
                 with opener(p, "rb") as fh:  # type: ignore[operator]
-                    ap = str(p.resolve())
                     yield from self._lines(cast(BinaryIO, fh), ap, ap)
+            except (gzip.BadGzipFile, zlib.error) as e:
+                self._error(ap, f"corrupt gzip file: {e}", before)
+            except EOFError:
+                self._error(ap, "truncated gzip file (it ends before its end marker)", before)
+            except OSError as e:
+                self._error(ap, f"cannot read: {e.strerror or e}", before)
+
+    def _error(self, ap: str, reason: str, before: int) -> None:
+        self.file_errors.append(FileError(ap, reason, self.records_by_source[ap] - before))
 
     def _lines(self, fh: BinaryIO, source: str, origin_prefix: str) -> Iterator[RawRecord]:
+        occurrences = OccurrenceCounter()  # per input: a file, stdin
+        log_type, stream, year = self.log_type, self.stream, self.year
+        counts = self.records_by_source
         for n, line in enumerate(fh, start=1):
             if line.endswith(b"\n"):
                 line = line[:-1]
@@ -62,5 +121,6 @@ class LineReader:
             if not line.strip():
                 self.blank_lines += 1
                 continue
-            yield RawRecord(data=line, origin=f"{origin_prefix}:{n}", source=source,
-                            log_type=self.log_type, year=self.year)
+            counts[source] += 1
+            yield RawRecord(data=line, origin=f"{origin_prefix}:{n}", source=source, log_type=log_type,
+                            year=year, stream=stream, occurrence=occurrences.next(log_type, stream, line))

@@ -37,6 +37,7 @@ NoBrokersAvailable: type[Exception] = getattr(kafka_errors, "NoBrokersAvailable"
 log = logging.getLogger(__name__)
 
 H_LOG_TYPE, H_ORIGIN, H_SOURCE, H_YEAR = "log_type", "origin", "source", "year"
+H_STREAM, H_OCCURRENCE = "aa-stream", "aa-occ"  # the event id's stream and occurrence (decisions.md §2)
 
 
 def client_config(s: Settings) -> dict[str, Any]:
@@ -68,16 +69,27 @@ def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None) -> 
 
 
 def record_from_kafka(msg: Any, topic_log_types: dict[str, str]) -> RawRecord:
-    """A RawRecord from a consumed message: log type from the header, else the topic's, else detect."""
+    """A RawRecord from a consumed message: log type from the header, else the topic's, else detect.
+
+    Messages from ``ship`` carry the stream and occurrence of their line (``aa-stream``,
+    ``aa-occ``); any other message is identified by its place: stream ``kafka:<topic>/<partition>``,
+    occurrence = offset, so a replay of the same topic is recognised."""
     h = {k: v for k, v in (msg.headers or [])}
     origin = (h.get(H_ORIGIN) or b"").decode() or f"{msg.topic}/{msg.partition}/{msg.offset}"
     year = h.get(H_YEAR)
+    occ = h.get(H_OCCURRENCE)
+    if occ is not None and occ.isdigit():
+        stream, occurrence = (h.get(H_STREAM) or b"").decode("utf-8", "replace"), int(occ)
+    else:
+        stream, occurrence = f"kafka:{msg.topic}/{msg.partition}", int(msg.offset)
     return RawRecord(
         data=msg.value if msg.value is not None else b"",
         origin=origin,
         source=(h.get(H_SOURCE) or b"").decode() or f"kafka:{msg.topic}",
         log_type=(h.get(H_LOG_TYPE) or b"").decode() or topic_log_types.get(msg.topic),
         year=int(year) if year else None,
+        stream=stream,
+        occurrence=occurrence,
     )
 
 
@@ -200,7 +212,8 @@ def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: A
     n = 0
     try:
         for rec in records:
-            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode())]
+            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode()),
+                       (H_STREAM, rec.stream.encode()), (H_OCCURRENCE, str(rec.occurrence).encode())]
             if rec.log_type:
                 headers.append((H_LOG_TYPE, rec.log_type.encode()))
             if rec.year:

@@ -14,6 +14,8 @@ from access_audit.core.records import RawRecord
 HEADER_LOG_TYPE = "log_type"
 HEADER_ORIGIN = "origin"
 HEADER_SOURCE = "source"
+HEADER_STREAM = "aa-stream"
+HEADER_OCCURRENCE = "aa-occ"
 
 
 @dataclass
@@ -40,7 +42,8 @@ class InMemoryBus:
         return None
 
     def produce_record(self, topic: str, rec: RawRecord) -> None:
-        headers = {HEADER_ORIGIN: rec.origin.encode(), HEADER_SOURCE: rec.source.encode()}
+        headers = {HEADER_ORIGIN: rec.origin.encode(), HEADER_SOURCE: rec.source.encode(),
+                   HEADER_STREAM: rec.stream.encode(), HEADER_OCCURRENCE: str(rec.occurrence).encode()}
         if rec.log_type:
             headers[HEADER_LOG_TYPE] = rec.log_type.encode()
         if rec.year:
@@ -78,10 +81,18 @@ class MemorySource:
 
 
 def record_from_message(topic: str, m: Message, partition: int = 0) -> RawRecord:
-    """A RawRecord from a bus message: log type, origin and source from headers, else the topic."""
+    """A RawRecord from a bus message: log type, origin and source from headers, else the topic.
+
+    Without our stream headers the message's place is its identity (stream ``bus:<topic>/<partition>``,
+    occurrence = offset), as for foreign Kafka messages."""
     h = m.headers
     origin = h.get(HEADER_ORIGIN, b"").decode() or f"{topic}/{partition}/{m.offset}"
     year = h.get("year")
+    occ = h.get(HEADER_OCCURRENCE)
+    if occ is not None and occ.isdigit():
+        stream, occurrence = h.get(HEADER_STREAM, b"").decode("utf-8", "replace"), int(occ)
+    else:
+        stream, occurrence = f"bus:{topic}/{partition}", m.offset
     return RawRecord(data=m.value, origin=origin, source=h.get(HEADER_SOURCE, b"").decode() or topic,
                      log_type=(h.get(HEADER_LOG_TYPE) or b"").decode() or None,
-                     year=int(year) if year else None)
+                     year=int(year) if year else None, stream=stream, occurrence=occurrence)

@@ -122,9 +122,12 @@ class ParserRegistry:
     letter (reason ``parser crashed``) instead of stopping the stream.
     """
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, id_scheme: int = 2) -> None:
         _load_builtin()
         self.clock = clock or SystemClock()
+        # 2: ids from stream, bytes and occurrence (stable under rename and rotation); 1: ids from
+        # the origin, for a store written before scheme 2 (its replays stay recognised).
+        self.id_scheme = id_scheme
         self._instances: dict[type[Parser], Parser] = {}
         self.by_name: dict[str, Parser] = {}
         for n, cls in _REGISTRY.items():
@@ -167,6 +170,7 @@ class ParserRegistry:
             obj: dict[str, Any] | None = None
             if log_type:
                 parser = self.get(log_type)
+                log_type = parser.name  # dead letters are grouped under the canonical name, not an alias
                 if isinstance(parser, JsonParser):
                     obj = decode_json(record.data)
                     events = parser.parse_obj(obj, record)
@@ -187,7 +191,10 @@ class ParserRegistry:
                                      f"{ev.timestamp.isoformat()} is after {now.isoformat()}")
                 e = ev.event
                 e.dataset = parser.name
-                e.id = event_id(record.origin if i == 0 else f"{record.origin}#{i}", parser.name, record.data)
+                if self.id_scheme == 1:
+                    e.id = event_id(record.origin if i == 0 else f"{record.origin}#{i}", parser.name, record.data)
+                else:
+                    e.id = event_id(record.stream, parser.name, record.data, record.occurrence, i)
                 if e.original is None:
                     e.original = record.data.decode("utf-8", errors="replace")
                 e.ingested = now

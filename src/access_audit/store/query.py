@@ -318,7 +318,7 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         try:
             return now - timedelta(seconds=secs)
         except OverflowError:
-            raise QueryError(f"time {text!r} is too far back") from None
+            raise QueryError(f"invalid time {text!r}: that is before the year 1; use e.g. 24h, 7d, 3650d") from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
