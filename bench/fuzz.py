@@ -1,7 +1,7 @@
 """The long fuzz run: N generated inputs (default 1M) through every parser, by the property of
-tests/fuzz/test_parsers.py (events that read back, or one dead letter with a reason that is not
+tests/fuzz/test_fuzz_parsers.py (events that read back, or one dead letter with a reason that is not
 a crash). Prints one JSON line of figures; every failing input is written to --out as a
-regression case (base64 + log type), to be added to tests/fuzz/test_regressions.py.
+regression case (base64 + log type), to be added to tests/fuzz/test_fuzz_rule_regressions.py.
 
     ACCESS_AUDIT_DATASETS=/work/shared/datasets PYTHONPATH=src python bench/fuzz.py --n 1000000 --seed 1
 """

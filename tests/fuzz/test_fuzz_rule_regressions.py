@@ -1,4 +1,4 @@
-"""Rule-loader crashes the fuzzer found (tests/fuzz/test_rules.py, bench). Each input must load
+"""Rule-loader crashes the fuzzer found (tests/fuzz/test_fuzz_rules.py, bench). Each input must load
 as a rule problem with file:line, not raise. They sit in ``detect/`` and ``core/fields.py``, which
 the engine rewrite owns: until it fixes them they are strict xfails (a fix turns them into
 failures, so the marker cannot outlive the bug) and the fuzz tests tolerate exactly these.

@@ -15,7 +15,7 @@ import yaml
 from gen import mutate_bytes, mutate_obj
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_rule_regressions import known_crash
+from test_fuzz_rule_regressions import known_crash
 
 from access_audit.core.errors import RuleError
 from access_audit.detect.loader import default_rules_dir, load_rule_file
