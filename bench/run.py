@@ -1137,7 +1137,8 @@ def write_doc(path: Path, text: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma separated: {','.join(SECTIONS)}")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma separated: {','.join(SECTIONS)}; "
+                    "'' renders the stored results")
     ap.add_argument("--events", type=int, default=100_000, help="events for floors, bare, worker, run, zircolite")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("BENCH_WORK", "/tmp/access-audit-bench")),
                     help="work directory (workloads, stores, results.json)")
@@ -1178,8 +1179,9 @@ def main() -> None:
     store = args.work / "results.json"
     if store.exists() and not args.fresh:
         b.results = json.loads(store.read_text())
-    m = machine(args)
-    b.results["_machine"] = m
+    if only or "_machine" not in b.results:  # --only "" renders the stored results again
+        b.results["_machine"] = machine(args)
+    m = b.results["_machine"]
     log(f"{m['cpu']}, {m['cores']} cores, {m['ram']}; load {m['load_at_start']}")
     keep_es = "queries" in only and not args.es_query_prefix and "worker" in only
     if keep_es:
@@ -1197,8 +1199,10 @@ def main() -> None:
                 store.write_text(json.dumps(b.results, indent=1, default=str))
     finally:
         b.cleanup()
-    cmd = "python bench/run.py " + " ".join(sys.argv[1:])
-    text = render(b, m, cmd)
+    if only:
+        b.results["_command"] = "python bench/run.py " + " ".join(sys.argv[1:])
+        store.write_text(json.dumps(b.results, indent=1, default=str))
+    text = render(b, b.results["_machine"], b.results.get("_command", "?"))
     print(text)
     if args.write:
         write_doc(args.write, text)
