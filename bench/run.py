@@ -441,7 +441,8 @@ def section_bare(b: Bench) -> None:
 
 
 def run_worker(b: Bench, topic: str, n_records: int, client: str, *, name: str, rules: list[Path] | None = None,
-               max_idle: float = 10, alerts: str | None = None) -> dict[str, Any]:
+               max_idle: float = 10, alerts: str | None = None,
+               first_batch: threading.Event | None = None) -> dict[str, Any]:
     """access-audit worker until it has been idle ``max_idle`` s; the rate from its first to its last batch."""
     prefix = f"bench-{b.tag}-{name}"
     b.indices.append(f"{prefix}-*")
@@ -467,6 +468,8 @@ def run_worker(b: Bench, topic: str, n_records: int, client: str, *, name: str, 
             m = pat.search(line)
             if m:
                 batches.append((time.perf_counter(), int(m.group(1))))
+                if first_batch is not None:
+                    first_batch.set()
             else:
                 tail.append(line)
                 del tail[:-50]
@@ -727,9 +730,15 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
     obs.start()
     prod = threading.Thread(target=produce, daemon=True)
     worker_box: dict[str, Any] = {}
-    wt = threading.Thread(target=lambda: worker_box.update(run_worker(
-        b, topic, n + 1, b.args.clients[0], name=name, rules=[b.sigma], max_idle=b.args.latency_warmup + 10,
-        alerts=alerts_topic, first_batch=ready)))
+    def work() -> None:
+        try:
+            worker_box.update(run_worker(b, topic, n + 1, b.args.clients[0], name=name, rules=[b.sigma],
+                                         max_idle=b.args.latency_warmup + 10, alerts=alerts_topic, first_batch=ready))
+        except Exception as e:
+            worker_box["error"] = e
+            ready.set()  # let the producer finish instead of waiting for a worker that is gone
+
+    wt = threading.Thread(target=work)
     wt.start()
     prod.start()
     prod.join()
@@ -737,6 +746,8 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
     time.sleep(2)
     stop.set()
     obs.join(10)
+    if "error" in worker_box:
+        raise worker_box["error"]
     lat = sorted(t - produced[a["source_ip"]] for t, a in arrivals
                  if a.get("new") and a.get("source_ip") in produced and ips[a["source_ip"]] == 1)
     offered = b.results.get("_lat_offered", {}).get(rate)
