@@ -78,14 +78,14 @@ def cli(*args: str) -> list[str]:
 
 # --- measuring a child process: wall time and peak RSS of its whole tree ---------------------------
 
-def _tree_rss_kib(pid: int) -> int:
+def _tree_rss_kib(pid: int, field: str = "VmRSS:") -> int:
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
                         break
             for t in os.listdir(f"/proc/{p}/task"):
@@ -98,7 +98,9 @@ def _tree_rss_kib(pid: int) -> int:
 
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             stdout_path: Path | None = None, timeout: float = 7200) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, CPU seconds, peak RSS (max of wait4's and the sampled tree sum)."""
+    """Run ``cmd``; wall seconds, CPU seconds, peak RSS: the largest sum over the process tree of each
+    process's own high-water mark (VmHWM), sampled every 0.1 s. Not wait4's ru_maxrss: Linux carries
+    the parent's high-water mark over fork and exec, so it reports this script's own size."""
     out_fh = open(stdout_path, "wb") if stdout_path else subprocess.PIPE  # noqa: SIM115
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_fh, stderr=subprocess.PIPE)
@@ -107,7 +109,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
 
     def sample() -> None:
         while not done.wait(0.1):
-            peak[0] = max(peak[0], _tree_rss_kib(p.pid))
+            peak[0] = max(peak[0], _tree_rss_kib(p.pid, "VmHWM:"))
 
     threading.Thread(target=sample, daemon=True).start()
     err_chunks: list[bytes] = []
@@ -126,7 +128,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
     stderr = b"".join(err_chunks)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])}... exited {p.returncode}: {stderr.decode(errors='replace')[-3000:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mib": max(ru.ru_maxrss, peak[0]) / 1024,
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mib": peak[0] / 1024,
             "stdout": stdout.decode(errors="replace"), "stderr": stderr.decode(errors="replace")}
 
 
@@ -439,7 +441,8 @@ def section_bare(b: Bench) -> None:
 
 
 def run_worker(b: Bench, topic: str, n_records: int, client: str, *, name: str, rules: list[Path] | None = None,
-               max_idle: float = 10, alerts: str | None = None) -> dict[str, Any]:
+               max_idle: float = 10, alerts: str | None = None,
+               first_batch: threading.Event | None = None) -> dict[str, Any]:
     """access-audit worker until it has been idle ``max_idle`` s; the rate from its first to its last batch."""
     prefix = f"bench-{b.tag}-{name}"
     b.indices.append(f"{prefix}-*")
@@ -465,6 +468,8 @@ def run_worker(b: Bench, topic: str, n_records: int, client: str, *, name: str, 
             m = pat.search(line)
             if m:
                 batches.append((time.perf_counter(), int(m.group(1))))
+                if first_batch is not None:
+                    first_batch.set()
             else:
                 tail.append(line)
                 del tail[:-50]
@@ -473,7 +478,7 @@ def run_worker(b: Bench, topic: str, n_records: int, client: str, *, name: str, 
     th.start()
     peak = 0
     while p.poll() is None:
-        peak = max(peak, _tree_rss_kib(p.pid))
+        peak = max(peak, _tree_rss_kib(p.pid, "VmHWM:"))
         time.sleep(0.2)
     th.join(5)
     out = p.stdout.read().decode()  # type: ignore[union-attr]
@@ -682,7 +687,7 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
     prefix = f"bench-{b.tag}-{name}"
     alerts_topic = f"bench-{b.tag}.{name}.alerts"
     arrivals: list[tuple[float, dict[str, Any]]] = []
-    stop = threading.Event()
+    stop, ready = threading.Event(), threading.Event()
 
     def consume_alerts(alerts_topic: str = alerts_topic) -> None:
         c = Consumer({"bootstrap.servers": b.args.bootstrap, "group.id": f"bench-{b.tag}-{name}-obs",
@@ -698,6 +703,7 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
         p = Producer({"bootstrap.servers": b.args.bootstrap, "linger.ms": 5, "acks": "all"})
         p.produce(topic, warm, headers=[("log_type", b"aws.cloudtrail")])
         p.flush(30)
+        ready.wait(600)  # the worker has started, joined its group and processed the warm-up message
         time.sleep(b.args.latency_warmup)
         t0 = time.time()
         for i, line in enumerate(lines):
@@ -724,9 +730,15 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
     obs.start()
     prod = threading.Thread(target=produce, daemon=True)
     worker_box: dict[str, Any] = {}
-    wt = threading.Thread(target=lambda: worker_box.update(run_worker(
-        b, topic, n + 1, b.args.clients[0], name=name, rules=[b.sigma], max_idle=b.args.latency_warmup + 10,
-        alerts=alerts_topic)))
+    def work() -> None:
+        try:
+            worker_box.update(run_worker(b, topic, n + 1, b.args.clients[0], name=name, rules=[b.sigma],
+                                         max_idle=b.args.latency_warmup + 10, alerts=alerts_topic, first_batch=ready))
+        except Exception as e:
+            worker_box["error"] = e
+            ready.set()  # let the producer finish instead of waiting for a worker that is gone
+
+    wt = threading.Thread(target=work)
     wt.start()
     prod.start()
     prod.join()
@@ -734,6 +746,8 @@ def latency_at(b: Bench, rate: int, secs: float) -> None:
     time.sleep(2)
     stop.set()
     obs.join(10)
+    if "error" in worker_box:
+        raise worker_box["error"]
     lat = sorted(t - produced[a["source_ip"]] for t, a in arrivals
                  if a.get("new") and a.get("source_ip") in produced and ips[a["source_ip"]] == 1)
     offered = b.results.get("_lat_offered", {}).get(rate)
@@ -1134,7 +1148,8 @@ def write_doc(path: Path, text: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma separated: {','.join(SECTIONS)}")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma separated: {','.join(SECTIONS)}; "
+                    "'' renders the stored results")
     ap.add_argument("--events", type=int, default=100_000, help="events for floors, bare, worker, run, zircolite")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("BENCH_WORK", "/tmp/access-audit-bench")),
                     help="work directory (workloads, stores, results.json)")
@@ -1148,7 +1163,8 @@ def main() -> None:
     ap.add_argument("--detect-events", type=int, default=20_000)
     ap.add_argument("--rates", default="1000,5000")
     ap.add_argument("--latency-seconds", type=float, default=20)
-    ap.add_argument("--latency-warmup", type=float, default=8, help="seconds for the worker to join before sending")
+    ap.add_argument("--latency-warmup", type=float, default=3, help="seconds to wait after the worker's first "
+                    "batch (a warm-up message) before sending")
     ap.add_argument("--rss-events", default="100000,1000000")
     ap.add_argument("--state-keys", default="100000,1000000")
     ap.add_argument("--query-events", type=int, default=1_000_000, help="store size when `run` was not in this run")
@@ -1174,8 +1190,9 @@ def main() -> None:
     store = args.work / "results.json"
     if store.exists() and not args.fresh:
         b.results = json.loads(store.read_text())
-    m = machine(args)
-    b.results["_machine"] = m
+    if only or "_machine" not in b.results:  # --only "" renders the stored results again
+        b.results["_machine"] = machine(args)
+    m = b.results["_machine"]
     log(f"{m['cpu']}, {m['cores']} cores, {m['ram']}; load {m['load_at_start']}")
     keep_es = "queries" in only and not args.es_query_prefix and "worker" in only
     if keep_es:
@@ -1193,8 +1210,10 @@ def main() -> None:
                 store.write_text(json.dumps(b.results, indent=1, default=str))
     finally:
         b.cleanup()
-    cmd = "python bench/run.py " + " ".join(sys.argv[1:])
-    text = render(b, m, cmd)
+    if only:
+        b.results["_command"] = "python bench/run.py " + " ".join(sys.argv[1:])
+        store.write_text(json.dumps(b.results, indent=1, default=str))
+    text = render(b, b.results["_machine"], b.results.get("_command", "?"))
     print(text)
     if args.write:
         write_doc(args.write, text)
