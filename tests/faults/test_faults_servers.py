@@ -32,17 +32,17 @@ def check(t: Tally, name: str) -> None:
 
 
 def test_repeated_sigkills_of_a_worker_in_a_group_of_two(tmp_path: Path) -> None:
-    check(sigkills(tmp_path, events=EVENTS, kills=3, bursts=6), "sigkills")
+    check(sigkills(tmp_path, events=EVENTS, kills=2, bursts=6), "sigkills")
 
 
 def test_elasticsearch_answering_429_for_a_while(tmp_path: Path) -> None:
-    t = es_rejections(tmp_path, events=EVENTS, bursts=4, reject_s=15)
+    t = es_rejections(tmp_path, events=EVENTS, bursts=4, reject_s=10)
     assert t.extra["rejected_requests"] > 0, "the fault was injected"
     check(t, "es_rejections")
 
 
 def test_elasticsearch_stopped_while_events_flow(tmp_path: Path) -> None:
-    t = es_stopped(tmp_path, events=EVENTS, bursts=4, down_s=20)
+    t = es_stopped(tmp_path, events=EVENTS, bursts=4, down_s=15)
     assert t.extra["workers_alive_during_outage"] == 2, "the workers wait for the store, they do not die"
     check(t, "es_stopped")
 
