@@ -177,8 +177,20 @@ class Run:
         c.close()
         return ids
 
-    def tally(self, expected: int, ips: set[str], recovery_s: float, **extra: Any) -> Tally:
+    def settled_alerts(self, quiet_s: float = 6.0, max_s: float = 60.0) -> list[dict[str, Any]]:
+        """The alert documents once their number has not changed for ``quiet_s``."""
+        t0 = time.monotonic()
         docs = self.alert_docs()
+        stable_since = time.monotonic()
+        while time.monotonic() - stable_since < quiet_s and time.monotonic() - t0 < max_s:
+            time.sleep(1.0)
+            now = self.alert_docs()
+            if len(now) != len(docs):
+                docs, stable_since = now, time.monotonic()
+        return docs
+
+    def tally(self, expected: int, ips: set[str], recovery_s: float, **extra: Any) -> Tally:
+        docs = self.settled_alerts()
         per_ip = Counter(d.get("source_ip") for d in docs)
         topic = self.topic_new_alerts()
         v = self.cli("verify", "--format", "json")
