@@ -460,11 +460,9 @@ def test_role_change_claims_team_reads_medical_only_after_joining() -> None:
     assert ok and min(ok) >= mover.claims_from
 
 
-def test_a_month_is_generated_in_seconds() -> None:
-    t = time.perf_counter()
+def test_a_month_of_traffic_with_every_scenario() -> None:
+    # How fast it is generated is a benchmark figure (bench/), never a unit-test assertion.
     recs, scs = generate(seed=7, days=30)
-    took = time.perf_counter() - t
-    assert took < 20, took
     assert len(recs) > 200_000
     assert {s.id for s in scs} == set(EXPECTED)
     # people arrive and leave: the leaver's last benign record is in the first week, the new hire's first too

@@ -168,7 +168,7 @@ class Run:
         from kafka import KafkaConsumer
 
         c = KafkaConsumer(self.alerts, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
-                          enable_auto_commit=False, consumer_timeout_ms=8000, group_id=None)
+                          enable_auto_commit=False, consumer_timeout_ms=4000, group_id=None)
         ids: Counter[str] = Counter()
         for m in c:
             doc = json.loads(m.value)
@@ -177,8 +177,20 @@ class Run:
         c.close()
         return ids
 
-    def tally(self, expected: int, ips: set[str], recovery_s: float, **extra: Any) -> Tally:
+    def settled_alerts(self, quiet_s: float = 6.0, max_s: float = 60.0) -> list[dict[str, Any]]:
+        """The alert documents once their number has not changed for ``quiet_s``."""
+        t0 = time.monotonic()
         docs = self.alert_docs()
+        stable_since = time.monotonic()
+        while time.monotonic() - stable_since < quiet_s and time.monotonic() - t0 < max_s:
+            time.sleep(1.0)
+            now = self.alert_docs()
+            if len(now) != len(docs):
+                docs, stable_since = now, time.monotonic()
+        return docs
+
+    def tally(self, expected: int, ips: set[str], recovery_s: float, **extra: Any) -> Tally:
+        docs = self.settled_alerts()
         per_ip = Counter(d.get("source_ip") for d in docs)
         topic = self.topic_new_alerts()
         v = self.cli("verify", "--format", "json")
@@ -249,12 +261,19 @@ def es_rejections(tmp: Path, *, events: int, bursts: int, reject_s: float) -> Ta
     run = Run(tmp, es_url=px.url)
     try:
         n, ips = known_input(tmp / "input.log", events, bursts)
+        lines = (tmp / "input.log").read_text().splitlines(keepends=True)
+        (tmp / "first.log").write_text("".join(lines[: n // 2]))
+        (tmp / "second.log").write_text("".join(lines[n // 2:]))
         run.start_worker()
         run.start_worker()
-        run.ship(tmp / "input.log")
+        run.ship(tmp / "first.log")
         run.wait_stored(n // 4, 300)
         px.set("http429")
-        time.sleep(reject_s)
+        t0 = time.monotonic()
+        run.ship(tmp / "second.log")  # events keep arriving while every request is rejected
+        time.sleep(max(0.0, reject_s - (time.monotonic() - t0)))
+        print(f"[faults] 429 for {time.monotonic() - t0:.1f}s: {px.requests_rejected} requests rejected",
+              file=sys.stderr)
         px.set("pass")
         waited = run.wait_stored(n, 600)
         time.sleep(3)

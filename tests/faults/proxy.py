@@ -128,14 +128,17 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 while True:
                     data = a.recv(65536)
-                    if not data:
+                    if not data or self.mode != "pass":  # a connection that outlived a switch
                         break
                     if self.delay_s:
                         time.sleep(self.delay_s)
                     b.sendall(data)
             for x in (a, b):
-                with contextlib.suppress(OSError):
-                    x.shutdown(socket.SHUT_RDWR)
+                if self.mode != "pass":
+                    _abort(x)
+                else:
+                    with contextlib.suppress(OSError):
+                        x.shutdown(socket.SHUT_RDWR)
 
         threading.Thread(target=one_way, args=(u, c), daemon=True).start()
         one_way(c, u)
@@ -144,5 +147,7 @@ class FaultProxy:
 def _abort(s: socket.socket) -> None:
     with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+    with contextlib.suppress(OSError):
+        s.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv(); close() alone would not
     with contextlib.suppress(OSError):
         s.close()

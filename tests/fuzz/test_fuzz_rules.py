@@ -110,4 +110,4 @@ def test_yaml_bombs_are_refused_or_bounded(tmp_path: Path) -> None:
     for text in (bomb, b"[" * 50_000, b"a:\n" + b"  " * 10_000 + b"b: 1\n"):
         t0 = time.perf_counter()
         load_text(tmp_path, "bomb.yml", text)
-        assert time.perf_counter() - t0 < 10
+        assert time.perf_counter() - t0 < 30  # 12 s seen on a loaded 2-core machine; unbounded would be hours

@@ -354,14 +354,16 @@ class ElasticsearchStore:
             raise StoreError(f"elasticsearch refused {len(rejected)} dead letter(s), e.g. {op.doc['origin']}: "
                              f"{_reason(err)}")
 
-    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> None:
+    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> set[str]:
         """Index the latest alert document, versioned by its counter (``version_type=external_gte``).
 
         No scripts needed (the integ-test build has no Painless): a document with a lower count
         than the stored one is refused with 409 and ignored, so the counter can only grow; an
         equal count (a status change) replaces the document. Pipeline writes keep the stored
-        status and history (``keep_lifecycle``); ``lifecycle=True`` writes replace them.
+        status and history (``keep_lifecycle``); ``lifecycle=True`` writes replace them. Returns
+        the ids this call created (answered 201), so a count of new alerts agrees with the index.
         """
+        created: set[str] = set()
         docs = [a.to_doc() for a in alerts]
         if alerts and not lifecycle:
             stored = self._alert_docs([a.id for a in alerts])
@@ -369,7 +371,7 @@ class ElasticsearchStore:
         pending = [(a.id, a.count, d) for a, d in zip(alerts, docs, strict=True)]
         for attempt in range(self.attempts):
             if not pending:
-                return
+                return created
             body: list[dict[str, Any]] = []
             for aid, count, doc in pending:
                 body += [{"index": {"_index": self.alerts_index, "_id": aid, "version": max(1, count),
@@ -379,6 +381,8 @@ class ElasticsearchStore:
             for (aid, count, doc), item in zip(pending, items, strict=True):
                 r = item["index"]
                 status = r["status"]
+                if status == 201:
+                    created.add(aid)
                 if status in (200, 201, 409):
                     continue
                 if status == 429 or status >= 500:
@@ -391,6 +395,7 @@ class ElasticsearchStore:
         if pending:
             raise StoreUnavailableError(f"elasticsearch {self.url}: {len(pending)} alert(s) still refused after "
                                         f"{self.attempts} attempts (429/5xx)")
+        return created
 
     def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         res = self._call("read alerts", self.es.mget, index=self.alerts_index, ids=ids)

@@ -194,15 +194,18 @@ class SqliteStore:
                 self._rollback()
                 raise self._error("dead letters", e) from e
 
-    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> None:
-        """Insert or update alerts by id. Pipeline writes keep the stored status and history
-        (see ``keep_lifecycle``); ``lifecycle=True`` writes are people's actions and replace them."""
+    def write_alerts(self, alerts: list[Alert], *, lifecycle: bool = False) -> set[str]:
+        """Insert or update alerts by id; return the ids this call created (not stored before): the
+        one count of new alerts that agrees with the store by construction. Pipeline writes keep
+        the stored status and history (see ``keep_lifecycle``); ``lifecycle=True`` writes are
+        people's actions and replace them."""
         if not alerts:
-            return
+            return set()
         docs = [a.to_doc() for a in alerts]
         with self._lock:
+            stored = self._alert_docs([a.id for a in alerts])
+            created = {a.id for a in alerts} - set(stored)
             if not lifecycle:
-                stored = self._alert_docs([a.id for a in alerts])
                 docs = [keep_lifecycle(d, stored.get(d["id"])) for d in docs]
             rows = [(d["id"], d["rule_id"], d["severity"], d["status"], _us(a.first_seen), _us(a.last_seen), d["count"],
                      orjson.dumps(d).decode()) for a, d in zip(alerts, docs, strict=True)]
@@ -217,6 +220,7 @@ class SqliteStore:
             except sqlite3.Error as e:
                 self._rollback()
                 raise self._error("alerts", e) from e
+        return created
 
     def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
