@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import DAY1, ev
+from api_helpers import DAY1, Env, build_env, drop_store, ev
 
 from access_audit.api.auth import Role
 from access_audit.core.alerts import Alert, Severity
 from access_audit.core.events import Http, HttpRequest, Url
-from conftest import Env, build_env, drop_store
 
 SURNAME = "Jansen-Vermeulen"
 EMAIL = "jan.jansen@example.org"

@@ -47,6 +47,7 @@ from fastapi.responses import (
 )
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from access_audit import __version__
 from access_audit.api.audit import SelfAudit, csv_cell
@@ -340,7 +341,7 @@ class SecurityHeadersMiddleware:
 
 
 def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock | None = None, *,
-               tokens: TokenStore | None = None) -> FastAPI:
+               tokens: TokenStore | None = None, interactions: Any = None) -> FastAPI:
     """The API and the console over ``store`` (default: ``app.open_store(settings)``), the breach
     cases in ``repo`` (default: ``<data_dir>/breach.db``) and the tokens in ``<data_dir>/auth.db``.
     Resources opened here are closed when the app shuts down; those passed in are the caller's."""
@@ -381,6 +382,8 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
     app.state.workflow = wf
     app.state.clock = clock
     app.state.tokens = tokens
+    app.state.interactions = interactions  # notify.interactive.InteractionHandler: POST /slack/interactions
+    _private(settings.data_dir)
     index = PseudonymIndex(settings.data_dir / "pseudonyms.db")
     owned.append(index)
     app.state.pseudonymiser = Pseudonymiser(pseudonym_key(settings), index)
@@ -403,6 +406,22 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
             raise ConfigError(f"route {sorted(route.methods or ())} {route.path} declares no permission")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _private(data_dir: Any) -> None:
+    """The data directory and its files for the service user only (0700/0600): whoever reads them
+    reads everything (see docs/privacy.md)."""
+    import contextlib
+    import os
+    from pathlib import Path
+
+    d = Path(data_dir)
+    with contextlib.suppress(OSError):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        for f in d.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o600)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -505,6 +524,18 @@ def _routes(app: FastAPI) -> None:
     @app.get("/openapi.json", include_in_schema=False, dependencies=[require(Perm.public)])
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    @app.post("/slack/interactions", include_in_schema=False, dependencies=[require(Perm.public)])
+    async def slack_interactions(request: Request) -> Response:
+        """Slack's buttons: signed by Slack (the signing secret), each clicking user authorised
+        through ``slack_user_roles``. 404 when ``serve`` has no signing secret configured."""
+        handler = st.interactions
+        if handler is None:
+            raise HTTPException(404, "Slack interactions are not configured (ACCESS_AUDIT_SLACK_SIGNING_SECRET)")
+        body = await request.body()
+        status, headers, out = await run_in_threadpool(handler.handle, dict(request.headers), body)
+        request.state.audit_action = "slack_action"
+        return Response(out, status_code=status, headers=headers)
 
     @app.get("/api/whoami", tags=["meta"])
     def whoami(p: Annotated[Principal, require(Perm.session)]) -> dict[str, Any]:
@@ -728,6 +759,35 @@ def _routes(app: FastAPI) -> None:
         audit(request, p, "audit_read", f"self-audit actor={actor or '*'} subject={subject_id or '*'}",
               hits=len(recs), status=200, subject_ids=[subject_id] if subject_id else None)
         return {"records": protect_audit(request, recs), "count": len(recs)}
+
+
+def interaction_handler(settings: Any, store: Any, workflow: Any) -> Any:
+    """The Slack interactive endpoint's handler for ``serve``: None without a signing secret. Every
+    clicking Slack user must be in ``slack_user_roles`` with a role that may work cases."""
+    from access_audit.api.auth import allowed
+    from access_audit.notify.interactive import InteractionHandler, SignatureVerifier, role_authoriser
+    from access_audit.notify.slack import SlackNotifier, read_secret
+
+    secret = read_secret(settings.slack_signing_secret, settings.slack_signing_secret_file)
+    if not secret:
+        return None
+    notifier = SlackNotifier.from_settings(settings)
+
+    def may(role: str, action: str) -> bool:
+        try:
+            return allowed(parse_role(role), Perm.cases_write)
+        except ConfigError:
+            return False
+
+    def escalate(alerts: list[Any], by: str) -> str | None:
+        from access_audit.breach.prefill import open_case_from_alerts
+
+        case = open_case_from_alerts(alerts, store, workflow.repo, workflow.clock, f"slack:{by}",
+                                     config=workflow.config, source="slack")
+        return str(case.id)
+
+    return InteractionHandler(notifier, SignatureVerifier(secret), store=store, on_escalate=escalate,
+                              authorise=role_authoriser(settings.slack_user_roles, may))
 
 
 def settings_ttl(settings: Any) -> float:
