@@ -14,13 +14,19 @@ Routes (the permission of each is declared with ``auth.require``; see ``auth.PER
     GET  /api/subjects/{id}/report        subjects:report   who accessed data subject {id}'s data
     *    /api/breaches...                 cases:read / cases:write / cases:approve (breach.api router)
     GET  /api/register                    register:read     the breach register, JSON or CSV
-    GET/POST/DELETE /api/tokens...        tokens:manage
+    GET/POST/DELETE /api/tokens...        tokens:manage     (not tokens of a role that approves)
+    POST /api/dpo/tokens                  cases:approve     a DPO mints an approver token
+    GET  /api/audit                       audit:read        the self-audit (DPO clear, auditor pseudonymised)
+    POST /slack/interactions              public            Slack's buttons (signed; users mapped to roles)
     GET/POST /console/...                 see access_audit.api.console
+
+Roles without ``see_personal_data`` see pseudonyms everywhere and may filter personal fields by
+pseudonym only (docs/privacy.md). Every request is in the self-audit (``api.audit``, ``api.edges``).
 
 The query text (``q``) is the engineers' query language of ``store.query``: it is parsed into our
 own model and translated by each store; it never reaches a store as a query string or SQL. A
 malformed query is a 400 that says where it went wrong. Every query of the access logs is
-recorded as an access event (``api.audit``) before its results are returned.
+recorded in the self-audit (``api.audit``) before its results are returned.
 """
 
 from __future__ import annotations
