@@ -36,7 +36,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -826,7 +826,7 @@ def _mount_breach(app: FastAPI) -> None:
         known = case_values(app.state.store, cases)
         request.state.known = known | {html.escape(v) for v in known}
 
-    replaced = {"preview": _preview, "register": _breach_register}
+    replaced: dict[str, Callable[..., Any]] = {"preview": _preview, "register": _breach_register}
     app.dependency_overrides[breach_api.get_workflow] = lambda: app.state.workflow
     app.dependency_overrides[breach_api.get_event_store] = lambda: app.state.store
     app.dependency_overrides[breach_api.get_actor] = actor
