@@ -381,3 +381,14 @@ def test_csv_exports_escape_formulas(served):
     assert row["message"] == "' \n=1+1" and row["url.path"] == "'@evil"
     r = served.get("/api/subjects/c-77/report", Role.dpo, format="csv")
     assert r.status_code == 200
+
+
+# --- the route x role x token-state matrix, on the real server ------------------------------------
+
+def test_the_route_role_token_matrix_on_the_real_server(served):
+    import test_api_authz
+
+    served.env.client = served.http  # httpx speaks TestClient's request(): the same calls, over TCP
+    test_api_authz.test_the_matrix(served.env)
+    denied = [x for x in served.audit() if x["status"] in (401, 403)]
+    assert len(denied) > 100 and {x["action"] for x in denied} >= {"denied"}
