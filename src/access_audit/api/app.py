@@ -380,8 +380,8 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
                       "Query API over the access events (Elasticsearch or the embedded SQLite store), alerts, "
                       "data-subject access reports, GDPR breach cases and the breach register. Every route "
                       "except /health, /login and /openapi.json needs `Authorization: Bearer <token>` "
-                      "(`access-audit tokens create --role ROLE`); each operation's `x-permission` says which "
-                      "permission its role must have."))
+                      "(`access-audit tokens create --role ROLE --name HOLDER`); each operation's "
+                      "`x-permission` says which permission its role must have."))
     app.state.settings = settings
     app.state.store = store
     app.state.repo = repo

@@ -73,7 +73,7 @@ def serve(
     app = build_app(settings)
     h, p = host or settings.api_host, port or settings.api_port
     err.print(f"access-audit API and console on http://{escape(h)}:{p}/console ({settings.store} store); "
-              "sign in with a token from 'access-audit tokens create --role dpo'"
+              "sign in with a token from 'access-audit tokens create --role dpo --name NAME'"
               + ("; Slack interactions on /slack/interactions" if app.state.interactions else ""))
     # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback; the app believes only
     # the proxies in api_trusted_proxies (access_audit.api.edges.client_ip)
