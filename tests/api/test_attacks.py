@@ -393,3 +393,15 @@ def test_the_route_role_token_matrix_on_the_real_server(served):
     test_api_authz.test_the_matrix(served.env)
     denied = [x for x in served.audit() if x["status"] in (401, 403)]
     assert len(denied) > 100 and {x["action"] for x in denied} >= {"denied"}
+
+
+def test_injection_probes_on_the_real_server(served):
+    import test_api_injection
+
+    for q, status in test_api_injection.ATTEMPTS:  # the same probes, over TCP
+        for who in (Role.dpo, Role.engineer):
+            r = served.get("/api/events", who, q=q)
+            assert r.status_code in ((status,) if who is Role.dpo else (status, 403)), (who, q, r.text)
+            if r.status_code == 200:
+                assert r.json()["events"] == [], q
+    assert served.get("/api/events", Role.dpo, limit=100).json()["count"] == 17  # the store is intact
