@@ -8,14 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from api_env import ES_URL, Env, build_env, drop_store, es_or_skip, make_store  # noqa: F401  (fixtures use them)
-from api_helpers import NOW
+from api_helpers import NOW, Env, build_env, drop_store
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient` is deprecated")
-
-
 
 @pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:

@@ -47,11 +47,12 @@ def test_every_route_declares_a_permission_and_every_permission_is_used(sqlite_e
     used = {perm for *_, perm, _ in table}
     assert used == set(Perm) - {Perm.see_personal_data}, "a permission no route uses is dead weight"
     public = sorted(p for _, p, perm, _ in table if perm is Perm.public)
-    assert public == ["/health", "/login", "/login", "/openapi.json"]
+    assert public == ["/health", "/login", "/login", "/openapi.json", "/slack/interactions"]  # Slack signs
 
 
 def test_the_matrix(sqlite_env):
     env = sqlite_env
+    env.app.state.login_throttle.max_failures = 10_000  # the lockout has its own test (test_edges)
     checked = 0
     for method, path, perm, html in routes(env.app):
         statuses = {}

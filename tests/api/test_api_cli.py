@@ -97,16 +97,31 @@ def test_query_exports_stream_pages_with_progress(data_dir, monkeypatch):
 
 
 def test_serve_builds_the_app_on_the_configured_address(data_dir, monkeypatch):
+    import os
+
     import uvicorn
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
-    r = run("serve", "--host", "0.0.0.0", "--port", "8123", "--data-dir", str(data_dir))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.update(config=self.config))
+    monkeypatch.setenv("ACCESS_AUDIT_SLACK_TOKEN", "xoxb-test")
+    monkeypatch.setenv("ACCESS_AUDIT_SLACK_SIGNING_SECRET", "s" * 32)
+    monkeypatch.setenv("ACCESS_AUDIT_SLACK_USER_ROLES", '{"U1": "dpo"}')
+    old = os.umask(0o022)
+    try:
+        r = run("serve", "--host", "0.0.0.0", "--port", "8123", "--data-dir", str(data_dir))
+    finally:
+        os.umask(old)
     assert r.exit_code == 0, r.output
-    assert (seen["host"], seen["port"]) == ("0.0.0.0", 8123)
-    paths = {getattr(x, "path", None) for x in seen["app"].routes}
-    assert {"/health", "/api/events", "/console/cases"} <= paths
+    cfg = seen["config"]
+    assert (cfg.host, cfg.port) == ("0.0.0.0", 8123)
+    assert cfg.proxy_headers is False  # X-Forwarded-For is believed from api_trusted_proxies only
+    paths = {getattr(x, "path", None) for x in cfg.app.routes}
+    assert {"/health", "/api/events", "/console/cases", "/slack/interactions"} <= paths
+    handler = cfg.app.state.interactions
+    assert handler is not None and handler.authorise("U1", "acknowledge") and not handler.authorise("U2", "resolve")
     assert (data_dir / "pseudonym.key").stat().st_mode & 0o077 == 0  # generated, private
+    for f in ("events.db", "auth.db", "pseudonyms.db", "outbox.db"):
+        assert (data_dir / f).stat().st_mode & 0o077 == 0, f
 
 
 def test_dpo_tokens_come_from_the_bootstrap_step_only(data_dir, monkeypatch):

@@ -44,7 +44,7 @@ def test_query_language_injection(env):
         r = env.get("/api/events", Role.dpo, q=q)
         assert r.status_code == status, (q, r.text)
         if status == 200:
-            assert all(e["event"]["dataset"] == "access_audit" for e in r.json()["events"]), q
+            assert r.json()["events"] == [], q  # matched nothing (the self-audit is not among the events)
         else:
             detail = r.json()["detail"]
             assert detail if status == 422 else detail.startswith("invalid query: "), (q, detail)

@@ -70,3 +70,32 @@ def test_the_permission_map():
     assert Perm.cases_write not in PERMISSIONS[Role.auditor] and Perm.register_read in PERMISSIONS[Role.auditor]
     assert Perm.subjects_report not in PERMISSIONS[Role.engineer]
     assert parse_role("Security-Analyst") is Role.security_analyst and parse_role("analyst") is Role.security_analyst
+
+
+def test_every_field_of_the_catalogue_is_classified_and_unknown_ones_are_personal():
+    from access_audit.core.fields import FIELD_CLASSES, FIELD_TYPES, PERSONAL, field_class
+
+    leaves = [k for k, t in FIELD_TYPES.items() if t != "object"]
+    assert leaves and [k for k in leaves if k not in FIELD_CLASSES] == []
+    assert set(FIELD_CLASSES.values()) == {"personal", "quasi", "free_text", "safe"}
+    assert field_class("labels.anything") == field_class("cloud.account.id") == field_class("new.field") == PERSONAL
+    assert field_class("url.query") == field_class("message") == "free_text"
+
+
+def test_queries_of_pseudonymised_roles_are_rewritten_or_refused():
+    import pytest
+
+    from access_audit.store.query import PseudonymRefusedError, Term, for_pseudonyms, parse_query
+
+    def resolve(field, p):
+        return {P("bob"): ["bob"]}.get(p, [])
+
+    assert for_pseudonyms(parse_query(f"user.name:{P('bob')}"), resolve) == Term("user.name", "eq", "bob")
+    unknown = for_pseudonyms(parse_query(f"user.name:{P('nobody')}"), resolve)
+    assert unknown == Term("user.name", "eq", P("nobody"))  # matches nothing, reveals nothing
+    assert for_pseudonyms(parse_query("event.action:read AND user.name:*"), resolve) == \
+        parse_query("event.action:read AND user.name:*")
+    for q in ("user.name:bob", "user.name:bo*", "source.ip:10.0.0.0/8", '"bob"', "labels.x:y",
+              "url.path:/api*", "NOT (event.action:read OR related.ip:10.1.2.3)", "source.geo.location.lat:>1"):
+        with pytest.raises(PseudonymRefusedError):
+            for_pseudonyms(parse_query(q), resolve)

@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_env import Env, build_env, drop_store
-from api_helpers import DAY1, ev
+from api_helpers import DAY1, Env, build_env, drop_store, ev
 
 from access_audit.api.auth import Role
 from access_audit.core.alerts import Alert, Severity
 from access_audit.core.events import Http, HttpRequest, Url
+from access_audit.store.query import Query
 
 SURNAME = "Jansen-Vermeulen"
 EMAIL = "jan.jansen@example.org"
@@ -288,8 +288,8 @@ def test_row8_denials_alerts_cases_drafts_register_exports_are_audited(served):
     assert denied["actor"] == "engineer-person" and denied["action"] == "denied" and denied["subject_ids"] == ["c-1"]
 
 
-def test_row8_a_500_is_audited(tmp_path, request):
-    kind = "sqlite"
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("elasticsearch", marks=pytest.mark.integration)])
+def test_row8_a_500_is_audited(tmp_path, kind):
     env = _env(kind, tmp_path)
     server, t, base = serve(env.app)
     try:
@@ -341,7 +341,7 @@ def test_row9_event_retention_does_not_touch_the_self_audit(served):
     else:
         env.store.delete_events_older_than(1, now)
     env.refresh()
-    assert env.store.count(__import__("access_audit.store.query", fromlist=["Query"]).Query()) == 0
+    assert env.store.count(Query()) == 0  # every access event is gone
     assert len(served.audit()) >= len(before)
     day = env.clock.now().date()
     assert day in env.store.retention_days("self_audit")
@@ -382,3 +382,26 @@ def test_csv_exports_escape_formulas(served):
     assert row["message"] == "' \n=1+1" and row["url.path"] == "'@evil"
     r = served.get("/api/subjects/c-77/report", Role.dpo, format="csv")
     assert r.status_code == 200
+
+
+# --- the route x role x token-state matrix, on the real server ------------------------------------
+
+def test_the_route_role_token_matrix_on_the_real_server(served):
+    import test_api_authz
+
+    served.env.client = served.http  # httpx speaks TestClient's request(): the same calls, over TCP
+    test_api_authz.test_the_matrix(served.env)
+    denied = [x for x in served.audit() if x["status"] in (401, 403)]
+    assert len(denied) > 100 and {x["action"] for x in denied} >= {"denied"}
+
+
+def test_injection_probes_on_the_real_server(served):
+    import test_api_injection
+
+    for q, status in test_api_injection.ATTEMPTS:  # the same probes, over TCP
+        for who in (Role.dpo, Role.engineer):
+            r = served.get("/api/events", who, q=q)
+            assert r.status_code in ((status,) if who is Role.dpo else (status, 403)), (who, q, r.text)
+            if r.status_code == 200:
+                assert r.json()["events"] == [], q
+    assert served.get("/api/events", Role.dpo, limit=100).json()["count"] == 17  # the store is intact

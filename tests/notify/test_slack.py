@@ -478,8 +478,8 @@ def test_a_storm_becomes_one_digest_and_critical_alerts_still_get_through(tmp_pa
 
 def test_post_message_goes_through_the_outbox_once_per_key_and_threads(tmp_path, fake, clock):
     n = make(tmp_path, fake, clock)
-    n.post_message(None, "Breach case *C-7* opened", key="case-7")
-    n.post_message(None, "Breach case *C-7* opened", key="case-7")
+    n.post_message(None, "Breach case *C-7* opened", key="case-7", trusted=True)
+    n.post_message(None, "Breach case *C-7* opened", key="case-7", trusted=True)
     n.post_message(None, "Reminder: 24 h left to notify the authority", key="case-7:rem-24", thread_key="case-7")
     assert n.outbox.row("msg:case-7").state == "pending"  # durable before anything is sent
     assert n.drain(10)

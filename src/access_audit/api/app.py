@@ -14,13 +14,19 @@ Routes (the permission of each is declared with ``auth.require``; see ``auth.PER
     GET  /api/subjects/{id}/report        subjects:report   who accessed data subject {id}'s data
     *    /api/breaches...                 cases:read / cases:write / cases:approve (breach.api router)
     GET  /api/register                    register:read     the breach register, JSON or CSV
-    GET/POST/DELETE /api/tokens...        tokens:manage
+    GET/POST/DELETE /api/tokens...        tokens:manage     (not tokens of a role that approves)
+    POST /api/dpo/tokens                  cases:approve     a DPO mints an approver token
+    GET  /api/audit                       audit:read        the self-audit (DPO clear, auditor pseudonymised)
+    POST /slack/interactions              public            Slack's buttons (signed; users mapped to roles)
     GET/POST /console/...                 see access_audit.api.console
+
+Roles without ``see_personal_data`` see pseudonyms everywhere and may filter personal fields by
+pseudonym only (docs/privacy.md). Every request is in the self-audit (``api.audit``, ``api.edges``).
 
 The query text (``q``) is the engineers' query language of ``store.query``: it is parsed into our
 own model and translated by each store; it never reaches a store as a query string or SQL. A
 malformed query is a 400 that says where it went wrong. Every query of the access logs is
-recorded as an access event (``api.audit``) before its results are returned.
+recorded in the self-audit (``api.audit``) before its results are returned.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -47,6 +53,7 @@ from fastapi.responses import (
 )
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from access_audit import __version__
 from access_audit.api.audit import SelfAudit, csv_cell
@@ -340,7 +347,7 @@ class SecurityHeadersMiddleware:
 
 
 def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock | None = None, *,
-               tokens: TokenStore | None = None) -> FastAPI:
+               tokens: TokenStore | None = None, interactions: Any = None) -> FastAPI:
     """The API and the console over ``store`` (default: ``app.open_store(settings)``), the breach
     cases in ``repo`` (default: ``<data_dir>/breach.db``) and the tokens in ``<data_dir>/auth.db``.
     Resources opened here are closed when the app shuts down; those passed in are the caller's."""
@@ -373,14 +380,16 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
                       "Query API over the access events (Elasticsearch or the embedded SQLite store), alerts, "
                       "data-subject access reports, GDPR breach cases and the breach register. Every route "
                       "except /health, /login and /openapi.json needs `Authorization: Bearer <token>` "
-                      "(`access-audit tokens create --role ROLE`); each operation's `x-permission` says which "
-                      "permission its role must have."))
+                      "(`access-audit tokens create --role ROLE --name HOLDER`); each operation's "
+                      "`x-permission` says which permission its role must have."))
     app.state.settings = settings
     app.state.store = store
     app.state.repo = repo
     app.state.workflow = wf
     app.state.clock = clock
     app.state.tokens = tokens
+    app.state.interactions = interactions  # notify.interactive.InteractionHandler: POST /slack/interactions
+    _private(settings.data_dir)
     index = PseudonymIndex(settings.data_dir / "pseudonyms.db")
     owned.append(index)
     app.state.pseudonymiser = Pseudonymiser(pseudonym_key(settings), index)
@@ -403,6 +412,22 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
             raise ConfigError(f"route {sorted(route.methods or ())} {route.path} declares no permission")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _private(data_dir: Any) -> None:
+    """The data directory and its files for the service user only (0700/0600): whoever reads them
+    reads everything (see docs/privacy.md)."""
+    import contextlib
+    import os
+    from pathlib import Path
+
+    d = Path(data_dir)
+    with contextlib.suppress(OSError):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        for f in d.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o600)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -505,6 +530,18 @@ def _routes(app: FastAPI) -> None:
     @app.get("/openapi.json", include_in_schema=False, dependencies=[require(Perm.public)])
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    @app.post("/slack/interactions", include_in_schema=False, dependencies=[require(Perm.public)])
+    async def slack_interactions(request: Request) -> Response:
+        """Slack's buttons: signed by Slack (the signing secret), each clicking user authorised
+        through ``slack_user_roles``. 404 when ``serve`` has no signing secret configured."""
+        handler = st.interactions
+        if handler is None:
+            raise HTTPException(404, "Slack interactions are not configured (ACCESS_AUDIT_SLACK_SIGNING_SECRET)")
+        body = await request.body()
+        status, headers, out = await run_in_threadpool(handler.handle, dict(request.headers), body)
+        request.state.audit_action = "slack_action"
+        return Response(out, status_code=status, headers=headers)
 
     @app.get("/api/whoami", tags=["meta"])
     def whoami(p: Annotated[Principal, require(Perm.session)]) -> dict[str, Any]:
@@ -730,6 +767,35 @@ def _routes(app: FastAPI) -> None:
         return {"records": protect_audit(request, recs), "count": len(recs)}
 
 
+def interaction_handler(settings: Any, store: Any, workflow: Any) -> Any:
+    """The Slack interactive endpoint's handler for ``serve``: None without a signing secret. Every
+    clicking Slack user must be in ``slack_user_roles`` with a role that may work cases."""
+    from access_audit.api.auth import allowed
+    from access_audit.notify.interactive import InteractionHandler, SignatureVerifier, role_authoriser
+    from access_audit.notify.slack import SlackNotifier, read_secret
+
+    secret = read_secret(settings.slack_signing_secret, settings.slack_signing_secret_file)
+    if not secret:
+        return None
+    notifier = SlackNotifier.from_settings(settings)
+
+    def may(role: str, action: str) -> bool:
+        try:
+            return allowed(parse_role(role), Perm.cases_write)
+        except ConfigError:
+            return False
+
+    def escalate(alerts: list[Any], by: str) -> str | None:
+        from access_audit.breach.prefill import open_case_from_alerts
+
+        case = open_case_from_alerts(alerts, store, workflow.repo, workflow.clock, f"slack:{by}",
+                                     config=workflow.config, source="slack")
+        return str(case.id)
+
+    return InteractionHandler(notifier, SignatureVerifier(secret), store=store, on_escalate=escalate,
+                              authorise=role_authoriser(settings.slack_user_roles, may))
+
+
 def settings_ttl(settings: Any) -> float:
     return float(getattr(settings, "api_token_ttl_days", 90))
 
@@ -760,7 +826,7 @@ def _mount_breach(app: FastAPI) -> None:
         known = case_values(app.state.store, cases)
         request.state.known = known | {html.escape(v) for v in known}
 
-    replaced = {"preview": _preview, "register": _breach_register}
+    replaced: dict[str, Callable[..., Any]] = {"preview": _preview, "register": _breach_register}
     app.dependency_overrides[breach_api.get_workflow] = lambda: app.state.workflow
     app.dependency_overrides[breach_api.get_event_store] = lambda: app.state.store
     app.dependency_overrides[breach_api.get_actor] = actor

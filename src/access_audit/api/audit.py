@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import os
+import time
 import uuid
 from typing import Any
 
@@ -97,8 +98,9 @@ class SelfAudit:
                 subjects.append(s)
         now = self.clock.now()
         rec: dict[str, Any] = {
-            "@timestamp": now.isoformat(), "id": uuid.uuid4().hex, "interface": interface, "actor": actor,
-            "role": role, "token_id": token_id, "os_user": os_user, "action": action, "query": query[:4000],
+            "@timestamp": now.isoformat(), "id": uuid.uuid4().hex, "seq": time.time_ns(), "interface": interface,
+            "actor": actor, "role": role, "token_id": token_id, "os_user": os_user, "action": action,
+            "query": query[:4000],
             "parsed": parsed, "outcome": Outcome(outcome).value, "status": status, "reason": reason[:500] if reason
             else None, "hits": hits, "path": path, "method": method,
             "client_ip": client_ip if client_ip and _valid_ip(client_ip) else None,

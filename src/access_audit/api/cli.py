@@ -60,17 +60,37 @@ def serve(
                                              help="Port (default ACCESS_AUDIT_API_PORT, 8000).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /openapi.json) and the DPO console (/console) on the configured store."""
+    """Run the HTTP API (OpenAPI at /openapi.json) and the DPO console (/console) on the configured store,
+    with the Slack interactive endpoint (/slack/interactions) when a signing secret is configured."""
+    import logging
+    import os
+
     import uvicorn
 
-    from access_audit.api.app import create_app
+    from access_audit.api.edges import AccessLogFilter
 
+    os.umask(0o077)  # every file this process creates (stores, keys, indexes): the service user only
     settings = _settings(data_dir)
-    app = create_app(settings)
+    app = build_app(settings)
     h, p = host or settings.api_host, port or settings.api_port
     err.print(f"access-audit API and console on http://{escape(h)}:{p}/console ({settings.store} store); "
-              "sign in with a token from 'access-audit tokens create --role dpo'")
-    uvicorn.run(app, host=h, port=p, log_level="info", server_header=False)
+              "sign in with a token from 'access-audit tokens create --role dpo --name NAME'"
+              + ("; Slack interactions on /slack/interactions" if app.state.interactions else ""))
+    # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback; the app believes only
+    # the proxies in api_trusted_proxies (access_audit.api.edges.client_ip)
+    config = uvicorn.Config(app, host=h, port=p, log_level="info", server_header=False, proxy_headers=False,
+                            forwarded_allow_ips="")
+    logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())  # no queries, no addresses
+    uvicorn.Server(config).run()
+
+
+def build_app(settings: Any) -> Any:
+    """The app ``serve`` runs: the API, the console, and the Slack endpoint when configured."""
+    from access_audit.api.app import create_app, interaction_handler
+
+    app = create_app(settings)
+    app.state.interactions = interaction_handler(settings, app.state.store, app.state.workflow)
+    return app
 
 
 @tokens_app.command("create")

@@ -247,16 +247,40 @@ def add_console_routes(app: FastAPI) -> None:
     @app.post("/login", tags=["console"], dependencies=[require(Perm.public)])
     async def login(request: Request) -> Response:
         """The console's sign-in: a form with the API token; answers with a session cookie."""
+        from access_audit.api.edges import client_ip, is_https
+
+        if not _same_origin(request):
+            request.state.audit_action = "login"
+            request.state.audit_reason = f"refused: cross-origin sign-in from {request.headers.get('origin')!r}"
+            return page(request, "login.html", status=403, next="/console/cases", nav="",
+                        error="Sign-in refused: the form was not sent from this site.")
         f = await _form(request)
         nxt = _local_path(f.get("next") or "/console/cases")
+        ip = client_ip(request.scope, st.trusted_proxies) or "?"
+        raw = f.get("token") or ""
+        tid = raw.split("_")[1] if raw.startswith("aa_") and raw.count("_") >= 2 else ""
+        keys = (f"ip:{ip}", f"token:{tid}" if tid else "")
+        throttle = st.login_throttle
+        request.state.audit_action = "login"
+        request.state.audit_token_id = tid[:12] or None
+        if throttle.locked(*keys):
+            request.state.audit_reason = "locked out: too many failed sign-ins"
+            return page(request, "login.html", status=429, next=nxt, nav="",
+                        error="Too many failed sign-ins: try again later.")
         try:
-            info = st.tokens.verify(f.get("token") or "")
+            info = st.tokens.verify(raw)
         except AuthError as e:
+            throttle.failed(*keys)
+            request.state.audit_reason = f"sign-in failed: {e.detail}"
             return page(request, "login.html", status=401, next=nxt, nav="", error=f"Sign-in failed: {e.detail}.")
+        throttle.succeeded(*keys)
         sid, _ = st.tokens.start_session(info)
+        request.state.audit_actor = info.name
+        request.state.audit_reason = f"signed in as {info.name} ({info.role.value}) with token {info.id}"
+        request.state.audit_token_id = info.id
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https",
+                        secure=is_https(request.scope, st.trusted_proxies),
                         max_age=int(min(timedelta(hours=12), info.expires - st.clock.now()).total_seconds()))
         return resp
 
@@ -370,6 +394,37 @@ def add_console_routes(app: FastAPI) -> None:
 
         recs = st.store.self_audit(actor=actor or None, limit=500)
         return page(request, "audit.html", records=protect_audit(request, recs), actor=actor or "", nav="audit")
+
+
+def _same_origin(request: Request) -> bool:
+    """A sign-in form sent from this site: no ``Origin`` (not a browser), or an ``Origin`` equal to
+    this server's own (as the client sees it, through a trusted proxy too) or a configured one;
+    ``Sec-Fetch-Site: cross-site`` is refused as well."""
+    from access_audit.api.edges import is_https
+
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    st = request.app.state
+    scheme = "https" if is_https(request.scope, st.trusted_proxies) else request.url.scheme
+    own = {f"{scheme}://{request.headers.get('host', '')}".lower()}
+    fwd = request.headers.get("x-forwarded-host")
+    if fwd and request.client and request.client.host and \
+            st.trusted_proxies and any(_ip_in(request.client.host, n) for n in st.trusted_proxies):
+        own.add(f"https://{fwd}".lower())
+    allowed = own | {o.rstrip("/").lower() for o in getattr(st.settings, "api_allowed_origins", [])}
+    return origin.rstrip("/").lower() in allowed
+
+
+def _ip_in(ip: str, net: Any) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(ip) in net
+    except ValueError:
+        return False
 
 
 def _local_path(p: str) -> str:

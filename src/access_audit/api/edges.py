@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,14 +48,14 @@ def _in(ip: str | None, nets: tuple[Network, ...]) -> bool:
     return any(a in n for n in nets)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
     for k, v in scope.get("headers") or []:
         if k.lower() == name:
             return bytes(v).decode("latin-1")
     return None
 
 
-def client_ip(scope: dict[str, Any], trusted: tuple[Network, ...]) -> str | None:
+def client_ip(scope: MutableMapping[str, Any], trusted: tuple[Network, ...]) -> str | None:
     """The caller's address: the peer, or what a trusted proxy says (see the module doc)."""
     peer = scope["client"][0] if scope.get("client") else None
     if not _in(peer, trusted):
@@ -72,7 +72,7 @@ def client_ip(scope: dict[str, Any], trusted: tuple[Network, ...]) -> str | None
     return peer
 
 
-def is_https(scope: dict[str, Any], trusted: tuple[Network, ...]) -> bool:
+def is_https(scope: MutableMapping[str, Any], trusted: tuple[Network, ...]) -> bool:
     """TLS to the client: the server's own scheme, or ``X-Forwarded-Proto: https`` from a trusted proxy."""
     if scope.get("scheme") == "https":
         return True

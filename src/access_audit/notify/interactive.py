@@ -107,11 +107,15 @@ class InteractionHandler:
     id (the breach workflow plugs in here); without it, escalating only sets the status."""
 
     def __init__(self, notifier: SlackNotifier, verifier: SignatureVerifier, *, store: Any = None,
-                 on_escalate: Callable[[list[Alert], str], str | None] | None = None) -> None:
+                 on_escalate: Callable[[list[Alert], str], str | None] | None = None,
+                 authorise: Callable[[str, str], bool] | None = None) -> None:
         self.notifier = notifier
         self.verifier = verifier
         self.store = store
         self.on_escalate = on_escalate
+        #: ``authorise(slack_user_id, action) -> allowed``: a signed request proves it came from
+        #: Slack, not that the person clicking may change alerts (``serve`` maps Slack users to roles)
+        self.authorise = authorise
         self._lock = threading.Lock()  # one action at a time: a double click cannot open two cases
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Response:
@@ -140,6 +144,9 @@ class InteractionHandler:
             action_id = str(act.get("action_id") or "")
             if not action_id.startswith(ACTION_PREFIX) or action_id[len(ACTION_PREFIX):] not in ACTIONS:
                 continue
+            if self.authorise is not None and not self.authorise(by, action_id[len(ACTION_PREFIX):]):
+                log.warning("slack interaction refused: user %s may not %s", by, action_id[len(ACTION_PREFIX):])
+                return _json(403, {"ok": False, "error": "not_authorised"})
             try:
                 results.append(self.act(str(act.get("value") or ""), action_id[len(ACTION_PREFIX):],
                                         by=by, by_name=by_name))
@@ -183,6 +190,17 @@ class InteractionHandler:
 
 def _json(status: int, doc: dict[str, Any]) -> Response:
     return status, {"Content-Type": "application/json"}, orjson.dumps(doc)
+
+
+def role_authoriser(user_roles: Mapping[str, str], may: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
+    """``authorise`` for :class:`InteractionHandler` from a Slack user id -> role mapping and a
+    ``may(role, action)`` check. A user missing from the mapping may do nothing (default deny)."""
+
+    def authorise(slack_user: str, action: str) -> bool:
+        role = user_roles.get(slack_user)
+        return role is not None and may(role, action)
+
+    return authorise
 
 
 class InteractionServer:

@@ -529,14 +529,18 @@ class SlackNotifier:
     # --- messages for the breach workflow ----------------------------------------------------
 
     def post_message(self, channel: str | None, text: str, blocks: list[dict[str, Any]] | None = None, *,
-                     key: str | None = None, thread_key: str | None = None) -> str:
+                     key: str | None = None, thread_key: str | None = None, trusted: bool = False) -> str:
         """Queue a message (reminders, case updates) through the outbox; returns its key.
 
-        ``text`` and ``blocks`` are sent as given (mrkdwn): escape untrusted parts with
-        ``notify.render.mrkdwn``. ``channel`` None means the DPO channel. ``key`` makes the call
-        idempotent (the same key is posted once); ``thread_key`` replies in the thread of an
+        ``text`` is plain text (a reminder naming a case title typed by anyone) and is escaped for
+        mrkdwn here: no mentions, links or formatting get through. ``trusted=True`` sends it as
+        mrkdwn as given (the caller escaped the untrusted parts with ``notify.render.mrkdwn``);
+        ``blocks`` are always the caller's. ``channel`` None means the DPO channel. ``key`` makes the
+        call idempotent (the same key is posted once); ``thread_key`` replies in the thread of an
         earlier message posted with that key. Durable when this returns.
         """
+        if not trusted:
+            text = mrkdwn(text, 3000)
         channel = channel or self.config.dpo_channel
         now = self._now()
         key = key or uuid.uuid4().hex

@@ -681,7 +681,8 @@ class ElasticsearchStore:
         if subject_id:
             flt.append({"term": {"subject_ids": subject_id}})
         hits = self._paged(self.self_audit_pattern, {"bool": {"filter": flt}},
-                           [{"@timestamp": {"order": "desc"}}, {"id": {"order": "desc"}}], limit)
+                           [{"@timestamp": {"order": "desc"}},
+                            {"seq": {"order": "desc", "unmapped_type": "long"}}, {"id": {"order": "desc"}}], limit)
         return [h["_source"] for h in hits]
 
     # --- retention port (docs/design/decisions.md section 5) ---------------------------------
@@ -864,6 +865,7 @@ SELF_AUDIT_MAPPINGS: dict[str, Any] = {
     "dynamic_templates": [{"strings": {"match_mapping_type": "string",
                                        "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX}}}],
     "properties": {"@timestamp": {"type": "date_nanos"}, "id": {"type": "keyword"}, "hits": {"type": "long"},
+                   "seq": {"type": "long"},
                    "status": {"type": "integer"}},
 }
 

@@ -512,7 +512,8 @@ class SqliteStore:
     def self_audit(self, *, since: datetime | None = None, until: datetime | None = None,
                    actor: str | None = None, subject_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Self-audit records, newest first; ``subject_id``: those whose query named that subject."""
-        clauses, params = ["1"], []  # type: ignore[var-annotated]
+        clauses: list[str] = ["1"]
+        params: list[Any] = []
         if since:
             clauses.append("ts_us >= ?")
             params.append(_us(since))
