@@ -152,7 +152,9 @@ def run(
         err.print(f"  [red]not read to the end[/] {escape(fe.path)}: {escape(fe.reason)} "
                   f"({fe.lines_read} line(s) before it were read)")
     for src in all_dead:
-        err.print(f"  [red]every record of {escape(src)} became a dead letter[/]")
+        err.print(f"  [red]every record of {escape(src)} became a dead letter[/]"
+                  + (" (a CSV export no parser supports: the rows are kept as dead letters)"
+                     if src.lower().endswith((".csv", ".csv.gz")) else ""))
     if all_dead:
         top = st.dead_by_reason.most_common(1)[0][0] if st.dead_by_reason else ""
         if year and "timestamp" in top:
