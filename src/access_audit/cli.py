@@ -291,6 +291,8 @@ def ship(
     key_field: Annotated[str | None, typer.Option(help="Event field that keys each message "
                                                   "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
     source_name: SourceName = "",
+    timeout: Annotated[float, typer.Option(min=0, help="Give up when Kafka does not answer for this many "
+                                           "seconds.")] = 60.0,
 ) -> None:
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
     from access_audit.core.events import get_field
@@ -313,7 +315,25 @@ def ship(
         v = get_field(res.events[0], path) if res.events else None
         return str(v).encode() if v is not None else None
 
-    n = ship_records(settings, reader, topic or settings.kafka_topics[0], key_of)
+    def countdown(pause: float, attempt: int, reason: str, left: float | None) -> None:
+        import time
+
+        where = escape(settings.kafka_bootstrap_servers)
+        if not err.is_terminal:
+            err.print(f"Kafka at {where} does not answer ({escape(reason)}): attempt {attempt} failed, "
+                      f"retrying in {pause:.0f}s" + (f", giving up in {left:.0f}s" if left is not None else ""))
+            time.sleep(pause)
+            return
+        end = time.monotonic() + pause
+        with err.status("") as status:
+            while (rest := end - time.monotonic()) > 0:
+                status.update(f"Kafka at {where} does not answer: retry {attempt + 1} in {rest:.0f}s"
+                              + (f" (giving up in {max(0.0, (left or 0) - pause + rest):.0f}s)"
+                                 if left is not None else ""))
+                time.sleep(min(1.0, rest))
+
+    n = ship_records(settings, reader, topic or settings.kafka_topics[0], key_of, connect_timeout_s=timeout,
+                     wait=countdown)
     err.print(f"shipped {n} records to {escape(topic or settings.kafka_topics[0])}")
     for p, why in reader.skipped:
         err.print(f"  [yellow]skipped[/] {escape(str(p))}: {escape(why)}")
@@ -1007,6 +1027,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("ACCESS_AUDIT_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not debug:  # the Kafka client logs every failed connection attempt; we say it once, readably
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     code = 0
     try:
         rv = app(args=args, prog_name="access-audit", standalone_mode=False)
