@@ -40,6 +40,10 @@ detectors_app = typer.Typer(help="Detection rules: test, lint, list, eval.", no_
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(breach_app, name="breach")
 app.add_typer(tokens_app, name="tokens")
+alerts_app = typer.Typer(help="Alerts in the store: list, show, ack, resolve.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+dead_app = typer.Typer(help="Dead letters (records that could not be stored as events): list.", no_args_is_help=True)
+app.add_typer(dead_app, name="dead-letters")
 app.command("serve")(serve)
 
 out = Console(highlight=False, soft_wrap=True)
@@ -152,7 +156,9 @@ def run(
         err.print(f"  [red]not read to the end[/] {escape(fe.path)}: {escape(fe.reason)} "
                   f"({fe.lines_read} line(s) before it were read)")
     for src in all_dead:
-        err.print(f"  [red]every record of {escape(src)} became a dead letter[/]")
+        err.print(f"  [red]every record of {escape(src)} became a dead letter[/]"
+                  + (" (a CSV export no parser supports: the rows are kept as dead letters)"
+                     if src.lower().endswith((".csv", ".csv.gz")) else ""))
     if all_dead:
         top = st.dead_by_reason.most_common(1)[0][0] if st.dead_by_reason else ""
         if year and "timestamp" in top:
@@ -203,6 +209,9 @@ def worker(
     data_dir: DataDir = None,
     max_idle: Annotated[float | None, typer.Option(help="Exit after this many seconds without records "
                                                    "(for tests and backfills); default: run until stopped.")] = None,
+    health_port: Annotated[int | None, typer.Option(min=1, max=65535, help="Answer /healthz and /readyz (store "
+                                                    "and broker) on this port, for container probes.")] = None,
+    health_host: Annotated[str, typer.Option(help="Address of the health endpoint.")] = "0.0.0.0",
 ) -> None:
     """Consume raw logs from Kafka, store events in the configured store, produce alerts to Kafka.
 
@@ -229,7 +238,20 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    health = None
+    if health_port:
+        from access_audit.health import serve_health
+
+        ready: dict[str, Any] = {}  # filled once the worker is built: until then /readyz says 503
+        health = serve_health(health_host, health_port, {
+            "store": lambda: ready["store"](), "broker": lambda: ready["broker"]()})
     w = build_worker(settings, sinks=[ConsoleNotifier(err)], rules=rules)
+    if health is not None:
+        from access_audit.store.query import Query
+
+        ready["store"] = lambda: w.store.count(Query(limit=1)) is not None
+        consumer = getattr(w.source, "consumer", None)
+        ready["broker"] = lambda: consumer is None or consumer.bootstrap_connected()
     running[0] = True
     last = [time.monotonic()]
 
@@ -252,6 +274,8 @@ def worker(
                        on_batch=on_batch)
     finally:
         w.close()
+        if health is not None:
+            health.shutdown()
     st = w.pipeline.stats
     sys.stdout.write(orjson.dumps({"records": st.records, "events": st.events, "events_new": st.events_new,
                                    "dead_letters": st.dead_letters, "alerts_new": st.alerts_new,
@@ -267,9 +291,10 @@ def ship(
     key_field: Annotated[str | None, typer.Option(help="Event field that keys each message "
                                                   "(default ACCESS_AUDIT_KAFKA_PARTITION_KEY).")] = None,
     source_name: SourceName = "",
+    timeout: Annotated[float, typer.Option(min=0, help="Give up when Kafka does not answer for this many "
+                                           "seconds.")] = 60.0,
 ) -> None:
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
-    from access_audit.app import kafka_adapters
     from access_audit.core.events import get_field
     from access_audit.ingest.files import LineReader
     from access_audit.parse.base import ParserRegistry, known_log_types
@@ -289,7 +314,25 @@ def ship(
         v = get_field(res.events[0], path) if res.events else None
         return str(v).encode() if v is not None else None
 
-    n = kafka_adapters(settings).ship(settings, reader, topic or settings.kafka_topics[0], key_of)
+    def countdown(pause: float, attempt: int, reason: str, left: float | None) -> None:
+        import time
+
+        where = escape(settings.kafka_bootstrap_servers)
+        if not err.is_terminal:
+            err.print(f"Kafka at {where} does not answer ({escape(reason)}): attempt {attempt} failed, "
+                      f"retrying in {pause:.0f}s" + (f", giving up in {left:.0f}s" if left is not None else ""))
+            time.sleep(pause)
+            return
+        end = time.monotonic() + pause
+        with err.status("") as status:
+            while (rest := end - time.monotonic()) > 0:
+                status.update(f"Kafka at {where} does not answer: retry {attempt + 1} in {rest:.0f}s"
+                              + (f" (giving up in {max(0.0, (left or 0) - pause + rest):.0f}s)"
+                                 if left is not None else ""))
+                time.sleep(min(1.0, rest))
+
+    n = ship_records(settings, reader, topic or settings.kafka_topics[0], key_of, connect_timeout_s=timeout,
+                     wait=countdown)
     err.print(f"shipped {n} records to {escape(topic or settings.kafka_topics[0])}")
     for p, why in reader.skipped:
         err.print(f"  [yellow]skipped[/] {escape(str(p))}: {escape(why)}")
@@ -662,6 +705,7 @@ def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     """Counts of events, dead letters and alerts, by log type and by rule."""
     from access_audit.app import open_store
 
+    _check_format(fmt)
     settings = _settings(data_dir)
     if not settings.sqlite_path.exists():
         raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
@@ -670,6 +714,13 @@ def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     store.close()
     if fmt == "json":
         sys.stdout.write(orjson.dumps(st).decode() + "\n")
+        return
+    if fmt == "csv":
+        rows = [*({"what": "events", "key": k, "count": n} for k, n in sorted(st["events"]["by_log_type"].items())),
+                *({"what": "dead_letters", "key": k, "count": n}
+                  for k, n in sorted(st["dead_letters"]["by_log_type"].items())),
+                *({"what": "alerts", "key": k, "count": v["alerts"]} for k, v in st["alerts"]["by_rule"].items())]
+        _write_rows(rows, ("what", "key", "count"), "csv", "")
         return
     t = Table(title=f"access-audit status ({settings.data_dir})")
     t.add_column("what")
@@ -735,6 +786,177 @@ def verify(
         raise typer.Exit(1)
 
 
+# --- alerts and dead letters ----------------------------------------------------------------------
+
+FORMATS = ("table", "json", "csv")
+ALERT_COLUMNS = ("id", "status", "severity", "rule_id", "title", "count", "first_seen", "last_seen", "query")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise _fail(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+
+
+def _open_existing_store(data_dir: Path | None) -> Any:
+    from access_audit.app import open_store
+
+    settings = _settings(data_dir)
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    return open_store(settings)
+
+
+def _write_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: str, title: str) -> None:
+    if fmt == "json":
+        for r in rows:
+            sys.stdout.write(orjson.dumps(r).decode() + "\n")
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        t = Table(title=title, show_header=True, header_style="bold")
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*(escape(str(r.get(c) if r.get(c) is not None else "")) for c in columns))
+        out.print(t)
+
+
+def _find_alert(store: Any, alert_id: str) -> Any:
+    a = store.alert(alert_id)
+    if a is not None:
+        return a
+    matches = [x for x in store.alerts(limit=1_000_000) if x.id.startswith(alert_id)] if len(alert_id) >= 4 else []
+    if len(matches) == 1:
+        return matches[0]
+    raise _fail(f"no alert {alert_id!r}" if not matches else
+                f"{len(matches)} alerts start with {alert_id!r}: give more of the id")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[str | None, typer.Option(help="open, acknowledged, escalated, false_positive, resolved")]
+    = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
+    fmt: Fmt = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """The latest alerts, newest last-seen first."""
+    from access_audit.core.alerts import AlertStatus
+
+    _check_format(fmt)
+    if status is not None and status not in {s.value for s in AlertStatus}:
+        raise _fail(f"unknown status {status!r}: use {', '.join(s.value for s in AlertStatus)}")
+    store = _open_existing_store(data_dir)
+    try:
+        alerts = store.alerts(rule_id=rule, limit=limit if status is None else 1_000_000)
+    finally:
+        store.close()
+    if status is not None:
+        alerts = [a for a in alerts if a.status.value == status][:limit]
+    rows = [{**a.to_doc()} for a in alerts]
+    if fmt == "table":
+        rows = [{**r, "id": r["id"][:12], "first_seen": r["first_seen"][:19], "last_seen": r["last_seen"][:19]}
+                for r in rows]
+    _write_rows(rows, ALERT_COLUMNS if fmt != "table" else ALERT_COLUMNS[:-1], fmt, "alerts")
+    err.print(f"{len(rows)} alert(s)" + ("; show one with: access-audit alerts show <id>" if rows else ""))
+
+
+@alerts_app.command("show")
+def alerts_show(alert_id: Annotated[str, typer.Argument(help="The alert id (or its first 4+ characters).")],
+                fmt: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
+                data_dir: DataDir = None) -> None:
+    """One alert: what, who, where, how many, its history, and the query that shows the evidence."""
+    if fmt not in ("table", "json"):
+        raise _fail(f"unknown format {fmt!r}: use table or json")
+    store = _open_existing_store(data_dir)
+    try:
+        a = _find_alert(store, alert_id)
+    finally:
+        store.close()
+    doc = a.to_doc()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        return
+    t = Table(show_header=False, title=escape(a.title))
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for k in ("id", "status", "severity", "risk_score", "rule_id", "dedup_key", "count", "first_seen", "last_seen",
+              "user", "source_ip", "host", "resource", "data_categories", "mitre", "description"):
+        v = doc.get(k)
+        if v not in (None, "", []):
+            t.add_row(k, escape(", ".join(map(str, v)) if isinstance(v, list) else str(v)))
+    for h in (a.context.get("history") or []):
+        t.add_row("history", escape(f"{h.get('at', '')[:19]} {h.get('action')} by {h.get('by')}"))
+    if a.query:
+        t.add_row("evidence", escape(f'access-audit query "{a.query}"'))
+    out.print(t)
+
+
+def _set_alert_status(alert_id: str, action: str, status: str, data_dir: Path | None, note: str | None) -> None:
+    import getpass
+    from datetime import UTC, datetime
+
+    from access_audit.core.alerts import AlertStatus
+
+    store = _open_existing_store(data_dir)
+    try:
+        a = _find_alert(store, alert_id)
+        if a.status.value == status:
+            err.print(f"alert {a.id} is already {status}")
+            return
+        entry = {"action": action, "status": status, "by": f"cli:{getpass.getuser()}",
+                 "at": datetime.now(UTC).isoformat(), **({"note": note} if note else {})}
+        a.context.setdefault("history", []).append(entry)
+        a.status = AlertStatus(status)
+        store.write_alerts([a], lifecycle=True)
+    finally:
+        store.close()
+    err.print(f"alert {a.id} ({escape(a.rule_id)}) is now {status}")
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: Annotated[str, typer.Argument(help="The alert id (or its first 4+ characters).")],
+               note: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+               data_dir: DataDir = None) -> None:
+    """Acknowledge an alert: someone is looking at it."""
+    _set_alert_status(alert_id, "ack", "acknowledged", data_dir, note)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(alert_id: Annotated[str, typer.Argument(help="The alert id (or its first 4+ characters).")],
+                   note: Annotated[str | None, typer.Option(help="What was done, for the history.")] = None,
+                   data_dir: DataDir = None) -> None:
+    """Resolve an alert: handled."""
+    _set_alert_status(alert_id, "resolve", "resolved", data_dir, note)
+
+
+@dead_app.command("list")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
+    log_type: Annotated[str | None, typer.Option("--log-type", "-t", help="Only this log type.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only reasons that contain this text.")] = None,
+    fmt: Fmt = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """The stored dead letters with their reason, where they came from, and the raw record."""
+    _check_format(fmt)
+    store = _open_existing_store(data_dir)
+    try:
+        rows = store.dead_letters(limit=1_000_000 if (log_type or reason) else limit)
+    finally:
+        store.close()
+    rows = [r for r in rows if (not log_type or r.get("log_type") == log_type)
+            and (not reason or reason in (r.get("reason") or ""))][:limit]
+    cols = ("received_at", "log_type", "reason", "origin", "raw")
+    if fmt == "table":
+        rows = [{**r, "received_at": str(r["received_at"])[:19], "raw": str(r["raw"])[:120]} for r in rows]
+    _write_rows(rows, cols, fmt, "dead letters")
+    err.print(f"{len(rows)} dead letter(s)")
+
+
 # --- detectors ----------------------------------------------------------------------------------
 
 @detectors_app.command("test")
@@ -744,6 +966,7 @@ def detectors_test(rules: Rules = None, only: Annotated[str | None, typer.Option
     from access_audit.detect.loader import load_rules
     from access_audit.detect.testrunner import run_rule_tests
 
+    _check_format(fmt)
     rs = load_rules(rules or [], include_default=True)
     for e in rs.errors:
         err.print(f"[red]lint[/] {escape(str(e))}")
@@ -753,6 +976,8 @@ def detectors_test(rules: Rules = None, only: Annotated[str | None, typer.Option
     if fmt == "json":
         for r in results:
             sys.stdout.write(orjson.dumps(r.__dict__).decode() + "\n")
+    elif fmt == "csv":
+        _write_rows([r.__dict__ for r in results], tuple(results[0].__dict__) if results else ("rule_id",), "csv", "")
     else:
         for r in results:
             mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
@@ -790,6 +1015,7 @@ def detectors_eval(
     """Measure every rule on labelled demo traffic: TP, FP, FN, precision, recall, false alerts per 100k."""
     from access_audit.detect.evaluate import evaluate_demo
 
+    _check_format(fmt)
     try:
         rep = evaluate_demo(days=days, seed=seed, rules=rules)
     except RuleLoadErrors as e:
@@ -797,6 +1023,10 @@ def detectors_eval(
     ok = not rep.failing(min_precision, min_recall) and rep.false_per_100k < max_false_per_100k
     if fmt == "json":
         sys.stdout.write(orjson.dumps({**rep.to_dict(), "targets_met": ok}).decode() + "\n")
+    elif fmt == "csv":
+        rows = [{**r.to_dict(), "missed": ";".join(r.missed), "false_on": ";".join(r.false_on)} for r in rep.rules]
+        _write_rows(rows, ("rule_id", "alerts", "tp", "fp", "fn", "expected", "precision", "recall", "missed",
+                           "false_on"), "csv", "")
     else:
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{v:.2f}"
@@ -824,12 +1054,17 @@ def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
     """The loaded rules with kind, severity and log types."""
     from access_audit.detect.loader import load_rules
 
+    _check_format(fmt)
     rs = load_rules(rules or [], include_default=True)
     rows = [{"id": r.id, "kind": r.kind, "severity": r.severity.value, "log_types": list(r.log_types),
              "mitre": list(r.mitre), "title": r.title, "source": r.source} for r in rs.rules]
     if fmt == "json":
         for row in rows:
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
+        return
+    if fmt == "csv":
+        _write_rows([{**r, "log_types": ";".join(r["log_types"]), "mitre": ";".join(r["mitre"])} for r in rows],
+                    ("id", "kind", "severity", "log_types", "mitre", "title", "source"), "csv", "")
         return
     t = Table()
     for c in ("id", "kind", "severity", "log_types", "title"):
@@ -885,6 +1120,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("ACCESS_AUDIT_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not debug:  # the Kafka client logs every failed connection attempt; we say it once, readably
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     code = 0
     try:
         rv = app(args=args, prog_name="access-audit", standalone_mode=False)

@@ -48,6 +48,8 @@ def _read_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"{CONFIG_ENV}={path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{CONFIG_ENV}={path}: cannot read it: {e}") from None
+    except RecursionError:  # pathologically deep nesting ("[[[[..."): not a config file
+        raise ConfigError(f"{CONFIG_ENV}={path}: not valid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -47,7 +47,16 @@ def test_every_route_declares_a_permission_and_every_permission_is_used(sqlite_e
     used = {perm for *_, perm, _ in table}
     assert used == set(Perm) - {Perm.see_personal_data}, "a permission no route uses is dead weight"
     public = sorted(p for _, p, perm, _ in table if perm is Perm.public)
-    assert public == ["/health", "/login", "/login", "/openapi.json", "/slack/interactions"]  # Slack signs
+    assert public == ["/health", "/healthz", "/login", "/login", "/openapi.json", "/readyz", "/slack/interactions"]  # Slack signs
+
+
+def test_liveness_and_readiness_need_no_token(sqlite_env):
+    assert sqlite_env.client.get("/healthz").json() == {"status": "ok"}
+    r = sqlite_env.client.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    sqlite_env.store.close()  # a store that no longer answers: not ready, and says why
+    r = sqlite_env.client.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "unavailable" and r.json()["store"]
 
 
 def test_the_matrix(sqlite_env):

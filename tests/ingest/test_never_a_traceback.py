@@ -108,3 +108,15 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint(tmp_path: Path):
     assert "error:" in r.stderr and "--debug" in r.stderr and len(r.stderr.strip().splitlines()) <= 3
     r = cli("status", "--data-dir", str(tmp_path), "--debug")
     assert r.returncode != 0 and "Traceback" in r.stderr  # asked for
+
+
+def test_ship_to_an_unreachable_kafka_retries_visibly_and_gives_up(logs: Path):
+    import time
+
+    t0 = time.monotonic()
+    r = cli("ship", str(logs / "auth.log"), "--timeout", "4",
+            env={"ACCESS_AUDIT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert r.returncode == 2 and time.monotonic() - t0 < 60, r.stderr
+    assert "does not answer" in r.stderr and "retrying in" in r.stderr and "giving up in" in r.stderr
+    assert "cannot reach Kafka for the shipper after" in r.stderr.splitlines()[-1]
+    assert "ECONNREFUSED" not in r.stderr  # the client's own log lines stay quiet

@@ -38,3 +38,19 @@ def test_implicit_and_or_groups_lists_wildcards_and_compare():
 def test_errors_say_what_and_where(text, message):
     with pytest.raises(QueryError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
         parse_query(text)
+
+
+def test_first_hour_query_fixes():
+    # issue 14: a wrong address is an error, not 0 results; log_type is event.dataset; aliases find their parser
+    from access_audit.store.query import Term, parse_query, term_for
+
+    for q in ("source.ip:999.1.1.1", 'source.ip:"10.0.0.300"', "related.ip:(10.0.0.1 OR nope)"):
+        with pytest.raises(QueryError, match="invalid address"):
+            parse_query(q)
+    assert parse_query("source.ip:10.0.0.1") == Term("source.ip", "eq", "10.0.0.1")
+    assert parse_query("source.ip:10.0.*") == Term("source.ip", "prefix", "10.0.")
+    assert parse_query("log_type:sshd") == Term("event.dataset", "eq", "syslog")
+    assert term_for("event.dataset", "nginx") == Term("event.dataset", "eq", "http")
+    assert term_for("event.dataset", "aws.cloudtrail") == Term("event.dataset", "eq", "aws.cloudtrail")
+    with pytest.raises(QueryError, match=r"unknown field 'user.nmae' at position 1; did you mean user.name"):
+        parse_query("user.nmae:alice")

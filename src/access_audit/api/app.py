@@ -527,6 +527,23 @@ def _routes(app: FastAPI) -> None:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "store": type(st.store).__name__}
 
+    @app.get("/healthz", tags=["meta"], dependencies=[require(Perm.public)])
+    def healthz() -> dict[str, Any]:
+        """Liveness: the process answers (for container probes)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["meta"], dependencies=[require(Perm.public)])
+    def readyz() -> JSONResponse:
+        """Readiness: the store answers a query. 503 with the reason when it does not."""
+        from access_audit.store.query import Query as _Query
+
+        try:
+            st.store.count(_Query(limit=1))
+        except Exception as e:  # any store failure means: do not send traffic here yet
+            return JSONResponse({"status": "unavailable", "store": f"{type(e).__name__}: {e}"[:300]},
+                                status_code=503)
+        return JSONResponse({"status": "ready", "store": "ok"})
+
     @app.get("/openapi.json", include_in_schema=False, dependencies=[require(Perm.public)])
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())

@@ -11,11 +11,18 @@ Nothing is skipped silently: files of a folder that are not logs (``*.md``, ``*.
 files) are listed in ``skipped``; a file that cannot be read (a corrupt or truncated ``.gz``, no
 permission) is listed in ``file_errors`` with the reason and the number of lines read before the
 problem (those are kept), and the other files are still read.
+
+CSV files (``.csv``, ``.csv.gz``) are read as tables: each row becomes one record, the JSON object
+of the row keyed by the header line (``{"Event Name": "ListObjects", ...}``), which the JSON
+parsers recognise (the S3 honey-bucket export has one); a CSV no parser knows ends as dead
+letters with the reason, never silently.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import sys
 import zlib
 from collections import Counter
@@ -24,14 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import orjson
+
 from access_audit.core.records import OccurrenceCounter, RawRecord
 
 SKIP_SUFFIXES = {".md", ".zip", ".7z", ".tar", ".rar", ".pdf", ".png", ".jpg", ".pkl", ".parquet"}
 
 
+NOT_LOG_NAMES = ("license", "licence", "notice", "copying", "readme", "authors", "changelog", "provenance")
+
+
 def _skipped_reason(f: Path) -> str | None:
     if f.name.startswith("."):
         return "hidden file"
+    if f.name.lower().split(".")[0].split("-")[0] in NOT_LOG_NAMES:
+        return "not a log (documentation)"
     if f.suffix.lower() in SKIP_SUFFIXES:
         return f"not a log ({f.suffix.lower()})"
     return None
@@ -98,9 +112,14 @@ class LineReader:
             try:
                 opener = gzip.open if p.suffix == ".gz" else open
                 with opener(p, "rb") as fh:  # type: ignore[operator]
-                    yield from self._lines(cast(BinaryIO, fh), ap, ap)
+                    if p.name.lower().endswith((".csv", ".csv.gz")):
+                        yield from self._csv_rows(cast(BinaryIO, fh), ap)
+                    else:
+                        yield from self._lines(cast(BinaryIO, fh), ap, ap)
             except (gzip.BadGzipFile, zlib.error) as e:
                 self._error(ap, f"corrupt gzip file: {e}", before)
+            except (csv.Error, UnicodeDecodeError) as e:
+                self._error(ap, f"not a readable CSV file: {e}", before)
             except EOFError:
                 self._error(ap, "truncated gzip file (it ends before its end marker)", before)
             except OSError as e:
@@ -124,3 +143,20 @@ class LineReader:
             counts[source] += 1
             yield RawRecord(data=line, origin=f"{origin_prefix}:{n}", source=source, log_type=log_type,
                             year=year, stream=stream, occurrence=occurrences.next(log_type, stream, line))
+
+    def _csv_rows(self, fh: BinaryIO, source: str) -> Iterator[RawRecord]:
+        occurrences = OccurrenceCounter()
+        log_type, stream, year = self.log_type, self.stream, self.year
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.DictReader(text)
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                self.blank_lines += 1
+                continue
+            extra = row.pop(None, None)  # type: ignore[call-overload]  # cells beyond the header
+            if extra:
+                row["_extra"] = extra
+            data = orjson.dumps(row)
+            self.records_by_source[source] += 1
+            yield RawRecord(data=data, origin=f"{source}:{reader.line_num}", source=source, log_type=log_type,
+                            year=year, stream=stream, occurrence=occurrences.next(log_type, stream, data))

@@ -53,18 +53,28 @@ def client_config(s: Settings) -> dict[str, Any]:
     return cfg
 
 
-def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None) -> Any:
-    """Create a client, retrying with backoff while no broker answers."""
-    backoff, waited = 1.0, 0.0
+def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None, wait: Any = None) -> Any:
+    """Create a client, retrying with backoff while no broker answers; BusError after ``max_wait_s``.
+
+    ``wait(seconds, attempt, reason, left)`` replaces the sleep between attempts (``ship`` shows a
+    countdown with it); ``left`` is the time until giving up, or None."""
+    backoff, t0 = 1.0, time.monotonic()
+    attempt = 0
     while True:
+        attempt += 1
         try:
             return factory()
         except (NoBrokersAvailable, KafkaError) as e:
+            waited = time.monotonic() - t0
             if max_wait_s is not None and waited >= max_wait_s:
-                raise BusError(f"cannot reach Kafka for the {what}: {e}") from e
-            log.warning("Kafka unreachable for the %s (%s); retrying in %.0fs", what, e, backoff)
-            time.sleep(backoff)
-            waited += backoff
+                raise BusError(f"cannot reach Kafka for the {what} after {waited:.0f}s ({attempt} attempts): "
+                               f"{e}") from e
+            pause = backoff if max_wait_s is None else max(0.0, min(backoff, max_wait_s - waited))
+            if wait is not None:
+                wait(pause, attempt, str(e), None if max_wait_s is None else max_wait_s - waited)
+            else:
+                log.warning("Kafka unreachable for the %s (%s); retrying in %.0fs", what, e, pause)
+                time.sleep(pause)
             backoff = min(backoff * 2, 30.0)
 
 
@@ -151,10 +161,14 @@ class KafkaRecordSource:
 
 
 class _Producer:
-    def __init__(self, settings: Settings, what: str) -> None:
+    def __init__(self, settings: Settings, what: str, *, max_wait_s: float | None = None, wait: Any = None) -> None:
+        extra: dict[str, Any] = {}
+        if max_wait_s is not None and "bootstrap_timeout_ms" in getattr(KafkaProducer, "DEFAULT_CONFIG", {}):
+            # kafka-python 3 waits for the first broker inside the constructor: keep one attempt short
+            extra["bootstrap_timeout_ms"] = int(max(1.0, min(5.0, max_wait_s / 3)) * 1000)
         self.producer = _retry_connect(what, lambda: KafkaProducer(
             acks="all", retries=10, linger_ms=20, max_in_flight_requests_per_connection=1,
-            request_timeout_ms=30_000, **client_config(settings)))
+            request_timeout_ms=30_000, **extra, **client_config(settings)), max_wait_s, wait)
         self._futures: list[Any] = []
         self.what = what
 
@@ -202,13 +216,16 @@ class KafkaDeadLetterSink(_Producer):
         self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
 
 
-def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None) -> int:
-    """Send raw records to ``topic`` with their log type, origin and source as headers.
+def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None, *,
+         connect_timeout_s: float | None = None, wait: Any = None) -> int:
+    """Send raw records to ``topic`` with their log type, origin, source, stream and occurrence as headers.
 
     ``key_of(record) -> bytes | None`` keys each message (so one key's events meet on one
-    consumer); returns the number of messages acknowledged by the broker.
+    consumer); returns the number of messages acknowledged by the broker. While no broker
+    answers, connecting is retried (``wait`` shows it) and BusError is raised after
+    ``connect_timeout_s``.
     """
-    p = _Producer(settings, "shipper")
+    p = _Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait)
     n = 0
     try:
         for rec in records:

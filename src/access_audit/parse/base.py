@@ -97,7 +97,7 @@ def known_log_types() -> set[str]:
     return set(_REGISTRY)
 
 
-BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs")
+BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket")
 
 
 def _load_builtin() -> None:

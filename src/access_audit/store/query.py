@@ -81,12 +81,35 @@ def _check_text(text: str) -> None:
         raise QueryError(f"invalid character at position {e.start + 1}: not valid Unicode text") from None
 
 
+FIELD_ALIASES = {"log_type": "event.dataset", "dataset": "event.dataset"}  # names people type
+
+
+def canonical_field(name: str) -> str:
+    return FIELD_ALIASES.get(name, name)
+
+
+def unknown_field(name: str, where: str = "") -> QueryError:
+    """The error for a field that does not exist, with the nearest valid names."""
+    import difflib
+
+    near = difflib.get_close_matches(name, [*FIELD_TYPES, *FIELD_ALIASES], n=3, cutoff=0.6)
+    return QueryError(f"unknown field {name!r}{where}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+
+
+def _canonical_log_type(value: str) -> str:
+    """``sshd`` -> ``syslog``: a parser alias finds the events its parser wrote."""
+    from access_audit.parse.base import _REGISTRY, known_log_types  # lazy: parsers are not needed to query
+
+    return _REGISTRY[value].name if value in known_log_types() else value
+
+
 def term_for(field_name: str, value: str) -> Term:
     """A term for ``field:value`` as the query language would read it (wildcard, cidr)."""
     _check_text(field_name)
     _check_text(value)
+    field_name = canonical_field(field_name)
     if not known_field(field_name):
-        raise QueryError(f"unknown field {field_name!r}")
+        raise unknown_field(field_name)
     if value == "*":
         return Term(field_name, "exists")
     if field_name in IP_FIELDS and "/" in value:
@@ -101,6 +124,19 @@ def term_for(field_name: str, value: str) -> Term:
         raise QueryError(f"only a trailing * is supported (in {value!r})")
     if FIELD_TYPES.get(field_name) is int and re.fullmatch(r"[+-]?\d+", value.strip()):
         _in_range(field_name, float(value))
+    return literal_term(field_name, value)
+
+
+def literal_term(field_name: str, value: str) -> Term:
+    """``field = value`` with no wildcard (a quoted value): addresses are checked, log types canonical."""
+    if field_name in IP_FIELDS and not _PSEUDONYM.match(value):  # a pseudonym is resolved later
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise QueryError(f"invalid address {value!r} for {field_name}: use e.g. 203.0.113.7, 2001:db8::1 "
+                             "or a network such as 203.0.113.0/24") from None
+    if field_name == "event.dataset":
+        value = _canonical_log_type(value)
     return Term(field_name, "eq", value)
 
 
@@ -251,8 +287,9 @@ class _Parser:
         raise QueryError(f"unexpected {t.text!r} at position {t.pos + 1}")
 
     def field_expr(self, fname: str, at: _Tok) -> Expr:
+        fname = canonical_field(fname)
         if not known_field(fname):
-            raise QueryError(f"unknown field {fname!r} at position {at.pos + 1}")
+            raise unknown_field(fname, f" at position {at.pos + 1}")
         t = self.take()
         if t.kind == "cmp":
             v = self.take()
@@ -260,7 +297,10 @@ class _Parser:
                 raise QueryError(f"expected a value after {t.text} at position {v.pos + 1}")
             return self._compare(fname, t.text, v.text if v.kind == "word" else _unquote(v.text), v)
         if t.kind == "quoted":
-            return Term(fname, "eq", _unquote(t.text))
+            try:
+                return literal_term(fname, _unquote(t.text))
+            except QueryError as e:
+                raise QueryError(f"{e} (position {at.pos + 1})") from None
         if t.kind == "word":
             return self._field_value(fname, t.text, at)
         if t.kind == "lp":  # field:(a OR b)
@@ -273,15 +313,16 @@ class _Parser:
                     continue
                 if v.kind not in ("word", "quoted"):
                     raise QueryError(f"unexpected {v.text!r} at position {v.pos + 1}")
-                vals.append(term_for(fname, v.text) if v.kind == "word" else Term(fname, "eq", _unquote(v.text)))
+                vals.append(term_for(fname, v.text) if v.kind == "word" else literal_term(fname, _unquote(v.text)))
             if not vals:
                 raise QueryError(f"empty value list for {fname} at position {at.pos + 1}")
             return vals[0] if len(vals) == 1 else Or(tuple(vals))
         raise QueryError(f"expected a value for {fname} at position {t.pos + 1}")
 
     def _field_value(self, fname: str, value: str, at: _Tok) -> Expr:
+        fname = canonical_field(fname)
         if not known_field(fname):
-            raise QueryError(f"unknown field {fname!r} at position {at.pos + 1}")
+            raise unknown_field(fname, f" at position {at.pos + 1}")
         try:
             return term_for(fname, value)
         except QueryError as e:
