@@ -197,3 +197,78 @@ def test_cli_reads_naive_times_in_the_org_zone_and_refuses_gaps_and_folds(tmp_pa
     run(d, "aware", cid, "--at", "2026-10-25T02:30+01:00", "--reason", "r")
     show = json.loads(run(d, "show", cid, "--format", "json").stdout)
     assert show["awareness"]["at"] == "2026-10-25T01:30:00Z"
+
+
+def _full(wf, clock):
+    from access_audit.breach.model import SubjectsDecisionKind
+
+    c = submitted_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "uk_gdpr"], "ongoing": True, "processor_involved": True,
+                                "processor": "Hostio B.V. (hosting)", "cross_border": True, "countries": ["BE"],
+                                "lead_authority": "Autoriteit Persoonsgegevens"})
+    c, _ = wf.draft(c.id, "fenna", "authority", "en")
+    c = wf.notify_authority(c.id, "fenna", authority="ICO", channel="portal", reference="IC-9", lang="en",
+                            milestone="ico_notified")
+    c, _ = wf.draft(c.id, "fenna", "data_subjects", "nl")
+    return wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk",
+                              communicated_at=clock.now(), channel="brief per post")
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("nl", ["**Duurt het datalek nog voort?:** Ja",
+            "**Was een andere organisatie (een verwerker) bij het datalek betrokken?:** Ja: Hostio B.V. (hosting)",
+            "**Inschatting van de ernst:** een hoog risico (ernstscore",
+            "**Wanneer, hoe en met welke tekst de betrokkenen zijn geïnformeerd:** Op 27 maart 2026, 10:00 "
+            "(UTC+01:00, Europe/Amsterdam), via brief per post; de tekst: de brief aan de betrokkenen, versie 1 (nl).",
+            "**Andere toezichthouders die zijn ingelicht:** ICO (27 maart 2026, 10:00",
+            "**De wet waarop deze melding berust:** AVG art. 33; UK GDPR art. 33 (aan de ICO)"]),
+    ("en", ["**Is the breach still going on?:** Yes",
+            "**Was another organisation (a processor) involved?:** Yes: Hostio B.V. (hosting)",
+            "**Estimate of the seriousness:** a high risk (severity score",
+            "**When, how and with what text the data subjects were told:** On 27 March 2026, 10:00",
+            "**Other supervisory authorities notified:** ICO (27 March 2026",
+            "**The law under which this notification is made:** GDPR Art. 33; UK GDPR Art. 33 (to the ICO)"]),
+])
+def test_the_drafts_answer_every_question_of_the_ap_form(wf: BreachWorkflow, clock, lang, expected):
+    from access_audit.breach.drafts import render
+
+    c = _full(wf, clock)
+    md = render(c, "authority", lang, tz=CONFIG.tz, now=clock.now()).markdown
+    for line in expected:
+        assert line in md, (line, md)
+
+
+def test_the_dutch_authority_draft_has_no_english_terms(wf: BreachWorkflow, clock):
+    from access_audit.breach.drafts import render
+
+    c = _full(wf, clock)
+    md = render(c, "authority", "nl", tz=CONFIG.tz, now=clock.now()).markdown
+    assert "functionaris voor gegevensbescherming" in md
+    assert "leidende toezichthoudende autoriteit (art. 56 AVG): Autoriteit Persoonsgegevens" in md
+    for english in ("Data Protection Officer", "lead authority", "GDPR Art", "Yes", "No:", "Not stated", "supplement",
+                    "breach", "Art. "):
+        assert english not in md, english
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_the_nis2_early_warning_has_its_own_facts_and_no_gdpr_labels(wf: BreachWorkflow, clock, lang):
+    from breach_helpers import confirmed_case
+
+    from access_audit.breach.drafts import render
+
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "nis2"], "cross_border": False,
+                                "nis2_cross_border_impact": True,
+                                "nis2_cross_border_note": "payment service used in BE and DE"})
+    c = wf.record_milestone(c.id, "ciso", "nis2_aware", at=clock.now(), reason="CSIRT: significant")
+    res = render(c, "nis2", lang, tz=CONFIG.tz, now=clock.now())
+    md = res.markdown
+    assert res.complete and md
+    for gdpr in ("Art. 33", "art. 33", "AVG", "GDPR", "DPO", "(FG)", "Data Protection", "gegevensbescherming"):
+        assert gdpr not in md, (gdpr, md)
+    cross = {"nl": "**Kan grensoverschrijdende gevolgen hebben:** Ja: payment service used in BE and DE",
+             "en": "**Could have a cross-border impact:** Yes: payment service used in BE and DE"}[lang]
+    assert cross in md  # NIS2's own cross-border fact, not the GDPR's (which says no)
+    aware = {"nl": "**Wanneer de entiteit kennis kreeg van het significante incident:** 27 maart 2026, 10:00",
+             "en": "**When the entity became aware of the significant incident:** 27 March 2026, 10:00"}[lang]
+    assert aware in md

@@ -414,7 +414,7 @@ def no_notification(case_id: CaseId, reason: Annotated[str, typer.Option(help="T
 def draft(
     case_id: CaseId,
     kind: Annotated[str, typer.Option(help="authority | data_subjects | nis2")] = "authority",
-    lang: Annotated[str, typer.Option(help="nl | en (nis2: en)")] = "nl",
+    lang: Annotated[str, typer.Option(help="nl | en")] = "nl",
     fmt: Annotated[str, typer.Option("--format", "-f", help="md | html | pdf")] = "md",
     out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file (PDF needs it).")] = None,
     phased: Annotated[bool, typer.Option(help="Authority: mark missing elements 'to follow' (Art. 33(4)).")] = False,

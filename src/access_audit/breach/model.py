@@ -226,6 +226,11 @@ class BreachDetails(_Model):
     countries: list[str] = Field(default_factory=list)
     lead_authority: str | None = None  # when other countries are involved (one-stop shop)
     malicious: bool | None = None  # suspected unlawful or malicious act (NIS2 early warning)
+    ongoing: bool | None = None  # AP form: is the breach still going on?
+    processor_involved: bool | None = None  # AP form: was another organisation (a processor) involved?
+    processor: str | None = None  # which one, and its role
+    nis2_cross_border_impact: bool | None = None  # NIS2 Art. 23(4)(a): could the incident have a cross-border impact?
+    nis2_cross_border_note: str | None = None  # which Member States or services
     delay_reasons: str | None = None  # why the authority is notified after 72 hours (Art. 33(1))
     contact: Contact = Field(default_factory=Contact)
     organisation: str | None = None
