@@ -24,7 +24,8 @@ def test_several_notifications_per_case_with_amendment_and_withdrawal(wf: Breach
     clock.advance(hours=2)
     c = wf.notify_authority(c.id, "fenna", authority="ICO", channel="ICO portal", reference="IC-1", lang="en",
                             milestone="ico_notified")
-    assert {s.id: s.status for s in wf.clocks(c)} == {"gdpr.authority": "met", "uk_gdpr.authority": "met"}
+    assert {s.id: s.status for s in wf.clocks(c)} == {"gdpr.authority": "met", "gdpr.subjects": "open",
+                                                      "uk_gdpr.authority": "met"}
     with pytest.raises(TransitionRefusedError, match="notified already"):
         wf.notify_authority(c.id, "fenna", authority="ico", channel="x", reference="y", lang="en")
     c = wf.amend_notification(c.id, "fenna", 1, "Number of customers is 2,043", reference="M-2026-001-A")
@@ -272,3 +273,33 @@ def test_the_nis2_early_warning_has_its_own_facts_and_no_gdpr_labels(wf: BreachW
     aware = {"nl": "**Wanneer de entiteit kennis kreeg van het significante incident:** 27 maart 2026, 10:00",
              "en": "**When the entity became aware of the significant incident:** 27 March 2026, 10:00"}[lang]
     assert aware in md
+
+
+def test_the_art_34_letter(wf: BreachWorkflow, clock):
+    from access_audit.breach.drafts import render
+    from access_audit.breach.model import SubjectsDecisionKind
+
+    c = submitted_case(wf)
+    md = render(c, "data_subjects", "nl", tz=CONFIG.tz, now=clock.now()).markdown
+    # measures taken apart from measures proposed; times in plain language; the defaults
+    assert "## Wat wij hebben gedaan\n\nAccount blocked, session revoked, laptop seized" in md
+    assert "## Wat wij nog gaan doen\n\nRate limits on the CRM API" in md
+    assert "26 maart 2026 om 01:10" in md and "UTC" not in md and "Europe/Amsterdam" not in md
+    assert "\n\nBeste klant,\n\n" in md and "klacht in te dienen bij Autoriteit Persoonsgegevens" in md
+    c = wf.edit(c.id, "fenna", {"letter_salutation": "Beste verzekerde,", "complaint_authority":
+                                "de Autoriteit Persoonsgegevens (autoriteitpersoonsgegevens.nl)",
+                                "letter_contact": "onze klantenservice, 020 123 4567"})
+    md = render(c, "data_subjects", "en", tz=CONFIG.tz, now=clock.now()).markdown
+    assert "\n\nBeste verzekerde,\n\n" in md and "(autoriteitpersoonsgegevens.nl)" in md
+    assert "questions: onze klantenservice, 020 123 4567" in md and "26 March 2026 at 01:10" in md
+    # its own clock (Art. 34(1)); 34(3)(a) needs unintelligible data; 'communicate' needs its date to close
+    assert {s.id: s.status for s in wf.clocks(c)}["gdpr.subjects"] == "open"
+    with pytest.raises(TransitionRefusedError, match=r"34\(3\)\(a\) needs data made unintelligible.*protection=none"):
+        wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.exception_34_3_a, "it was encrypted")
+    c = wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk")
+    with pytest.raises(TransitionRefusedError, match="when and how is not recorded"):
+        wf.close(c.id, "fenna", "done")
+    clock.advance(hours=5)
+    c = wf.subjects_told(c.id, "fenna", clock.now(), "brief per post")
+    assert {s.id: s.status for s in wf.clocks(c)}["gdpr.subjects"] == "met"
+    assert wf.close(c.id, "fenna", "done").state.value == "closed"

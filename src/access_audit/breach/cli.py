@@ -566,6 +566,17 @@ def subjects(
                    communicated_at=_time(communicated_at, wf), channel=channel), fmt)
 
 
+@breach_app.command("subjects-told")
+def subjects_told(case_id: CaseId, at: Annotated[str, typer.Option(help="When they were told.")],
+                  channel: Annotated[str, typer.Option(help="How (letter, e-mail, public notice...).")],
+                  by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record when and how the data subjects were told, after deciding to communicate (Art. 34(1))."""
+    wf = _wf(data_dir)
+    t = _time(at, wf)
+    assert t is not None
+    _emit(wf, _run(wf.subjects_told, case_id, _by(by), t, channel), fmt)
+
+
 @breach_app.command()
 def close(case_id: CaseId, reason: Annotated[str, typer.Option(help="Why it can be closed.")], by: By = None,
           outstanding_reason: Annotated[str | None, typer.Option(help="Why outstanding elements of a phased "

@@ -89,6 +89,7 @@ T: dict[str, dict[str, Any]] = {
         "sd.exception_34_3_c": "The data subjects are informed by a public communication: informing them "
                                "individually would involve disproportionate effort (Art. 34(3)(c) GDPR).",
         "none": "none",
+        "salutation": "Dear customer,",
         "dpo": "Data Protection Officer", "lead": "lead supervisory authority (Art. 56 GDPR)",
         "laws": {"gdpr": "GDPR Art. 33", "uk_gdpr": "UK GDPR Art. 33 (to the ICO)",
                  "processor": "GDPR Art. 33(2) (processor to controller)", "nis2": "NIS2 Directive Art. 23",
@@ -137,6 +138,7 @@ T: dict[str, dict[str, Any]] = {
         "sd.exception_34_3_c": "De betrokkenen worden via een openbare mededeling geïnformeerd: individueel "
                                "informeren vergt een onevenredige inspanning (art. 34 lid 3 sub c AVG).",
         "none": "geen",
+        "salutation": "Beste klant,",
         "dpo": "functionaris voor gegevensbescherming", "lead": "leidende toezichthoudende autoriteit (art. 56 AVG)",
         "laws": {"gdpr": "AVG art. 33", "uk_gdpr": "UK GDPR art. 33 (aan de ICO)",
                  "processor": "AVG art. 33 lid 2 (verwerker aan verwerkingsverantwoordelijke)",
@@ -160,6 +162,12 @@ def fmt_time(t: datetime, lang: str, tz: ZoneInfo) -> str:
     off = local.strftime("%z")
     return (f"{local.day} {MONTHS[lang][local.month - 1]} {local.year}, {local:%H:%M} "
             f"(UTC{off[:3]}:{off[3:]}, {tz.key})")
+
+
+def fmt_plain_time(t: datetime, lang: str, tz: ZoneInfo) -> str:
+    """A time for people: '27 maart 2026 om 10:00', '27 March 2026 at 10:00' (organisation's time zone)."""
+    local = t.astimezone(tz)
+    return f"{local.day} {MONTHS[lang][local.month - 1]} {local.year} {'om' if lang == 'nl' else 'at'} {local:%H:%M}"
 
 
 def fmt_int(n: int, lang: str) -> str:
@@ -188,8 +196,10 @@ class Ctx:
     def t(self, key: str) -> str:
         return T[self.lang][key]
 
+    plain: bool = False  # the letter to the data subjects: times in plain language
+
     def time(self, t: datetime) -> str:
-        return fmt_time(t, self.lang, self.tz)
+        return fmt_plain_time(t, self.lang, self.tz) if self.plain else fmt_time(t, self.lang, self.tz)
 
 
 def _text(v: str | None) -> str | None:
@@ -401,6 +411,16 @@ _D = {  # every element a template may use, by key
     "follow_up": _e("follow_up", "Follow-up", "Vervolg", _follow_up, required=False),
     "reference": _e("reference", "Reference of the authority", "Kenmerk van de toezichthouder",
                     lambda c: c.case.submission.reference if c.case.submission else None, required=False),
+    # the letter to the data subjects (Art. 34(2)): its own salutation, contact and complaint authority
+    "salutation": _e("salutation", "Salutation", "Aanhef",
+                     lambda c: _text(c.case.details.letter_salutation) or c.t("salutation"), required=False,
+                     where="--set letter_salutation=..."),
+    "letter_contact": _e("letter_contact", "Contact for questions", "Contact voor vragen",
+                         lambda c: _text(c.case.details.letter_contact) or _contact(c),
+                         where="--set letter_contact=... (default: the contact point)"),
+    "complaint_authority": _e("complaint_authority", "Where to complain", "Waar u een klacht kunt indienen",
+                              lambda c: _text(c.case.details.complaint_authority) or _text(c.case.details.authority),
+                              where="--set complaint_authority=..."),
     # the AP notification form's further questions
     "ongoing": _e("ongoing", "Is the breach still going on?", "Duurt het datalek nog voort?",
                   lambda c: _bool(c.case.details.ongoing, c) or c.t("not_known"), required=False,
@@ -443,7 +463,8 @@ ELEMENTS: dict[str, tuple[str, ...]] = {
                   "measures_proposed", "subjects_informed", "cross_border", "follow_up", "reference",
                   "ongoing", "processor", "seriousness", "subjects_told", "other_authorities", "laws"),
     "data_subjects": ("organisation", "contact", "summary", "occurred", "data_categories", "likely_consequences",
-                      "measures", "measures_taken", "measures_proposed", "advice_to_subjects"),
+                      "measures", "measures_taken", "measures_proposed", "advice_to_subjects", "salutation",
+                      "letter_contact", "complaint_authority"),
     "nis2": ("organisation", "nis2_contact", "nis2_summary", "nis2_aware", "nis2_detected", "nis2_malicious",
              "nis2_cross_border", "systems", "measures_taken", "measures_proposed"),
 }
@@ -510,7 +531,7 @@ def check(case: BreachCase, kind: str, lang: str, *, tz: ZoneInfo, now: datetime
     if lang not in KINDS[kind]:
         raise BreachError(f"no {lang!r} template for {kind}; available: {', '.join(KINDS[kind])}")
     late = is_late(case, now, tz) if late is None else late
-    c = Ctx(case, lang, tz, now, late)
+    c = Ctx(case, lang, tz, now, late, plain=kind == "data_subjects")
     keys = list(ELEMENTS[kind]) + (["delay_reasons"] if kind == "authority" and late else [])
     values: dict[str, str | None] = {}
     missing: list[MissingElement] = []

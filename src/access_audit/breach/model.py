@@ -233,6 +233,9 @@ class BreachDetails(_Model):
     nis2_cross_border_note: str | None = None  # which Member States or services
     delay_reasons: str | None = None  # why the authority is notified after 72 hours (Art. 33(1))
     contact: Contact = Field(default_factory=Contact)
+    letter_salutation: str | None = None  # the letter to the data subjects: "Beste klant," by default
+    letter_contact: str | None = None  # who answers the data subjects' questions (default: the contact point)
+    complaint_authority: str | None = None  # where they can complain (default: the authority notified)
     organisation: str | None = None
     authority: str = "Autoriteit Persoonsgegevens"
 
