@@ -30,6 +30,7 @@ FULL = {
     "ongoing": False,
     "processor_involved": False,
     "nis2_cross_border_impact": False,
+    "controller": "Zorgwijk Zorgverzekeringen N.V.",
     "occurred_from": "2026-03-26T01:10:00+01:00",
     "occurred_to": "2026-03-26T02:05:00+01:00",
     "detected_at": "2026-03-26T02:30:00+01:00",

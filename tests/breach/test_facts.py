@@ -303,3 +303,20 @@ def test_the_art_34_letter(wf: BreachWorkflow, clock):
     c = wf.subjects_told(c.id, "fenna", clock.now(), "brief per post")
     assert {s.id: s.status for s in wf.clocks(c)}["gdpr.subjects"] == "met"
     assert wf.close(c.id, "fenna", "done").state.value == "closed"
+
+
+@pytest.mark.parametrize(("lang", "head", "aware"), [
+    ("nl", "(verwerker) aan Zorgwijk Zorgverzekeringen N.V. (verwerkingsverantwoordelijke)",
+     "**Wanneer wij (de verwerker) op de hoogte raakten:** 27 maart 2026, 10:00"),
+    ("en", "(processor) to Zorgwijk Zorgverzekeringen N.V. (controller)",
+     "**When we (the processor) became aware:** 27 March 2026, 10:00"),
+])
+def test_a_processor_to_controller_notice(wf: BreachWorkflow, clock, lang, head, aware):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["processor"]})
+    c, res = wf.draft(c.id, "fenna", "processor", lang)
+    assert res.complete and head in res.markdown and aware in res.markdown
+    assert c.drafts[-1].kind == "processor" and c.state.value == "confirmed"  # a draft, not a state change
+    assert {s.id: s.status for s in wf.clocks(c)} == {"processor.controller": "open"}

@@ -413,7 +413,7 @@ def no_notification(case_id: CaseId, reason: Annotated[str, typer.Option(help="T
 @breach_app.command()
 def draft(
     case_id: CaseId,
-    kind: Annotated[str, typer.Option(help="authority | data_subjects | nis2")] = "authority",
+    kind: Annotated[str, typer.Option(help="authority | data_subjects | nis2 | processor")] = "authority",
     lang: Annotated[str, typer.Option(help="nl | en")] = "nl",
     fmt: Annotated[str, typer.Option("--format", "-f", help="md | html | pdf")] = "md",
     out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file (PDF needs it).")] = None,

@@ -35,7 +35,7 @@ from markupsafe import Markup
 from access_audit.breach.clocks import case_clocks
 from access_audit.breach.model import BreachCase, BreachError, Protection
 
-KINDS = {"authority": ("nl", "en"), "data_subjects": ("nl", "en"), "nis2": ("nl", "en")}
+KINDS = {"authority": ("nl", "en"), "data_subjects": ("nl", "en"), "nis2": ("nl", "en"), "processor": ("nl", "en")}
 FORMATS = ("md", "html", "pdf")
 
 
@@ -421,6 +421,12 @@ _D = {  # every element a template may use, by key
     "complaint_authority": _e("complaint_authority", "Where to complain", "Waar u een klacht kunt indienen",
                               lambda c: _text(c.case.details.complaint_authority) or _text(c.case.details.authority),
                               where="--set complaint_authority=..."),
+    # the processor's notice to its controller (Art. 33(2))
+    "controller": _e("controller", "Controller notified", "Verwerkingsverantwoordelijke die wordt ingelicht",
+                     lambda c: _text(c.case.details.controller), where="--set controller=..."),
+    "processor_aware": _e("processor_aware", "When we (the processor) became aware", "Wanneer wij (de verwerker) "
+                          "op de hoogte raakten", lambda c: c.time(c.case.awareness.at) if c.case.awareness else None,
+                          where="breach aware ID --at ... --reason ..."),
     # the AP notification form's further questions
     "ongoing": _e("ongoing", "Is the breach still going on?", "Duurt het datalek nog voort?",
                   lambda c: _bool(c.case.details.ongoing, c) or c.t("not_known"), required=False,
@@ -465,6 +471,9 @@ ELEMENTS: dict[str, tuple[str, ...]] = {
     "data_subjects": ("organisation", "contact", "summary", "occurred", "data_categories", "likely_consequences",
                       "measures", "measures_taken", "measures_proposed", "advice_to_subjects", "salutation",
                       "letter_contact", "complaint_authority"),
+    "processor": ("organisation", "controller", "contact", "summary", "occurred", "detected", "processor_aware",
+                  "cause", "systems", "data_categories", "subject_categories", "subjects", "records", "protection",
+                  "likely_consequences", "measures", "measures_taken", "measures_proposed", "ongoing"),
     "nis2": ("organisation", "nis2_contact", "nis2_summary", "nis2_aware", "nis2_detected", "nis2_malicious",
              "nis2_cross_border", "systems", "measures_taken", "measures_proposed"),
 }

@@ -237,6 +237,7 @@ class BreachDetails(_Model):
     letter_contact: str | None = None  # who answers the data subjects' questions (default: the contact point)
     complaint_authority: str | None = None  # where they can complain (default: the authority notified)
     organisation: str | None = None
+    controller: str | None = None  # regime "processor": the controller we notify (Art. 33(2))
     authority: str = "Autoriteit Persoonsgegevens"
 
 
