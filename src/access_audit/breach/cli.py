@@ -595,10 +595,11 @@ def register(fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json
 
     wf = _wf(data_dir)
     cases = wf.repo.list()
+    keep = int(getattr(_settings(data_dir), "case_retention_days", 1825))
     if fmt == "csv":
-        text = register_csv(cases, wf.config.tz)
+        text = register_csv(cases, wf.config.tz, keep)
     elif fmt == "json":
-        text = orjson.dumps(register_rows(cases, wf.config.tz), option=orjson.OPT_INDENT_2).decode() + "\n"
+        text = orjson.dumps(register_rows(cases, wf.config.tz, keep), option=orjson.OPT_INDENT_2).decode() + "\n"
     else:
         raise typer.BadParameter("--format must be csv or json")
     if out_file:
