@@ -156,9 +156,10 @@ def test_no_duplicate_case_for_an_alert_already_in_one(wf: BreachWorkflow, tmp_p
 
     store = SqliteStore(tmp_path / "events.db")
     a = mass_read_alert()
-    c = open_case_from_alerts([a], store, wf.repo, clock, "fenna", config=CONFIG)
+    c = open_case_from_alerts([a], store, wf.repo, clock, "fenna", config=CONFIG, existing="refuse")
     with pytest.raises(BreachError, match=f"already in a breach case \\({a.id} is in {c.id}\\)"):
-        open_case_from_alerts([a, mass_read_alert(id="new-one")], store, wf.repo, clock, "fenna", config=CONFIG)
+        open_case_from_alerts([a, mass_read_alert(id="new-one")], store, wf.repo, clock, "fenna", config=CONFIG,
+                              existing="refuse")
     assert open_case_from_alerts([a], store, wf.repo, clock, "x", config=CONFIG, existing="return").id == c.id
     assert wf.repo.ids() == [c.id]
     store.close()

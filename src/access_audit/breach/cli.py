@@ -212,7 +212,7 @@ def open_(
             err.print(f"[red]error:[/] unknown alert(s): {escape(', '.join(missing))}")
             raise typer.Exit(2)
         case = _run(open_case_from_alerts, [found[a] for a in alert], store, wf.repo, wf.clock, _by(by),
-                    config=wf.config, source="cli", reason=reason)
+                    config=wf.config, source="cli", reason=reason, existing="refuse")
         store.close()
         extra = _parse_sets(sets)
         if extra or title or summary or regime:

@@ -22,7 +22,8 @@ COLUMNS = (
     "risk_overrule_reason", "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding",
     "notifications", "notified_authority", "submitted_at", "submission_channel",
     "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
-    "subjects_communicated_at", "subjects_channel", "subjects_letter", "regimes", "milestones", "reports", "late_reasons", "countries",
+    "subjects_communicated_at", "subjects_channel", "subjects_letter", "regimes", "milestones", "reports",
+    "late_reasons", "countries",
     "lead_authority", "awareness_original_at", "not_a_breach_reason", "no_notification_reason", "closed_at",
     "close_reason", "retained_until", "alerts",
 )
@@ -100,7 +101,8 @@ def register_row(c: BreachCase, tz: ZoneInfo, case_retention_days: int = 1825) -
         "not_a_breach_reason": c.not_a_breach_reason, "no_notification_reason": c.no_notification_reason,
         "closed_at": _t(c.closed_at, tz), "close_reason": c.close_reason,
         # kept this long after closing (CASE_RETENTION_DAYS, access_audit.retention; Art. 5(1)(e), 33(5))
-        "retained_until": _t(c.closed_at + timedelta(days=case_retention_days), tz) if c.closed_at else None, "alerts": [a.id for a in c.alerts],
+        "retained_until": _t(c.closed_at + timedelta(days=case_retention_days), tz) if c.closed_at else None,
+        "alerts": [a.id for a in c.alerts],
     }
 
 
