@@ -82,3 +82,18 @@ def test_round_trip(tmp_path: Path):
     assert rows[0]["id"] == cid and rows[0]["authority_reference"] == "M-2026-42"
     assert json.loads(run(d, "register", "--format", "json").stdout)[0]["subjects_max"] == 2043
     assert "reminder(s) sent" in run(d, "remind").stderr
+
+
+def test_open_alert_twice_opens_no_duplicate(tmp_path: Path):
+    from test_prefill import mass_read_alert
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    store = SqliteStore(d / "events.db")
+    store.write_alerts([mass_read_alert()])
+    store.close()
+    cid = run(d, "open", "--alert", "a1b2c3").stdout.strip()
+    p = run(d, "open", "--alert", "a1b2c3", ok=False)
+    assert p.returncode == 2 and f"a1b2c3 is in {cid}" in p.stderr
+    assert run(d, "list", "--format", "json").stdout.count('"id":"BR-') == 1

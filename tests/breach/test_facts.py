@@ -321,3 +321,25 @@ def test_a_processor_to_controller_notice(wf: BreachWorkflow, clock, lang, head,
     assert res.complete and head in res.markdown and aware in res.markdown
     assert c.drafts[-1].kind == "processor" and c.state.value == "confirmed"  # a draft, not a state change
     assert {s.id: s.status for s in wf.clocks(c)} == {"processor.controller": "open"}
+
+
+def test_api_refuses_a_duplicate_case_with_409(wf: BreachWorkflow, tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from test_prefill import mass_read_alert
+
+    from access_audit.breach.api import get_event_store, get_workflow, router
+    from access_audit.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "events.db")
+    store.write_alerts([mass_read_alert()])
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.dependency_overrides[get_workflow] = lambda: wf
+    app.dependency_overrides[get_event_store] = lambda: store
+    client = TestClient(app, headers={"X-Actor": "Fenna de Vries"})
+    first = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]})
+    assert first.status_code == 201
+    r = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]})
+    assert r.status_code == 409 and first.json()["id"] in r.text
+    store.close()
