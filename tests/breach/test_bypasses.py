@@ -70,7 +70,8 @@ def test_reassessment_at_high_risk_reopens_a_case_marked_no_notification(wf: Bre
     c = wf.assess(c.id, "Fenna de Vries", {"identifiability": "maximum", "consequences": "serious"},
                   withdraw_overrule="The auditor's copy was forwarded to a third party")
     assert c.state is S.assessed and c.risk.level is RiskLevel.high and c.no_notification_reason is None
-    assert [s.status for s in wf.clocks(c)] == ["open"]  # the 72 hours run again, from awareness
+    # the 72 hours run again, from awareness, and the high risk's own clock for the data subjects (Art. 34(1))
+    assert {s.id: s.status for s in wf.clocks(c)} == {"gdpr.authority": "open", "gdpr.subjects": "open"}
     assert c.risk_history[0].overruled_by == "fenna" and c.risk_history[0].overrule_reason
     assert c.trail[-1].action == "reconsider" and "Auditor under NDA" in c.trail[-1].reason
     with pytest.raises(TransitionRefusedError, match="cannot go from assessed to closed"):
@@ -108,7 +109,8 @@ def _phased(wf: BreachWorkflow):
 def test_phased_elements_are_tracked_and_block_closing(wf: BreachWorkflow, clock):
     c, res = _phased(wf)
     assert {o.key for o in c.outstanding} == set(res.phased) and "cause" in res.phased
-    c = wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk")
+    c = wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk", communicated_at=clock.now(),
+                           channel="letter")
     with pytest.raises(TransitionRefusedError, match=r"outstanding \(GDPR Art. 33\(4\).*cause"):
         wf.close(c.id, "fenna", "done")
     c = wf.supplement(c.id, "fenna", "Cause found", {"cause": "A script with a stolen token"})
@@ -124,6 +126,8 @@ def test_phased_elements_are_tracked_and_block_closing(wf: BreachWorkflow, clock
 
 def test_outstanding_elements_are_reminded_until_supplied(wf: BreachWorkflow, repo, clock):
     c, _ = _phased(wf)
+    c = wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk", communicated_at=clock.now(),
+                           channel="letter")  # only the supplement is left to remind of
     got: list[str] = []
     d = ReminderDispatcher(repo, clock, {"inbox": got.append}, tz=CONFIG.tz, offsets=())
     clock.advance(hours=23)
@@ -161,7 +165,7 @@ def test_moving_awareness_earlier_after_submission_asks_for_reasons(wf: BreachWo
     assert wf.get(c.id).awareness.at == c.awareness.at
     c = wf.set_awareness(c.id, "fenna", earlier, "The helpdesk knew three days earlier",
                          delay_reasons="The helpdesk did not escalate")
-    assert [s.status for s in wf.clocks(c)] == ["met_late"]
+    assert [s.status for s in wf.clocks(c) if s.id == "gdpr.authority"] == ["met_late"]
     assert c.submission.late and c.submission.delay_reasons == "The helpdesk did not escalate"
     assert c.approval.late
     assert c.awareness_history[0].at == earlier + timedelta(hours=80)

@@ -71,11 +71,29 @@ def test_round_trip(tmp_path: Path):
     p = run(d, "close", cid, "--reason", "too early", ok=False)
     assert p.returncode == 2 and "cannot go from submitted to closed" in p.stderr
     run(d, "subjects", cid, "--decision", "communicate", "--reasoning", "high risk")
+    p = run(d, "close", cid, "--reason", "done", ok=False)
+    assert p.returncode == 2 and "when and how is not recorded" in p.stderr
+    run(d, "subjects-told", cid, "--at", "now", "--channel", "letter")
     closed = json.loads(run(d, "close", cid, "--reason", "done", "--format", "json").stdout)
     assert closed["state"] == "closed" and closed["clocks"][0]["status"] == "met_late"
-    assert [e["action"] for e in closed["trail"]][-3:] == ["supplement", "subjects", "close"]
+    assert [e["action"] for e in closed["trail"]][-4:] == ["supplement", "subjects", "subjects_told", "close"]
 
     rows = list(csv.DictReader(io.StringIO(run(d, "register", "--format", "csv").stdout)))
     assert rows[0]["id"] == cid and rows[0]["authority_reference"] == "M-2026-42"
     assert json.loads(run(d, "register", "--format", "json").stdout)[0]["subjects_max"] == 2043
     assert "reminder(s) sent" in run(d, "remind").stderr
+
+
+def test_open_alert_twice_opens_no_duplicate(tmp_path: Path):
+    from test_prefill import mass_read_alert
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    store = SqliteStore(d / "events.db")
+    store.write_alerts([mass_read_alert()])
+    store.close()
+    cid = run(d, "open", "--alert", "a1b2c3").stdout.strip()
+    p = run(d, "open", "--alert", "a1b2c3", ok=False)
+    assert p.returncode == 2 and f"a1b2c3 is in {cid}" in p.stderr
+    assert run(d, "list", "--format", "json").stdout.count('"id":"BR-') == 1

@@ -28,7 +28,9 @@ def sections(md: str) -> dict[str, str]:
 def full_case(wf: BreachWorkflow):
     c = submitted_case(wf)
     c = wf.supplement(c.id, "fenna", "Forensic report attached")
-    return wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "High risk: BSN exposed")
+    c, _ = wf.draft(c.id, "fenna", "data_subjects", "nl")
+    return wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "High risk: BSN exposed",
+                              communicated_at=wf.clock.now(), channel="letter by post")
 
 
 @pytest.mark.parametrize(("kind", "lang"), [(k, lang) for k, langs in KINDS.items() for lang in langs])
@@ -67,7 +69,8 @@ def test_dutch_form_sections_in_order(wf: BreachWorkflow):
     res = render(full_case(wf), "authority", "nl", tz=wf.config.tz, now=wf.clock.now())
     heads = [h.split(" (")[0] for h in sections(res.markdown)]
     assert heads == ["1. Contactgegevens", "2. Over het incident", "3. De persoonsgegevens", "4. Gevolgen",
-                     "5. Maatregelen", "6. Informeren van betrokkenen", "7. Internationale aspecten", "8. Vervolg"]
+                     "5. Maatregelen", "6. Informeren van betrokkenen", "7. Internationale aspecten",
+                     "8. Overige vragen van het meldformulier", "9. Vervolg"]
     assert "27 maart 2026, 10:00 (UTC+01:00, Europe/Amsterdam)" in res.markdown  # awareness, local time
 
 
@@ -86,7 +89,7 @@ def test_missing_elements_are_listed_not_rendered(wf: BreachWorkflow):
     assert {m.key for m in res.missing} >= {"advice_to_subjects", "likely_consequences"}
     assert "Concept onvolledig" in res.missing_text()
     res = render(c, "nis2", "en", tz=wf.config.tz, now=wf.clock.now())
-    assert [m.key for m in res.missing] == ["detected", "malicious", "cross_border"]
+    assert [m.key for m in res.missing] == ["nis2_detected", "nis2_malicious", "nis2_cross_border"]
 
 
 def test_a_late_draft_needs_the_reasons_for_the_delay(wf: BreachWorkflow, clock):
@@ -136,8 +139,8 @@ def test_templates_are_sandboxed_with_strict_undefined(wf: BreachWorkflow, tmp_p
 
 def test_unknown_kind_or_language(wf: BreachWorkflow):
     c = full_case(wf)
-    with pytest.raises(drafts.BreachError, match="no 'nl' template for nis2"):
-        render(c, "nis2", "nl", tz=wf.config.tz, now=wf.clock.now())
+    with pytest.raises(drafts.BreachError, match="no 'de' template for nis2"):
+        render(c, "nis2", "de", tz=wf.config.tz, now=wf.clock.now())
     with pytest.raises(drafts.BreachError, match="unknown draft kind"):
         render(c, "press_release", "en", tz=wf.config.tz, now=wf.clock.now())
 

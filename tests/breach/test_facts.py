@@ -24,7 +24,8 @@ def test_several_notifications_per_case_with_amendment_and_withdrawal(wf: Breach
     clock.advance(hours=2)
     c = wf.notify_authority(c.id, "fenna", authority="ICO", channel="ICO portal", reference="IC-1", lang="en",
                             milestone="ico_notified")
-    assert {s.id: s.status for s in wf.clocks(c)} == {"gdpr.authority": "met", "uk_gdpr.authority": "met"}
+    assert {s.id: s.status for s in wf.clocks(c)} == {"gdpr.authority": "met", "gdpr.subjects": "open",
+                                                      "uk_gdpr.authority": "met"}
     with pytest.raises(TransitionRefusedError, match="notified already"):
         wf.notify_authority(c.id, "fenna", authority="ico", channel="x", reference="y", lang="en")
     c = wf.amend_notification(c.id, "fenna", 1, "Number of customers is 2,043", reference="M-2026-001-A")
@@ -155,9 +156,10 @@ def test_no_duplicate_case_for_an_alert_already_in_one(wf: BreachWorkflow, tmp_p
 
     store = SqliteStore(tmp_path / "events.db")
     a = mass_read_alert()
-    c = open_case_from_alerts([a], store, wf.repo, clock, "fenna", config=CONFIG)
+    c = open_case_from_alerts([a], store, wf.repo, clock, "fenna", config=CONFIG, existing="refuse")
     with pytest.raises(BreachError, match=f"already in a breach case \\({a.id} is in {c.id}\\)"):
-        open_case_from_alerts([a, mass_read_alert(id="new-one")], store, wf.repo, clock, "fenna", config=CONFIG)
+        open_case_from_alerts([a, mass_read_alert(id="new-one")], store, wf.repo, clock, "fenna", config=CONFIG,
+                              existing="refuse")
     assert open_case_from_alerts([a], store, wf.repo, clock, "x", config=CONFIG, existing="return").id == c.id
     assert wf.repo.ids() == [c.id]
     store.close()
@@ -197,3 +199,147 @@ def test_cli_reads_naive_times_in_the_org_zone_and_refuses_gaps_and_folds(tmp_pa
     run(d, "aware", cid, "--at", "2026-10-25T02:30+01:00", "--reason", "r")
     show = json.loads(run(d, "show", cid, "--format", "json").stdout)
     assert show["awareness"]["at"] == "2026-10-25T01:30:00Z"
+
+
+def _full(wf, clock):
+    from access_audit.breach.model import SubjectsDecisionKind
+
+    c = submitted_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "uk_gdpr"], "ongoing": True, "processor_involved": True,
+                                "processor": "Hostio B.V. (hosting)", "cross_border": True, "countries": ["BE"],
+                                "lead_authority": "Autoriteit Persoonsgegevens"})
+    c, _ = wf.draft(c.id, "fenna", "authority", "en")
+    c = wf.notify_authority(c.id, "fenna", authority="ICO", channel="portal", reference="IC-9", lang="en",
+                            milestone="ico_notified")
+    c, _ = wf.draft(c.id, "fenna", "data_subjects", "nl")
+    return wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk",
+                              communicated_at=clock.now(), channel="brief per post")
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("nl", ["**Duurt het datalek nog voort?:** Ja",
+            "**Was een andere organisatie (een verwerker) bij het datalek betrokken?:** Ja: Hostio B.V. (hosting)",
+            "**Inschatting van de ernst:** een hoog risico (ernstscore",
+            "**Wanneer, hoe en met welke tekst de betrokkenen zijn geïnformeerd:** Op 27 maart 2026, 10:00 "
+            "(UTC+01:00, Europe/Amsterdam), via brief per post; de tekst: de brief aan de betrokkenen, versie 1 (nl).",
+            "**Andere toezichthouders die zijn ingelicht:** ICO (27 maart 2026, 10:00",
+            "**De wet waarop deze melding berust:** AVG art. 33; UK GDPR art. 33 (aan de ICO)"]),
+    ("en", ["**Is the breach still going on?:** Yes",
+            "**Was another organisation (a processor) involved?:** Yes: Hostio B.V. (hosting)",
+            "**Estimate of the seriousness:** a high risk (severity score",
+            "**When, how and with what text the data subjects were told:** On 27 March 2026, 10:00",
+            "**Other supervisory authorities notified:** ICO (27 March 2026",
+            "**The law under which this notification is made:** GDPR Art. 33; UK GDPR Art. 33 (to the ICO)"]),
+])
+def test_the_drafts_answer_every_question_of_the_ap_form(wf: BreachWorkflow, clock, lang, expected):
+    from access_audit.breach.drafts import render
+
+    c = _full(wf, clock)
+    md = render(c, "authority", lang, tz=CONFIG.tz, now=clock.now()).markdown
+    for line in expected:
+        assert line in md, (line, md)
+
+
+def test_the_dutch_authority_draft_has_no_english_terms(wf: BreachWorkflow, clock):
+    from access_audit.breach.drafts import render
+
+    c = _full(wf, clock)
+    md = render(c, "authority", "nl", tz=CONFIG.tz, now=clock.now()).markdown
+    assert "functionaris voor gegevensbescherming" in md
+    assert "leidende toezichthoudende autoriteit (art. 56 AVG): Autoriteit Persoonsgegevens" in md
+    for english in ("Data Protection Officer", "lead authority", "GDPR Art", "Yes", "No:", "Not stated", "supplement",
+                    "breach", "Art. "):
+        assert english not in md, english
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_the_nis2_early_warning_has_its_own_facts_and_no_gdpr_labels(wf: BreachWorkflow, clock, lang):
+    from breach_helpers import confirmed_case
+
+    from access_audit.breach.drafts import render
+
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "nis2"], "cross_border": False,
+                                "nis2_cross_border_impact": True,
+                                "nis2_cross_border_note": "payment service used in BE and DE"})
+    c = wf.record_milestone(c.id, "ciso", "nis2_aware", at=clock.now(), reason="CSIRT: significant")
+    res = render(c, "nis2", lang, tz=CONFIG.tz, now=clock.now())
+    md = res.markdown
+    assert res.complete and md
+    for gdpr in ("Art. 33", "art. 33", "AVG", "GDPR", "DPO", "(FG)", "Data Protection", "gegevensbescherming"):
+        assert gdpr not in md, (gdpr, md)
+    cross = {"nl": "**Kan grensoverschrijdende gevolgen hebben:** Ja: payment service used in BE and DE",
+             "en": "**Could have a cross-border impact:** Yes: payment service used in BE and DE"}[lang]
+    assert cross in md  # NIS2's own cross-border fact, not the GDPR's (which says no)
+    aware = {"nl": "**Wanneer de entiteit kennis kreeg van het significante incident:** 27 maart 2026, 10:00",
+             "en": "**When the entity became aware of the significant incident:** 27 March 2026, 10:00"}[lang]
+    assert aware in md
+
+
+def test_the_art_34_letter(wf: BreachWorkflow, clock):
+    from access_audit.breach.drafts import render
+    from access_audit.breach.model import SubjectsDecisionKind
+
+    c = submitted_case(wf)
+    md = render(c, "data_subjects", "nl", tz=CONFIG.tz, now=clock.now()).markdown
+    # measures taken apart from measures proposed; times in plain language; the defaults
+    assert "## Wat wij hebben gedaan\n\nAccount blocked, session revoked, laptop seized" in md
+    assert "## Wat wij nog gaan doen\n\nRate limits on the CRM API" in md
+    assert "26 maart 2026 om 01:10" in md and "UTC" not in md and "Europe/Amsterdam" not in md
+    assert "\n\nBeste klant,\n\n" in md and "klacht in te dienen bij Autoriteit Persoonsgegevens" in md
+    c = wf.edit(c.id, "fenna", {"letter_salutation": "Beste verzekerde,", "complaint_authority":
+                                "de Autoriteit Persoonsgegevens (autoriteitpersoonsgegevens.nl)",
+                                "letter_contact": "onze klantenservice, 020 123 4567"})
+    md = render(c, "data_subjects", "en", tz=CONFIG.tz, now=clock.now()).markdown
+    assert "\n\nBeste verzekerde,\n\n" in md and "(autoriteitpersoonsgegevens.nl)" in md
+    assert "questions: onze klantenservice, 020 123 4567" in md and "26 March 2026 at 01:10" in md
+    # its own clock (Art. 34(1)); 34(3)(a) needs unintelligible data; 'communicate' needs its date to close
+    assert {s.id: s.status for s in wf.clocks(c)}["gdpr.subjects"] == "open"
+    with pytest.raises(TransitionRefusedError, match=r"34\(3\)\(a\) needs data made unintelligible.*protection=none"):
+        wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.exception_34_3_a, "it was encrypted")
+    c = wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk")
+    with pytest.raises(TransitionRefusedError, match="when and how is not recorded"):
+        wf.close(c.id, "fenna", "done")
+    clock.advance(hours=5)
+    c = wf.subjects_told(c.id, "fenna", clock.now(), "brief per post")
+    assert {s.id: s.status for s in wf.clocks(c)}["gdpr.subjects"] == "met"
+    assert wf.close(c.id, "fenna", "done").state.value == "closed"
+
+
+@pytest.mark.parametrize(("lang", "head", "aware"), [
+    ("nl", "(verwerker) aan Zorgwijk Zorgverzekeringen N.V. (verwerkingsverantwoordelijke)",
+     "**Wanneer wij (de verwerker) op de hoogte raakten:** 27 maart 2026, 10:00"),
+    ("en", "(processor) to Zorgwijk Zorgverzekeringen N.V. (controller)",
+     "**When we (the processor) became aware:** 27 March 2026, 10:00"),
+])
+def test_a_processor_to_controller_notice(wf: BreachWorkflow, clock, lang, head, aware):
+    from breach_helpers import confirmed_case
+
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["processor"]})
+    c, res = wf.draft(c.id, "fenna", "processor", lang)
+    assert res.complete and head in res.markdown and aware in res.markdown
+    assert c.drafts[-1].kind == "processor" and c.state.value == "confirmed"  # a draft, not a state change
+    assert {s.id: s.status for s in wf.clocks(c)} == {"processor.controller": "open"}
+
+
+def test_api_refuses_a_duplicate_case_with_409(wf: BreachWorkflow, tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from test_prefill import mass_read_alert
+
+    from access_audit.breach.api import get_event_store, get_workflow, router
+    from access_audit.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "events.db")
+    store.write_alerts([mass_read_alert()])
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.dependency_overrides[get_workflow] = lambda: wf
+    app.dependency_overrides[get_event_store] = lambda: store
+    client = TestClient(app, headers={"X-Actor": "Fenna de Vries"})
+    first = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]})
+    assert first.status_code == 201
+    r = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]})
+    assert r.status_code == 409 and first.json()["id"] in r.text
+    store.close()

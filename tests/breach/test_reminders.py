@@ -9,6 +9,7 @@ from pathlib import Path
 
 from breach_helpers import CONFIG, confirmed_case
 
+from access_audit.breach.model import SubjectsDecisionKind
 from access_audit.breach.reminders import ReminderDispatcher, ReminderScheduler, planned_reminders
 from access_audit.breach.repo import BreachRepo
 from access_audit.breach.workflow import BreachWorkflow
@@ -85,7 +86,9 @@ def test_a_met_clock_stops_its_reminders(wf: BreachWorkflow, repo, clock):
     c = wf.assess(c.id, "fenna")
     c, _ = wf.draft(c.id, "fenna")
     c = wf.approve(c.id, "fenna")
-    wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")
+    c = wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")
+    wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk", communicated_at=clock.now(),
+                       channel="letter")  # the high risk's own clock (Art. 34(1)) is met too
     clock.advance(hours=60)
     assert d.run_due() == 0 and len(inbox.got) == 1
 
@@ -179,7 +182,9 @@ def test_scheduler_jobs_are_named_case_clock_offset(wf: BreachWorkflow, repo, cl
         c = wf.assess(c.id, "fenna", {"identifiability": "maximum", "consequences": "serious"})
         c, _ = wf.draft(c.id, "fenna", "authority", "nl")
         c = wf.approve(c.id, "fenna")
-        wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")  # the clock is met by its own path
+        c = wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")  # the clock is met by its own path
+        wf.decide_subjects(c.id, "fenna", SubjectsDecisionKind.communicate, "high risk", communicated_at=clock.now(),
+                           channel="letter")
         assert sched.rebuild() == [] and sched.scheduler.get_jobs() == []
     finally:
         sched.shutdown()

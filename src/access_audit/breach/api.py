@@ -179,8 +179,11 @@ def open_from_alerts(body: FromAlertsBody, wf: WF, actor: Actor,
     missing = [i for i in body.alert_ids if i not in by_id]
     if missing:
         raise HTTPException(404, f"unknown alert(s): {', '.join(missing)}")
-    case = open_case_from_alerts([by_id[i] for i in body.alert_ids], store, wf.repo, wf.clock, actor,
-                                 config=wf.config, source=body.source)
+    try:
+        case = open_case_from_alerts([by_id[i] for i in body.alert_ids], store, wf.repo, wf.clock, actor,
+                                     config=wf.config, source=body.source, existing="refuse")
+    except BreachError as e:  # an alert already in a case: no duplicate
+        raise HTTPException(409, e.message) from None
     return case_json(wf, case)
 
 

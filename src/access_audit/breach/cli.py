@@ -212,7 +212,7 @@ def open_(
             err.print(f"[red]error:[/] unknown alert(s): {escape(', '.join(missing))}")
             raise typer.Exit(2)
         case = _run(open_case_from_alerts, [found[a] for a in alert], store, wf.repo, wf.clock, _by(by),
-                    config=wf.config, source="cli", reason=reason)
+                    config=wf.config, source="cli", reason=reason, existing="refuse")
         store.close()
         extra = _parse_sets(sets)
         if extra or title or summary or regime:
@@ -413,8 +413,8 @@ def no_notification(case_id: CaseId, reason: Annotated[str, typer.Option(help="T
 @breach_app.command()
 def draft(
     case_id: CaseId,
-    kind: Annotated[str, typer.Option(help="authority | data_subjects | nis2")] = "authority",
-    lang: Annotated[str, typer.Option(help="nl | en (nis2: en)")] = "nl",
+    kind: Annotated[str, typer.Option(help="authority | data_subjects | nis2 | processor")] = "authority",
+    lang: Annotated[str, typer.Option(help="nl | en")] = "nl",
     fmt: Annotated[str, typer.Option("--format", "-f", help="md | html | pdf")] = "md",
     out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file (PDF needs it).")] = None,
     phased: Annotated[bool, typer.Option(help="Authority: mark missing elements 'to follow' (Art. 33(4)).")] = False,
@@ -566,6 +566,17 @@ def subjects(
                    communicated_at=_time(communicated_at, wf), channel=channel), fmt)
 
 
+@breach_app.command("subjects-told")
+def subjects_told(case_id: CaseId, at: Annotated[str, typer.Option(help="When they were told.")],
+                  channel: Annotated[str, typer.Option(help="How (letter, e-mail, public notice...).")],
+                  by: By = None, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
+    """Record when and how the data subjects were told, after deciding to communicate (Art. 34(1))."""
+    wf = _wf(data_dir)
+    t = _time(at, wf)
+    assert t is not None
+    _emit(wf, _run(wf.subjects_told, case_id, _by(by), t, channel), fmt)
+
+
 @breach_app.command()
 def close(case_id: CaseId, reason: Annotated[str, typer.Option(help="Why it can be closed.")], by: By = None,
           outstanding_reason: Annotated[str | None, typer.Option(help="Why outstanding elements of a phased "
@@ -584,10 +595,11 @@ def register(fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json
 
     wf = _wf(data_dir)
     cases = wf.repo.list()
+    keep = int(getattr(_settings(data_dir), "case_retention_days", 1825))
     if fmt == "csv":
-        text = register_csv(cases, wf.config.tz)
+        text = register_csv(cases, wf.config.tz, keep)
     elif fmt == "json":
-        text = orjson.dumps(register_rows(cases, wf.config.tz), option=orjson.OPT_INDENT_2).decode() + "\n"
+        text = orjson.dumps(register_rows(cases, wf.config.tz, keep), option=orjson.OPT_INDENT_2).decode() + "\n"
     else:
         raise typer.BadParameter("--format must be csv or json")
     if out_file:

@@ -35,7 +35,7 @@ from markupsafe import Markup
 from access_audit.breach.clocks import case_clocks
 from access_audit.breach.model import BreachCase, BreachError, Protection
 
-KINDS = {"authority": ("nl", "en"), "data_subjects": ("nl", "en"), "nis2": ("en",)}
+KINDS = {"authority": ("nl", "en"), "data_subjects": ("nl", "en"), "nis2": ("nl", "en"), "processor": ("nl", "en")}
 FORMATS = ("md", "html", "pdf")
 
 
@@ -50,7 +50,7 @@ def templates_dir() -> Path:
 
 # --- words in two languages --------------------------------------------------------------------------
 
-T: dict[str, dict[str, str]] = {
+T: dict[str, dict[str, Any]] = {
     "en": {
         "confidentiality": "confidentiality (unauthorised disclosure of or access to data)",
         "integrity": "integrity (unauthorised alteration of data)",
@@ -89,6 +89,16 @@ T: dict[str, dict[str, str]] = {
         "sd.exception_34_3_c": "The data subjects are informed by a public communication: informing them "
                                "individually would involve disproportionate effort (Art. 34(3)(c) GDPR).",
         "none": "none",
+        "salutation": "Dear customer,",
+        "dpo": "Data Protection Officer", "lead": "lead supervisory authority (Art. 56 GDPR)",
+        "laws": {"gdpr": "GDPR Art. 33", "uk_gdpr": "UK GDPR Art. 33 (to the ICO)",
+                 "processor": "GDPR Art. 33(2) (processor to controller)", "nis2": "NIS2 Directive Art. 23",
+                 "dora": "DORA Art. 19", "hipaa": "HIPAA 45 CFR 164.400-414"},
+        "no_other_authorities": "No other supervisory authority has been notified.",
+        "not_known": "Not known yet.", "not_told": "The data subjects have not been told (yet).",
+        "subjects_told": "On {at}, by {channel}; the text: the letter to the data subjects, version {v} ({lang}).",
+        "subjects_told_no_text": "On {at}, by {channel}.",
+        "seriousness": "{level} (severity score {score}, EDPB/ENISA method)",
     },
     "nl": {
         "confidentiality": "vertrouwelijkheid (onbevoegde kennisneming van of toegang tot gegevens)",
@@ -128,6 +138,17 @@ T: dict[str, dict[str, str]] = {
         "sd.exception_34_3_c": "De betrokkenen worden via een openbare mededeling geïnformeerd: individueel "
                                "informeren vergt een onevenredige inspanning (art. 34 lid 3 sub c AVG).",
         "none": "geen",
+        "salutation": "Beste klant,",
+        "dpo": "functionaris voor gegevensbescherming", "lead": "leidende toezichthoudende autoriteit (art. 56 AVG)",
+        "laws": {"gdpr": "AVG art. 33", "uk_gdpr": "UK GDPR art. 33 (aan de ICO)",
+                 "processor": "AVG art. 33 lid 2 (verwerker aan verwerkingsverantwoordelijke)",
+                 "nis2": "NIS2-richtlijn art. 23 (Cyberbeveiligingswet)", "dora": "DORA art. 19",
+                 "hipaa": "HIPAA 45 CFR 164.400-414"},
+        "no_other_authorities": "Er is geen andere toezichthouder ingelicht.",
+        "not_known": "Nog niet bekend.", "not_told": "De betrokkenen zijn (nog) niet geïnformeerd.",
+        "subjects_told": "Op {at}, via {channel}; de tekst: de brief aan de betrokkenen, versie {v} ({lang}).",
+        "subjects_told_no_text": "Op {at}, via {channel}.",
+        "seriousness": "{level} (ernstscore {score}, methode van EDPB/ENISA)",
     },
 }
 MONTHS = {"en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -141,6 +162,12 @@ def fmt_time(t: datetime, lang: str, tz: ZoneInfo) -> str:
     off = local.strftime("%z")
     return (f"{local.day} {MONTHS[lang][local.month - 1]} {local.year}, {local:%H:%M} "
             f"(UTC{off[:3]}:{off[3:]}, {tz.key})")
+
+
+def fmt_plain_time(t: datetime, lang: str, tz: ZoneInfo) -> str:
+    """A time for people: '27 maart 2026 om 10:00', '27 March 2026 at 10:00' (organisation's time zone)."""
+    local = t.astimezone(tz)
+    return f"{local.day} {MONTHS[lang][local.month - 1]} {local.year} {'om' if lang == 'nl' else 'at'} {local:%H:%M}"
 
 
 def fmt_int(n: int, lang: str) -> str:
@@ -169,8 +196,10 @@ class Ctx:
     def t(self, key: str) -> str:
         return T[self.lang][key]
 
+    plain: bool = False  # the letter to the data subjects: times in plain language
+
     def time(self, t: datetime) -> str:
-        return fmt_time(t, self.lang, self.tz)
+        return fmt_plain_time(t, self.lang, self.tz) if self.plain else fmt_time(t, self.lang, self.tz)
 
 
 def _text(v: str | None) -> str | None:
@@ -194,7 +223,16 @@ def _contact(c: Ctx) -> str | None:
     ct = c.case.details.contact
     if not ct.name or not (ct.email or ct.phone):
         return None
-    return ", ".join(x for x in (ct.name, ct.role, ct.email, ct.phone) if x)
+    role = c.t("dpo") if ct.role == "Data Protection Officer" else ct.role  # the AVG's own term in Dutch
+    return ", ".join(x for x in (ct.name, role, ct.email, ct.phone) if x)
+
+
+def _plain_contact(c: Ctx) -> str | None:
+    """The contact without the GDPR role (a NIS2 contact point need not be the DPO)."""
+    ct = c.case.details.contact
+    if not ct.name or not (ct.email or ct.phone):
+        return None
+    return ", ".join(x for x in (ct.name, ct.email, ct.phone) if x)
 
 
 def _measures(c: Ctx) -> str | None:
@@ -217,7 +255,7 @@ def _cross_border(c: Ctx) -> str | None:
     if not d.cross_border:
         return c.t("no")
     extra = ", ".join(d.countries)
-    lead = f"; lead authority: {d.lead_authority}" if d.lead_authority else ""
+    lead = f"; {c.t('lead')}: {d.lead_authority}" if d.lead_authority else ""
     return c.t("yes") + (f": {extra}" if extra else "") + lead
 
 
@@ -229,6 +267,58 @@ def _categories(c: Ctx) -> str | None:
 
 def _bool(v: bool | None, c: Ctx) -> str | None:
     return None if v is None else c.t("yes") if v else c.t("no")
+
+
+def _processor(c: Ctx) -> str | None:
+    d = c.case.details
+    if d.processor_involved is None:
+        return str(c.t("not_known"))
+    return c.t("yes") + (f": {d.processor}" if d.processor else "") if d.processor_involved else c.t("no")
+
+
+def _seriousness(c: Ctx) -> str | None:
+    r = c.case.risk
+    if r is None:
+        return str(c.t("lvl.none"))
+    return c.t("seriousness").format(level=c.t(f"lvl.{r.level.value}"), score=r.score)
+
+
+def _subjects_told(c: Ctx) -> str | None:
+    s = c.case.subjects
+    if s is None or s.communicated_at is None:
+        return str(c.t("not_told"))
+    letter = c.case.latest_draft("data_subjects")
+    channel = s.channel or c.t("not_stated").lower()
+    if letter is None:
+        return c.t("subjects_told_no_text").format(at=c.time(s.communicated_at), channel=channel)
+    return c.t("subjects_told").format(at=c.time(s.communicated_at), channel=channel, v=letter.version,
+                                       lang=letter.lang)
+
+
+def _other_authorities(c: Ctx) -> str:
+    others = [n for n in c.case.notifications if not n.lead and n.withdrawn_at is None]
+    if not others:
+        return c.t("no_other_authorities")
+    return "; ".join(f"{n.authority} ({c.time(n.at)}, {n.reference})" for n in others)
+
+
+def _laws(c: Ctx) -> str:
+    laws: dict[str, str] = T[c.lang]["laws"]  # type: ignore[assignment]
+    return "; ".join(laws.get(r, r) for r in c.case.regimes)
+
+
+def _nis2_aware(c: Ctx) -> str | None:
+    t = c.case.milestones.get("nis2_aware") or (c.case.awareness.at if c.case.awareness else None)
+    return c.time(t) if t else None
+
+
+def _nis2_cross_border(c: Ctx) -> str | None:
+    d = c.case.details
+    if d.nis2_cross_border_impact is None:
+        return None
+    if not d.nis2_cross_border_impact:
+        return c.t("no")
+    return c.t("yes") + (f": {d.nis2_cross_border_note}" if d.nis2_cross_border_note else "")
 
 
 def _follow_up(c: Ctx) -> str:
@@ -321,6 +411,54 @@ _D = {  # every element a template may use, by key
     "follow_up": _e("follow_up", "Follow-up", "Vervolg", _follow_up, required=False),
     "reference": _e("reference", "Reference of the authority", "Kenmerk van de toezichthouder",
                     lambda c: c.case.submission.reference if c.case.submission else None, required=False),
+    # the letter to the data subjects (Art. 34(2)): its own salutation, contact and complaint authority
+    "salutation": _e("salutation", "Salutation", "Aanhef",
+                     lambda c: _text(c.case.details.letter_salutation) or c.t("salutation"), required=False,
+                     where="--set letter_salutation=..."),
+    "letter_contact": _e("letter_contact", "Contact for questions", "Contact voor vragen",
+                         lambda c: _text(c.case.details.letter_contact) or _contact(c),
+                         where="--set letter_contact=... (default: the contact point)"),
+    "complaint_authority": _e("complaint_authority", "Where to complain", "Waar u een klacht kunt indienen",
+                              lambda c: _text(c.case.details.complaint_authority) or _text(c.case.details.authority),
+                              where="--set complaint_authority=..."),
+    # the processor's notice to its controller (Art. 33(2))
+    "controller": _e("controller", "Controller notified", "Verwerkingsverantwoordelijke die wordt ingelicht",
+                     lambda c: _text(c.case.details.controller), where="--set controller=..."),
+    "processor_aware": _e("processor_aware", "When we (the processor) became aware", "Wanneer wij (de verwerker) "
+                          "op de hoogte raakten", lambda c: c.time(c.case.awareness.at) if c.case.awareness else None,
+                          where="breach aware ID --at ... --reason ..."),
+    # the AP notification form's further questions
+    "ongoing": _e("ongoing", "Is the breach still going on?", "Duurt het datalek nog voort?",
+                  lambda c: _bool(c.case.details.ongoing, c) or c.t("not_known"), required=False,
+                  where="--set ongoing=true|false"),
+    "processor": _e("processor", "Was another organisation (a processor) involved?",
+                    "Was een andere organisatie (een verwerker) bij het datalek betrokken?", _processor, required=False,
+                    where="--set processor_involved=true|false [--set processor=...]"),
+    "seriousness": _e("seriousness", "Estimate of the seriousness", "Inschatting van de ernst", _seriousness,
+                      required=False, where="breach assess ..."),
+    "subjects_told": _e("subjects_told", "When, how and with what text the data subjects were told",
+                        "Wanneer, hoe en met welke tekst de betrokkenen zijn geïnformeerd", _subjects_told,
+                        required=False, where="breach subjects ... --communicated-at ... --channel ..."),
+    "other_authorities": _e("other_authorities", "Other supervisory authorities notified",
+                            "Andere toezichthouders die zijn ingelicht", _other_authorities, required=False),
+    "laws": _e("laws", "The law under which this notification is made", "De wet waarop deze melding berust",
+               _laws, required=False),
+    # the NIS2 early warning: its own facts, without the GDPR's labels
+    "nis2_aware": _e("nis2_aware", "When the entity became aware of the significant incident",
+                     "Wanneer de entiteit kennis kreeg van het significante incident", _nis2_aware,
+                     where="breach milestone ID nis2_aware --at ... --reason ..."),
+    "nis2_malicious": _e("nis2_malicious", "Suspected of being caused by unlawful or malicious acts",
+                         "Vermoedelijk veroorzaakt door onrechtmatige of kwaadwillige handelingen",
+                         lambda c: _bool(c.case.details.malicious, c), where="--set malicious=true|false"),
+    "nis2_cross_border": _e("nis2_cross_border", "Could have a cross-border impact",
+                            "Kan grensoverschrijdende gevolgen hebben", _nis2_cross_border,
+                            where="--set nis2_cross_border_impact=true|false [--set nis2_cross_border_note=...]"),
+    "nis2_contact": _e("nis2_contact", "Contact point", "Contactpunt", _plain_contact,
+                       where="--set contact.name=... --set contact.email=..."),
+    "nis2_summary": _e("nis2_summary", "What happened", "Wat er is gebeurd", lambda c: _text(c.case.details.summary)),
+    "nis2_detected": _e("nis2_detected", "When it was detected", "Wanneer het is ontdekt",
+                        lambda c: c.time(c.case.detected_at) if c.case.detected_at else None,
+                        where="--set detected_at=..."),
 }
 
 #: the elements each kind of draft uses; all ``required`` ones must be present to render it
@@ -328,11 +466,16 @@ ELEMENTS: dict[str, tuple[str, ...]] = {
     "authority": ("organisation", "contact", "title", "summary", "breach_types", "occurred", "detected",
                   "awareness", "cause", "data_effects", "systems", "data_categories", "subject_categories",
                   "subjects", "records", "protection", "likely_consequences", "measures", "measures_taken",
-                  "measures_proposed", "subjects_informed", "cross_border", "follow_up", "reference"),
+                  "measures_proposed", "subjects_informed", "cross_border", "follow_up", "reference",
+                  "ongoing", "processor", "seriousness", "subjects_told", "other_authorities", "laws"),
     "data_subjects": ("organisation", "contact", "summary", "occurred", "data_categories", "likely_consequences",
-                      "measures", "measures_taken", "measures_proposed", "advice_to_subjects"),
-    "nis2": ("organisation", "contact", "summary", "awareness", "detected", "malicious", "cross_border", "systems",
-             "measures_taken", "measures_proposed"),
+                      "measures", "measures_taken", "measures_proposed", "advice_to_subjects", "salutation",
+                      "letter_contact", "complaint_authority"),
+    "processor": ("organisation", "controller", "contact", "summary", "occurred", "detected", "processor_aware",
+                  "cause", "systems", "data_categories", "subject_categories", "subjects", "records", "protection",
+                  "likely_consequences", "measures", "measures_taken", "measures_proposed", "ongoing"),
+    "nis2": ("organisation", "nis2_contact", "nis2_summary", "nis2_aware", "nis2_detected", "nis2_malicious",
+             "nis2_cross_border", "systems", "measures_taken", "measures_proposed"),
 }
 #: optional elements that a given kind still needs (they are "measures" alternatives elsewhere)
 _OPTIONAL_IN = {"measures_taken", "measures_proposed", "title", "systems", "subjects_informed", "follow_up",
@@ -397,7 +540,7 @@ def check(case: BreachCase, kind: str, lang: str, *, tz: ZoneInfo, now: datetime
     if lang not in KINDS[kind]:
         raise BreachError(f"no {lang!r} template for {kind}; available: {', '.join(KINDS[kind])}")
     late = is_late(case, now, tz) if late is None else late
-    c = Ctx(case, lang, tz, now, late)
+    c = Ctx(case, lang, tz, now, late, plain=kind == "data_subjects")
     keys = list(ELEMENTS[kind]) + (["delay_reasons"] if kind == "authority" and late else [])
     values: dict[str, str | None] = {}
     missing: list[MissingElement] = []

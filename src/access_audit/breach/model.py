@@ -226,9 +226,18 @@ class BreachDetails(_Model):
     countries: list[str] = Field(default_factory=list)
     lead_authority: str | None = None  # when other countries are involved (one-stop shop)
     malicious: bool | None = None  # suspected unlawful or malicious act (NIS2 early warning)
+    ongoing: bool | None = None  # AP form: is the breach still going on?
+    processor_involved: bool | None = None  # AP form: was another organisation (a processor) involved?
+    processor: str | None = None  # which one, and its role
+    nis2_cross_border_impact: bool | None = None  # NIS2 Art. 23(4)(a): could the incident have a cross-border impact?
+    nis2_cross_border_note: str | None = None  # which Member States or services
     delay_reasons: str | None = None  # why the authority is notified after 72 hours (Art. 33(1))
     contact: Contact = Field(default_factory=Contact)
+    letter_salutation: str | None = None  # the letter to the data subjects: "Beste klant," by default
+    letter_contact: str | None = None  # who answers the data subjects' questions (default: the contact point)
+    complaint_authority: str | None = None  # where they can complain (default: the authority notified)
     organisation: str | None = None
+    controller: str | None = None  # regime "processor": the controller we notify (Art. 33(2))
     authority: str = "Autoriteit Persoonsgegevens"
 
 

@@ -277,12 +277,13 @@ def prefill_from_alerts(alerts: list[Alert], store: EventStore, *,
 def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRepo, clock: Clock, actor: str, *,
                           config: Any = None, source: str = "alerts", reason: str | None = None,
                           subject_patterns: Iterable[str] = DEFAULT_SUBJECT_PATTERNS,
-                          existing: str = "refuse") -> BreachCase:
+                          existing: str = "allow") -> BreachCase:
     """Open a breach case (state ``reported``) from alerts, prefilled from the event store.
 
-    An alert that is already evidence of a case does not open a second one: ``existing="refuse"``
-    raises BreachError naming that case; ``existing="return"`` returns it (Slack's escalate button,
-    a second ``demo`` run).
+    An alert that is already evidence of a case: ``existing="refuse"`` raises BreachError naming that
+    case (``breach open --alert``, the HTTP API); ``existing="return"`` returns it (Slack's escalate
+    button, a second ``demo`` run); ``"allow"`` (the default, for callers that have not chosen yet)
+    opens another case.
 
     ``config`` is a :class:`~access_audit.breach.workflow.BreachConfig` or the app's ``Settings``
     (organisation, DPO contact, regimes, time zone); None uses the defaults. Works with any alerts:
@@ -292,7 +293,7 @@ def open_case_from_alerts(alerts: list[Alert], store: EventStore, repo: BreachRe
 
     if not alerts:
         raise ValueError("open_case_from_alerts needs at least one alert")
-    held = repo.cases_with_alerts([a.id for a in alerts])
+    held = repo.cases_with_alerts([a.id for a in alerts]) if existing != "allow" else {}
     if held:
         if existing == "return":
             return repo.get(sorted(held.values())[0])

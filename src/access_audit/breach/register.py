@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,9 +22,10 @@ COLUMNS = (
     "risk_overrule_reason", "risk_history", "approved_by", "approved_at", "phased_reason", "outstanding",
     "notifications", "notified_authority", "submitted_at", "submission_channel",
     "authority_reference", "late", "delay_reasons", "supplements", "subjects_decision", "subjects_reasoning",
-    "subjects_communicated_at", "subjects_channel", "regimes", "milestones", "reports", "late_reasons", "countries",
+    "subjects_communicated_at", "subjects_channel", "subjects_letter", "regimes", "milestones", "reports",
+    "late_reasons", "countries",
     "lead_authority", "awareness_original_at", "not_a_breach_reason", "no_notification_reason", "closed_at",
-    "close_reason", "alerts",
+    "close_reason", "retained_until", "alerts",
 )
 
 
@@ -42,7 +43,7 @@ def _notification(n: Any, tz: ZoneInfo) -> str:
     return text
 
 
-def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
+def register_row(c: BreachCase, tz: ZoneInfo, case_retention_days: int = 1825) -> dict[str, Any]:
     d = c.details
     return {
         "id": c.id, "state": c.state.value, "title": d.title, "opened_at": _t(c.opened_at, tz),
@@ -86,6 +87,8 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "subjects_reasoning": c.subjects.reasoning if c.subjects else None,
         "subjects_communicated_at": _t(c.subjects.communicated_at, tz) if c.subjects else None,
         "subjects_channel": c.subjects.channel if c.subjects else None,
+        "subjects_letter": (f"data_subjects draft v{d_.version} ({d_.lang})"
+                            if (d_ := c.latest_draft("data_subjects")) else None),
         "regimes": list(c.regimes),
         "milestones": [f"{k} {_t(v, tz)}" + (f" ({n.by}: {n.reason})" if (n := c.milestone_notes.get(k)) and n.reason
                                               else f" ({n.by})" if n else "")
@@ -96,21 +99,24 @@ def register_row(c: BreachCase, tz: ZoneInfo) -> dict[str, Any]:
         "countries": list(d.countries), "lead_authority": d.lead_authority,
         "awareness_original_at": _t(c.awareness_history[0].at, tz) if c.awareness_history else None,
         "not_a_breach_reason": c.not_a_breach_reason, "no_notification_reason": c.no_notification_reason,
-        "closed_at": _t(c.closed_at, tz), "close_reason": c.close_reason, "alerts": [a.id for a in c.alerts],
+        "closed_at": _t(c.closed_at, tz), "close_reason": c.close_reason,
+        # kept this long after closing (CASE_RETENTION_DAYS, access_audit.retention; Art. 5(1)(e), 33(5))
+        "retained_until": _t(c.closed_at + timedelta(days=case_retention_days), tz) if c.closed_at else None,
+        "alerts": [a.id for a in c.alerts],
     }
 
 
-def register_rows(cases: list[BreachCase], tz: ZoneInfo) -> list[dict[str, Any]]:
+def register_rows(cases: list[BreachCase], tz: ZoneInfo, case_retention_days: int = 1825) -> list[dict[str, Any]]:
     """One JSON object per case (lists stay lists)."""
-    return [register_row(c, tz) for c in cases]
+    return [register_row(c, tz, case_retention_days) for c in cases]
 
 
-def register_csv(cases: list[BreachCase], tz: ZoneInfo) -> str:
+def register_csv(cases: list[BreachCase], tz: ZoneInfo, case_retention_days: int = 1825) -> str:
     """CSV with a header; lists joined with '; ', supplements as 'v1 <time>: <text>'."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     w.writeheader()
-    for row in register_rows(cases, tz):
+    for row in register_rows(cases, tz, case_retention_days):
         flat: dict[str, Any] = {}
         for k, v in row.items():
             if k == "supplements":

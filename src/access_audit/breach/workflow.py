@@ -42,6 +42,7 @@ from access_audit.breach.model import (
     MilestoneNote,
     Notification,
     OutstandingElement,
+    Protection,
     RegimeReport,
     RiskLevel,
     SubjectsDecision,
@@ -752,6 +753,14 @@ class BreachWorkflow:
         require_transition(c, S.subjects_decided)
         reasoning = require_reason(c, reasoning, "the decision on telling the data subjects")
         level = c.risk.level if c.risk else None
+        if decision is SubjectsDecisionKind.exception_34_3_a and c.details.protection not in (
+                Protection.encrypted, Protection.hashed):
+            # Art. 34(3)(a): only "measures that render the personal data unintelligible to any person who
+            # is not authorised to access it, such as encryption"
+            raise TransitionRefusedError(
+                f"exception 34(3)(a) needs data made unintelligible (encrypted or hashed); the case says "
+                f"protection={c.details.protection.value}. Correct the protection ('breach edit --set protection=...') "
+                "or choose another decision", case_id=c.id, from_state=c.state.value, to_state=S.subjects_decided.value)
         if decision is SubjectsDecisionKind.not_required and level is RiskLevel.high:
             raise TransitionRefusedError(
                 "the risk is assessed as high: the data subjects must be told (Art. 34(1)), unless one of the "
@@ -766,6 +775,23 @@ class BreachWorkflow:
         st.log("subjects", reason=f"{decision.value}: {reasoning}", to=S.subjects_decided, before=before)
         return self._save(st)
 
+    def subjects_told(self, case_id: str, actor: str, at: datetime, channel: str) -> BreachCase:
+        """Record when and how the data subjects were told, after a 'communicate' decision (Art. 34(1))."""
+        st = self._step(case_id, actor)
+        c = st.case
+        if c.subjects is None or c.subjects.decision is not SubjectsDecisionKind.communicate or c.state is S.closed:
+            raise TransitionRefusedError("record this after deciding to communicate ('breach subjects --decision "
+                                         "communicate')", case_id=c.id, from_state=c.state.value)
+        channel = require_reason(c, channel, "how the data subjects were told (channel)")
+        if at > st.now:
+            raise TransitionRefusedError(f"{at.isoformat()} is in the future", case_id=c.id)
+        before = st.snapshot()
+        c.subjects = c.subjects.model_copy(update={"communicated_at": at, "channel": channel})
+        c.milestones = {**c.milestones, "subjects_communicated": at}
+        c.milestones_recorded = {**c.milestones_recorded, "subjects_communicated": st.now}
+        st.log("subjects_told", reason=f"told on {at.isoformat()} by {channel}", before=before)
+        return self._save(st)
+
     def close(self, case_id: str, actor: str, reason: str, *, outstanding_reason: str | None = None) -> BreachCase:
         """Close the case. Refused while a configured clock is still open (record its milestone
         first), and while an element of a phased notification is outstanding (Art. 33(4)) unless
@@ -774,6 +800,11 @@ class BreachWorkflow:
         c = st.case
         require_transition(c, S.closed)
         reason = require_reason(c, reason, "closing the case")
+        if c.subjects is not None and c.subjects.decision is SubjectsDecisionKind.communicate and (
+                c.subjects.communicated_at is None):
+            raise TransitionRefusedError("the data subjects are to be told (Art. 34(1)) but when and how is not "
+                                         "recorded: 'breach subjects-told --at ... --channel ...' first", case_id=c.id,
+                                         from_state=c.state.value, to_state=S.closed.value)
         open_items = [o for o in c.outstanding if o.is_open]
         if open_items:
             if outstanding_reason is None or not outstanding_reason.strip():
