@@ -297,6 +297,7 @@ def ship(
     """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
     from access_audit.core.events import get_field
     from access_audit.ingest.files import LineReader
+    from access_audit.ingest.kafka import ship as ship_records  # retries with a countdown (kafka-python)
     from access_audit.parse.base import ParserRegistry, known_log_types
 
     settings = Settings()

@@ -47,7 +47,8 @@ def test_every_route_declares_a_permission_and_every_permission_is_used(sqlite_e
     used = {perm for *_, perm, _ in table}
     assert used == set(Perm) - {Perm.see_personal_data}, "a permission no route uses is dead weight"
     public = sorted(p for _, p, perm, _ in table if perm is Perm.public)
-    assert public == ["/health", "/healthz", "/login", "/login", "/openapi.json", "/readyz", "/slack/interactions"]  # Slack signs
+    assert public == ["/health", "/healthz", "/login", "/login", "/openapi.json", "/readyz",
+                      "/slack/interactions"]  # Slack signs its requests
 
 
 def test_liveness_and_readiness_need_no_token(sqlite_env):
