@@ -1,7 +1,6 @@
 """Rule-loader crashes the fuzzer found (tests/fuzz/test_fuzz_rules.py, bench). Each input must load
 as a rule problem with file:line, not raise. They sit in ``detect/`` and ``core/fields.py``, which
-the engine rewrite owns: until it fixes them they are strict xfails (a fix turns them into
-failures, so the marker cannot outlive the bug) and the fuzz tests tolerate exactly these.
+the engine rewrite owns; the loader now reports each as a rule problem (these tests pin that).
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ def known_crash(e: BaseException) -> bool:
 
 @pytest.mark.parametrize(("exc", "where", "name", "text"), KNOWN, ids=[f"{k[0]}-{k[1]}-{i}" for i, k in
                                                                           enumerate(KNOWN)])
-@pytest.mark.xfail(strict=True, reason="crash in detect/ (see the module docstring); fix in the engine rewrite")
 def test_loader_reports_instead_of_raising(tmp_path: Path, exc: str, where: str, name: str, text: str) -> None:
     errors = load(tmp_path, name, text)
     assert errors and all(e.source for e in errors)

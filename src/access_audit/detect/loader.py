@@ -187,6 +187,20 @@ def load_rule_file(path: Path, errors: list[RuleError], sigma: dict[str, Any] | 
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         errors.append(RuleError(f"cannot read: {e}", source=f"{path}:0"))
         return []
+    except RecursionError:  # "[[[[..." thousands deep: the YAML parser recurses per level
+        errors.append(RuleError("invalid YAML: nested too deeply", source=f"{path}:1"))
+        return []
+    try:
+        return _rules_of(path, docs, errors, sigma)
+    except (TypeError, AttributeError, OverflowError, ValueError, KeyError, RecursionError) as e:
+        # A value of the wrong type where the loader expects another (found by the fuzzer: tags: true,
+        # kind: [..], dedup.key: [5], dedup.window: 1e308, a Sigma id: 5): a rule problem, never a crash.
+        line = _line(docs[0]) if docs else 0
+        errors.append(RuleError(f"invalid rule: {type(e).__name__}: {e}", source=f"{path}:{line}"))
+        return []
+
+
+def _rules_of(path: Path, docs: list[Any], errors: list[RuleError], sigma: dict[str, Any] | None) -> list[Rule]:
     if any(isinstance(d, dict) and (("detection" in d and "logsource" in d) or "correlation" in d) for d in docs):
         try:
             from access_audit.detect.sigma import load_sigma_file
