@@ -31,7 +31,9 @@ from access_audit.core.events import Outcome
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-NOT_AUDITED = {("GET", "/health"), ("GET", "/login"), ("GET", "/openapi.json"), ("HEAD", "/health")}
+NOT_AUDITED = {("GET", "/health"), ("GET", "/login"), ("GET", "/openapi.json"), ("HEAD", "/health"),
+               # container probes: they read nothing personal, and readiness must answer when the store does not
+               ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 def trusted_networks(items: Iterable[str]) -> tuple[Network, ...]:
