@@ -63,7 +63,8 @@ def test_error_messages_say_where(sqlite_env):
     r = sqlite_env.get("/api/events", q="user.name:bob AND (event.outcome:failure")
     assert r.json() == {"detail": "invalid query: missing ')' for '(' at position 19"}
     r = sqlite_env.get("/api/events", q="user.nam:bob")
-    assert r.json() == {"detail": "invalid query: unknown field 'user.nam' at position 1"}
+    assert r.json() == {"detail": "invalid query: unknown field 'user.nam' at position 1; did you mean user.name, "
+                                 "user.full_name, service.name?"}
 
 
 def test_names_with_markup_render_escaped_in_the_console(sqlite_env):

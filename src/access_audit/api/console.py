@@ -329,7 +329,7 @@ def add_console_routes(app: FastAPI) -> None:
             return error_page(request, 422, "Select at least one alert to open a case from.")
         try:
             case = await run_in_threadpool(open_case_from_alerts, chosen, st.store, st.repo, st.clock, p.signature,
-                                           config=st.workflow.config, source="console")
+                                           config=st.workflow.config, source="console", existing="refuse")
         except BreachError as e:  # e.g. an alert already in a case: say which, open no duplicate
             return error_page(request, 409, str(e))
         return RedirectResponse(f"/console/cases/{quote(case.id)}?done=opened", status_code=303)
