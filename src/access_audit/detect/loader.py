@@ -88,7 +88,30 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+MAX_YAML_DEPTH = 200
+
+
+def yaml_too_deep(text: str) -> bool:
+    """Whether a YAML text nests deeper than any rule does. libyaml's composer recurses in C per
+    level, so "[[[[..." tens of thousands deep overflows the C stack (a segfault, not an exception):
+    such texts are refused before parsing. Counts flow brackets and block indentation levels."""
+    depth = peak = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > peak:
+                peak = depth
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    if peak > MAX_YAML_DEPTH:
+        return True
+    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
+    return len(indents) > MAX_YAML_DEPTH
+
+
 def load_yaml(text: str) -> Any:
+    if yaml_too_deep(text):
+        raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep")
     return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader subclass
 
 
@@ -178,7 +201,12 @@ def load_rule_file(path: Path, errors: list[RuleError], sigma: dict[str, Any] | 
     Sigma files of one load share (see ``detect.sigma.load_sigma_file``).
     """
     try:
-        docs = [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader) if d is not None]
+        text = path.read_text(encoding="utf-8")
+        if yaml_too_deep(text):
+            errors.append(RuleError(f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep",
+                                    source=f"{path}:1"))
+            return []
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
