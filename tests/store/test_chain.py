@@ -46,7 +46,10 @@ def run_dir(tmp_path: Path, openssh_log: Path) -> Path:
     junk = tmp_path / "junk.log"
     junk.write_bytes(JUNK)
     d = tmp_path / "data"
-    cli("run", "--input", str(openssh_log), "--input", str(junk), "--year", "2025", "--data-dir", str(d), "-q")
+    r = cli("run", "--input", str(openssh_log), "--input", str(junk), "--year", "2025", "--data-dir", str(d), "-q",
+            ok=False)
+    # junk.log is all junk: the run says so and exits 1 (issue 14), and still stores everything else
+    assert r.returncode == 1 and b"became a dead letter" in r.stderr, r.stderr.decode()[-3000:]
     return d
 
 
