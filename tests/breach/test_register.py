@@ -92,3 +92,12 @@ def test_every_register_field_in_json_and_csv(wf: BreachWorkflow, clock):
         else:
             flat = "" if v is None else str(v)
         assert parsed[k] == flat, k
+
+
+def test_register_csv_cells_never_run_as_formulas(wf: BreachWorkflow):
+    """CSV injection: a case title an attacker can influence must stay text in a spreadsheet."""
+    for title in ("=HYPERLINK(\"http://x\",\"click\")", " +1+1", "\n@SUM(A1)", "\uff1dcmd|' /C calc'!A0"):
+        wf.open_case("bob", title=title)
+    rows = list(csv.DictReader(io.StringIO(register_csv(wf.repo.list(), wf.config.tz))))
+    titles = [r["title"] for r in rows]
+    assert len(titles) == 4 and all(t.startswith("'") for t in titles), titles

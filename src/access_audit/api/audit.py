@@ -25,6 +25,7 @@ import uuid
 from typing import Any
 
 from access_audit.core.clock import Clock, SystemClock
+from access_audit.core.csvcells import csv_cell
 from access_audit.core.events import Outcome
 from access_audit.core.fields import hidden_from_pseudonymised
 from access_audit.store.query import And, Expr, Not, Or, Term
@@ -126,22 +127,6 @@ def audit_cli(store: Any, action: str, query: str = "", *, expr: Expr | None = N
     user = os_user()
     SelfAudit(store).record(actor=user, role="cli", action=action, query=query, interface="cli", expr=expr,
                             hits=hits, subject_ids=subject_ids, purpose=purpose, os_user=user, **extra)
-
-
-def csv_cell(v: Any) -> Any:
-    """A value for a CSV cell that a spreadsheet will not run as a formula: a cell starting with
-    = + - @ (also full-width, and after leading spaces or line breaks), a tab or a carriage return
-    is prefixed with an apostrophe."""
-    if isinstance(v, list):
-        v = "; ".join(map(str, v))
-    if isinstance(v, bool):
-        v = "yes" if v else "no"
-    if isinstance(v, str) and (v.lstrip(" \t\r\n\u3000")[:1] in _FORMULA or v[:1] in ("\t", "\r", "\n", " ")):
-        return "'" + v
-    return "" if v is None else v
-
-
-_FORMULA = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 
 
 def csv_safe(row: dict[str, Any]) -> dict[str, Any]:

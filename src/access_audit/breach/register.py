@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from access_audit.breach.clocks import local_iso
 from access_audit.breach.model import BreachCase
+from access_audit.core.csvcells import csv_cell
 
 COLUMNS = (
     "id", "state", "title", "opened_at", "opened_by", "source", "occurred_from", "occurred_to", "detected_at",
@@ -125,6 +126,6 @@ def register_csv(cases: list[BreachCase], tz: ZoneInfo, case_retention_days: int
                 v = "; ".join(map(str, v))
             elif isinstance(v, bool):
                 v = "yes" if v else "no"
-            flat[k] = "" if v is None else v
+            flat[k] = csv_cell(v)  # formula-escaped: a case title "=HYPERLINK(..." stays text
         w.writerow(flat)
     return buf.getvalue()
