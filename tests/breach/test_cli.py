@@ -97,3 +97,25 @@ def test_open_alert_twice_opens_no_duplicate(tmp_path: Path):
     p = run(d, "open", "--alert", "a1b2c3", ok=False)
     assert p.returncode == 2 and f"a1b2c3 is in {cid}" in p.stderr
     assert run(d, "list", "--format", "json").stdout.count('"id":"BR-') == 1
+
+
+def test_reads_of_cases_and_the_register_are_in_the_self_audit(tmp_path: Path):
+    """Issue 12: every CLI read is recorded with the OS user, the breach commands too."""
+    import getpass
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    cid = run(d, "open", "--title", "Lost laptop").stdout.strip()
+    run(d, "show", cid)
+    run(d, "list")
+    run(d, "register", "--format", "json")
+    store = SqliteStore(d / "events.db")
+    try:
+        recs = store.self_audit(limit=100)
+    finally:
+        store.close()
+    actions = sorted(r["action"] for r in recs)
+    assert actions == ["case_list", "case_read", "register_export"], actions
+    assert all(r["os_user"] == getpass.getuser() and r["interface"] == "cli" for r in recs)
+    assert any(r.get("query") == cid for r in recs if r["action"] == "case_read")

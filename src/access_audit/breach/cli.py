@@ -59,6 +59,24 @@ def _settings(data_dir: Path | None) -> Any:
     return Settings(data_dir=data_dir) if data_dir else Settings()
 
 
+def _audit_read(data_dir: Path | None, action: str, what: str) -> None:
+    """Record a read of cases or the register in the self-audit with the OS user (issue 12), as the
+    main CLI does for queries. The CLI is the top of the stack, so it may use the API's self-audit.
+    A store that cannot be opened is warned about, never a reason to refuse the read."""
+    try:
+        from access_audit.api.audit import audit_cli
+        from access_audit.app import open_store
+
+        store = open_store(_settings(data_dir))
+    except Exception as e:  # the register must stay readable when the event store is down
+        err.print(f"[yellow]warning:[/] this read is not in the self-audit: {escape(str(e))}")
+        return
+    try:
+        audit_cli(store, action, what)
+    finally:
+        store.close()
+
+
 def _wf(data_dir: Path | None) -> BreachWorkflow:
     from access_audit.breach.service import workflow_from_settings
 
@@ -230,7 +248,9 @@ def open_(
 def show(case_id: CaseId, fmt: Fmt = "text", data_dir: DataDir = None) -> None:
     """The case: state, every clock with its due time, contents with their sources, audit trail."""
     wf = _wf(data_dir)
-    _emit(wf, _run(wf.get, case_id), fmt)
+    case = _run(wf.get, case_id)
+    _audit_read(data_dir, "case_read", case_id)
+    _emit(wf, case, fmt)
 
 
 @breach_app.command("list")
@@ -242,6 +262,7 @@ def list_(state: Annotated[str | None, typer.Option(help="Only this state.")] = 
 
     wf = _wf(data_dir)
     cases = wf.repo.list(state=state, open_only=open_only)
+    _audit_read(data_dir, "case_list", f"state={state or '*'} open={open_only}")
     if fmt == "json":
         for c in cases:
             sys.stdout.write(orjson.dumps(case_json(wf, c)).decode() + "\n")
@@ -595,6 +616,7 @@ def register(fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json
 
     wf = _wf(data_dir)
     cases = wf.repo.list()
+    _audit_read(data_dir, "register_export", f"breach register ({fmt})")
     keep = int(getattr(_settings(data_dir), "case_retention_days", 1825))
     if fmt == "csv":
         text = register_csv(cases, wf.config.tz, keep)
