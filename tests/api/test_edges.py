@@ -76,6 +76,14 @@ def test_a_cross_origin_sign_in_form_is_refused(proxied):
     assert r.status_code == 403 and SESSION_COOKIE not in r.headers.get("set-cookie", "")
     r = c.post("/login", content=body, headers={**form, "Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
+    # "Origin: null" (what browsers send under our no-referrer policy): Sec-Fetch-Site decides
+    r = c.post("/login", content=body, headers={**form, "Origin": "null", "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    r = c.post("/login", content=body, headers={**form, "Origin": "null"})
+    assert r.status_code == 403
+    r = c.post("/login", content=body, headers={**form, "Origin": "null", "Sec-Fetch-Site": "same-origin"},
+               follow_redirects=False)
+    assert r.status_code == 303
     r = c.post("/login", content=body, headers={**form, "Origin": base}, follow_redirects=False)
     assert r.status_code == 303
     assert any(x["action"] == "login" and x["status"] == 403 for x in records(env))

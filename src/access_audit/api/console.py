@@ -407,6 +407,10 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
+    if origin == "null":
+        # Our Referrer-Policy (no-referrer) makes browsers send "Origin: null" on form posts: then
+        # the browser's own Sec-Fetch-Site says whether the form came from this site.
+        return request.headers.get("sec-fetch-site", "").lower() == "same-origin"
     st = request.app.state
     scheme = "https" if is_https(request.scope, st.trusted_proxies) else request.url.scheme
     own = {f"{scheme}://{request.headers.get('host', '')}".lower()}
