@@ -92,3 +92,17 @@ def test_dispatch_matches_full_evaluation_on_the_cloudtrail_workload():
     n, fast, full = _compare([SIGMA_CLOUDTRAIL], events, None)
     assert n > 1000
     assert fast.stats.evaluations < full.stats.evaluations / 4
+
+
+def test_rule_fingerprints_are_the_same_in_every_process():
+    """A fingerprint that changed between two worker processes (string hashes are per process) would
+    drop every baseline at each restart: compute it in two fresh interpreters and compare."""
+    import subprocess
+
+    code = ("from access_audit.detect.loader import load_rules\n"
+            "from access_audit.detect.state import fingerprint\n"
+            "rs = load_rules([], include_default=True)\n"
+            "print(sorted((r.id, fingerprint(r)) for r in rs.rules if r.state_groups() is not None))\n")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1 and "dormant_account_reused" in runs.pop()

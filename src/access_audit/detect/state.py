@@ -199,7 +199,8 @@ class Groups(OrderedDict[Any, Any]):
 
 _NOT_STATE = {"id", "title", "match", "severity", "description", "risk_score", "tags", "mitre", "personal_data",
               "dedup_fields", "suppress", "summary", "source", "tests", "max_keys", "ctx", "sigma_id", "sigma_name",
-              "false_positives", "references", "logsource", "log_types", "unknown_user"}
+              "false_positives", "references", "logsource", "log_types", "unknown_user", "requires",
+              "resolver"}
 
 
 def fingerprint(rule: Any) -> str:
@@ -220,4 +221,10 @@ def _fp(v: Any) -> str:
         return "{" + ",".join(f"{f.name}:{_fp(getattr(v, f.name))}" for f in dataclasses.fields(v)) + "}"
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(_fp(x) for x in v) + "]"
-    return repr(v)
+    if isinstance(v, (set, frozenset)):  # string hashes differ per process: sort, never repr
+        return "{" + ",".join(sorted(_fp(x) for x in v)) + "}"
+    if isinstance(v, dict):
+        return "{" + ",".join(sorted(f"{_fp(k)}:{_fp(x)}" for k, x in v.items())) + "}"
+    if v is None or isinstance(v, (str, int, float, bool, timedelta, Enum)):
+        return repr(v)
+    return type(v).__name__  # an object (a context, a compiled pattern): its identity is not state shape

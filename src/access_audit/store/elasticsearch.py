@@ -504,8 +504,13 @@ class ElasticsearchStore:
             yield src["key"], src["value"].encode()
 
     def drop_state(self, namespace: str) -> None:
-        self._call("drop rule state", self.es.delete_by_query, index=self.state_index,
-                   query={"term": {"ns": namespace}}, refresh=True, conflicts="proceed")
+        # Search and bulk-delete by id: _delete_by_query lives in the reindex module, which a
+        # minimal Elasticsearch (the integ-test distribution) does not have.
+        self._call("refresh state", self.es.indices.refresh, index=self.state_index)
+        hits = self._paged(self.state_index, {"term": {"ns": namespace}}, [{"key": {"order": "asc"}}], 10_000_000)
+        body = [{"delete": {"_index": self.state_index, "_id": h["_id"]}} for h in hits]
+        for i in range(0, len(body), 4000):
+            self._bulk_items(body[i:i + 4000], "drop rule state")
 
     # --- reads ----------------------------------------------------------------------------
 
