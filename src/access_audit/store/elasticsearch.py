@@ -692,10 +692,8 @@ class ElasticsearchStore:
 
     # --- retention port (docs/design/decisions.md section 5) ---------------------------------
 
-    def retention_days(self, cls: str) -> list[date]:
+    def _audit_retention_days(self, cls: str) -> list[date]:
         """The UTC days that hold records of data class ``cls`` (one index per day), oldest first."""
-        if cls == "self_audit":  # its own table, append-only (api.audit)
-            return self._sa_retention_days(cls)
         _self_audit_only(cls)
         r = self._call("list self-audit indices", self.es.indices.get, index=self.self_audit_pattern,
                        allow_no_indices=True, ignore_unavailable=True, expand_wildcards="open,closed")
@@ -708,18 +706,14 @@ class ElasticsearchStore:
                     days.append(date(int(m[1]), int(m[2]), int(m[3])))
         return sorted(days)
 
-    def count_day(self, cls: str, day: date) -> int:
-        if cls == "self_audit":  # its own table, append-only (api.audit)
-            return self._sa_count_day(cls, day)
+    def _audit_count_day(self, cls: str, day: date) -> int:
         _self_audit_only(cls)
         r = self._call("count the self-audit", self.es.options(ignore_status=404).count,
                        index=self.self_audit_index(day))
         return int(r.body.get("count", 0)) if r.meta.status == 200 else 0
 
-    def delete_day(self, cls: str, day: date) -> int:
+    def _audit_delete_day(self, cls: str, day: date) -> int:
         """Delete one whole UTC day of ``cls`` (its daily index, by exact name); return how many records went."""
-        if cls == "self_audit":  # its own table, append-only (api.audit)
-            return self._sa_delete_day(cls, day)
         n = self.count_day(cls, day)
         self._call("delete a self-audit day", self.es.options(ignore_status=404).indices.delete,
                    index=self.self_audit_index(day))
@@ -791,8 +785,10 @@ class ElasticsearchStore:
         except ValueError:
             return None
 
-    def _sa_retention_days(self, cls: str) -> list[date]:
+    def retention_days(self, cls: str) -> list[date]:
         """The UTC days holding records of ``cls``, oldest first (events: one per daily index)."""
+        if cls == "self_audit":  # its own daily indices, append-only (api.audit)
+            return self._audit_retention_days(cls)
         if cls == "events":
             return sorted(d for n in self.event_indices() if (d := self._day_of_index(n)) is not None)
         index, fld = self._retention_index(cls), self.RETENTION_FIELDS[cls]
@@ -806,7 +802,9 @@ class ElasticsearchStore:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         return {"range": {self.RETENTION_FIELDS[cls]: {"gte": _iso(start), "lt": _iso(start + timedelta(days=1))}}}
 
-    def _sa_count_day(self, cls: str, day: date) -> int:
+    def count_day(self, cls: str, day: date) -> int:
+        if cls == "self_audit":  # its own daily indices, append-only (api.audit)
+            return self._audit_count_day(cls, day)
         if cls == "events":
             index = f"{self.prefix}-events-{day:%Y.%m.%d}"
             r = self._call("count a day", self.es.count, index=index, ignore_unavailable=True, allow_no_indices=True)
@@ -815,9 +813,11 @@ class ElasticsearchStore:
                            query=self._day_query(cls, day), ignore_unavailable=True, allow_no_indices=True)
         return int(r.body["count"])
 
-    def _sa_delete_day(self, cls: str, day: date) -> int:
+    def delete_day(self, cls: str, day: date) -> int:
         """Events: delete the day's index (by exact name) and return how many events it held;
         other classes: delete-by-query on the day's range, refreshed, waiting for completion."""
+        if cls == "self_audit":  # its own daily indices, append-only (api.audit)
+            return self._audit_delete_day(cls, day)
         n = self.count_day(cls, day)
         if cls == "events":
             index = f"{self.prefix}-events-{day:%Y.%m.%d}"
