@@ -53,7 +53,8 @@ def client_config(s: Settings) -> dict[str, Any]:
     return cfg
 
 
-def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None, wait: Any = None) -> Any:
+def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None, wait: Any = None,
+                   where: str = "") -> Any:
     """Create a client, retrying with backoff while no broker answers; BusError after ``max_wait_s``.
 
     ``wait(seconds, attempt, reason, left)`` replaces the sleep between attempts (``ship`` shows a
@@ -73,7 +74,7 @@ def _retry_connect(what: str, factory: Any, max_wait_s: float | None = None, wai
             if wait is not None:
                 wait(pause, attempt, str(e), None if max_wait_s is None else max_wait_s - waited)
             else:
-                log.warning("Kafka unreachable for the %s (%s); retrying in %.0fs", what, e, pause)
+                log.warning("Kafka unreachable at %s for the %s (%s); retrying in %.0fs", where or "?", what, e, pause)
                 time.sleep(pause)
             backoff = min(backoff * 2, 30.0)
 
@@ -113,7 +114,8 @@ class KafkaRecordSource:
             *settings.kafka_topics, group_id=settings.kafka_group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=settings.batch_size,
             max_poll_interval_ms=600_000, session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
-            reconnect_backoff_max_ms=10_000, **client_config(settings)), connect_timeout_s)
+            reconnect_backoff_max_ms=10_000, **client_config(settings)), connect_timeout_s,
+            where=settings.kafka_bootstrap_servers)
         self.polled = 0
         self.commit_failures = 0
         self._last_origins: list[tuple[str, int, int]] = []
@@ -168,7 +170,8 @@ class _Producer:
             extra["bootstrap_timeout_ms"] = int(max(1.0, min(5.0, max_wait_s / 3)) * 1000)
         self.producer = _retry_connect(what, lambda: KafkaProducer(
             acks="all", retries=10, linger_ms=20, max_in_flight_requests_per_connection=1,
-            request_timeout_ms=30_000, **extra, **client_config(settings)), max_wait_s, wait)
+            request_timeout_ms=30_000, **extra, **client_config(settings)), max_wait_s, wait,
+            where=settings.kafka_bootstrap_servers)
         self._futures: list[Any] = []
         self.what = what
 
@@ -216,6 +219,34 @@ class KafkaDeadLetterSink(_Producer):
         self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
 
 
+def record_headers(rec: RawRecord) -> list[tuple[str, bytes]]:
+    """The headers ``ship`` puts on a raw record, whichever client sends it (``record_from_kafka``
+    reads them back): origin, source, the event id's stream and occurrence, log type and year."""
+    headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode()),
+               (H_STREAM, rec.stream.encode()), (H_OCCURRENCE, str(rec.occurrence).encode())]
+    if rec.log_type:
+        headers.append((H_LOG_TYPE, rec.log_type.encode()))
+    if rec.year:
+        headers.append((H_YEAR, str(rec.year).encode()))
+    return headers
+
+
+def ship_with(producer: Any, records: Iterable[RawRecord], topic: str, key_of: Any = None) -> int:
+    """The ship loop of both clients: send with ``record_headers``, flush every 10,000 and at the end
+    (``producer.flush`` raises BusError unless the broker acknowledged all), close."""
+    n = 0
+    try:
+        for rec in records:
+            producer._send(topic, rec.data, key_of(rec) if key_of else None, record_headers(rec))
+            n += 1
+            if n % 10_000 == 0:
+                producer.flush()
+        producer.flush()
+    finally:
+        producer.close()
+    return n
+
+
 def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None, *,
          connect_timeout_s: float | None = None, wait: Any = None) -> int:
     """Send raw records to ``topic`` with their log type, origin, source, stream and occurrence as headers.
@@ -225,24 +256,7 @@ def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: A
     answers, connecting is retried (``wait`` shows it) and BusError is raised after
     ``connect_timeout_s``.
     """
-    p = _Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait)
-    n = 0
-    try:
-        for rec in records:
-            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode()),
-                       (H_STREAM, rec.stream.encode()), (H_OCCURRENCE, str(rec.occurrence).encode())]
-            if rec.log_type:
-                headers.append((H_LOG_TYPE, rec.log_type.encode()))
-            if rec.year:
-                headers.append((H_YEAR, str(rec.year).encode()))
-            p._send(topic, rec.data, key_of(rec) if key_of else None, headers)
-            n += 1
-            if n % 10_000 == 0:
-                p.flush()
-        p.flush()
-    finally:
-        p.close()
-    return n
+    return ship_with(_Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait), records, topic, key_of)
 
 
 def dead_letter_from_kafka(value: bytes) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import orjson
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError
 from access_audit.core.records import DeadLetter, RawRecord
-from access_audit.ingest.kafka import H_LOG_TYPE, H_ORIGIN, H_SOURCE, H_YEAR, record_from_kafka
+from access_audit.ingest.kafka import record_from_kafka, ship_with
 from access_audit.settings import Settings
 
 try:
@@ -57,19 +57,27 @@ def _on_error(err: Any) -> None:
     log.warning("Kafka: %s", err)
 
 
-def _wait_for_broker(what: str, client: Any, bootstrap: str, max_wait_s: float | None = None) -> None:
-    """Block until the cluster answers a metadata request, retrying with backoff."""
-    backoff, waited = 1.0, 0.0
+def _wait_for_broker(what: str, client: Any, bootstrap: str, max_wait_s: float | None = None,
+                     wait: Any = None) -> None:
+    """Block until the cluster answers a metadata request, retrying with backoff; BusError after
+    ``max_wait_s``. ``wait(seconds, attempt, reason, left)`` replaces the sleep (as in ``ingest.kafka``)."""
+    backoff, t0, attempt = 1.0, time.monotonic(), 0
     while True:
+        attempt += 1
         try:
             client.list_topics(timeout=2.0)
             return
         except KafkaException as e:
+            waited = time.monotonic() - t0
             if max_wait_s is not None and waited >= max_wait_s:
-                raise BusError(f"cannot reach Kafka at {bootstrap} for the {what}: {e}") from e
-            log.warning("Kafka unreachable at %s for the %s (%s); retrying in %.0fs", bootstrap, what, e, backoff)
-            time.sleep(backoff)
-            waited += backoff
+                raise BusError(f"cannot reach Kafka at {bootstrap} for the {what} after {waited:.0f}s "
+                               f"({attempt} attempts): {e}") from e
+            pause = backoff if max_wait_s is None else max(0.0, min(backoff, max_wait_s - waited))
+            if wait is not None:
+                wait(pause, attempt, str(e), None if max_wait_s is None else max_wait_s - waited)
+            else:
+                log.warning("Kafka unreachable at %s for the %s (%s); retrying in %.0fs", bootstrap, what, e, pause)
+                time.sleep(pause)
             backoff = min(backoff * 2, 30.0)
 
 
@@ -162,13 +170,13 @@ class ConfluentRecordSource:
 
 
 class _Producer:
-    def __init__(self, settings: Settings, what: str) -> None:
+    def __init__(self, settings: Settings, what: str, *, max_wait_s: float | None = None, wait: Any = None) -> None:
         self.what = what
         self.producer = Producer({
             **client_config(settings), "acks": "all", "enable.idempotence": True, "linger.ms": 20,
             "message.timeout.ms": 60_000, "request.timeout.ms": 30_000})
         self._failed: list[Any] = []
-        _wait_for_broker(what, self.producer, settings.kafka_bootstrap_servers)
+        _wait_for_broker(what, self.producer, settings.kafka_bootstrap_servers, max_wait_s, wait)
 
     def _delivered(self, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -218,23 +226,9 @@ class ConfluentDeadLetterSink(_Producer):
         self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
 
 
-def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None) -> int:
-    """Send raw records to ``topic`` with their log type, origin and source as headers (as
-    ``ingest.kafka.ship``); returns the number of messages acknowledged by the broker."""
-    p = _Producer(settings, "shipper")
-    n = 0
-    try:
-        for rec in records:
-            headers = [(H_ORIGIN, rec.origin.encode()), (H_SOURCE, rec.source.encode())]
-            if rec.log_type:
-                headers.append((H_LOG_TYPE, rec.log_type.encode()))
-            if rec.year:
-                headers.append((H_YEAR, str(rec.year).encode()))
-            p._send(topic, rec.data, key_of(rec) if key_of else None, headers)
-            n += 1
-            if n % 10_000 == 0:
-                p.flush()
-        p.flush()
-    finally:
-        p.close()
-    return n
+def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None, *,
+         connect_timeout_s: float | None = None, wait: Any = None) -> int:
+    """Send raw records to ``topic`` with the headers of ``ingest.kafka.record_headers`` (the same
+    loop as ``ingest.kafka.ship``); returns the number of messages acknowledged by the broker.
+    While no broker answers, connecting is retried (``wait`` shows it), BusError after ``connect_timeout_s``."""
+    return ship_with(_Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait), records, topic, key_of)
