@@ -194,8 +194,6 @@ PARITY_QUERIES: list[str | Expr] = [
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(reason="after the msgspec documents (empty labels omitted), 'labels:*' sorted descending "
-                          "orders differently on SQLite and ES; open, see the closing note", strict=False)
 def test_parity_on_varied_data(make_es, tmp_path, monkeypatch):
     events = _synthetic()
     sq = SqliteStore(tmp_path / "p.db")

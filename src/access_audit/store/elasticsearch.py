@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 KEYWORD_MAX = 8191  # characters; 4 bytes each stays under Lucene's 32766-byte term limit
 GEO_POINTS = {"source.geo.location", "destination.geo.location"}
-ALWAYS_PRESENT = {"@timestamp", "event", "related", "labels"}  # to_doc always writes them (maybe empty)
+ALWAYS_PRESENT = {"@timestamp", "event"}  # to_doc always writes them; empty maps (labels, related) are left out
 TEMPLATE_PRIORITY = 500
 MAX_PAGE = 10_000  # index.max_result_window
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
