@@ -2,7 +2,9 @@
 
 It behaves like the Kafka adapter where the pipeline can tell (records in order per topic,
 offsets advanced only by ``commit``, a replay from the committed offset after a restart of the
-consumer), so the embedded default and production run one code path.
+consumer), so the embedded default and production run one code path. Like a Kafka topic's
+retention, messages every group has committed past are dropped: ``run`` over a 10 GB file holds
+one batch in memory, not the file (offsets stay absolute).
 """
 
 from __future__ import annotations
@@ -31,12 +33,30 @@ class InMemoryBus:
 
     def __init__(self) -> None:
         self.topics: dict[str, list[Message]] = {}
+        self.base: dict[str, int] = {}  # topic -> offset of its first retained message
         self.committed: dict[tuple[str, str], int] = {}  # (group, topic) -> next offset
 
     def produce(self, topic: str, value: bytes, *, key: bytes | None = None,
                 headers: dict[str, bytes] | None = None) -> None:
         log = self.topics.setdefault(topic, [])
-        log.append(Message(value, key, dict(headers or {}), len(log)))
+        log.append(Message(value, key, dict(headers or {}), self.base.get(topic, 0) + len(log)))
+
+    def end_offset(self, topic: str) -> int:
+        return self.base.get(topic, 0) + len(self.topics.get(topic, ()))
+
+    def read(self, topic: str, offset: int, n: int) -> list[Message]:
+        """Up to ``n`` messages from the absolute ``offset`` (not before the first retained one)."""
+        start = max(0, offset - self.base.get(topic, 0))
+        return self.topics.get(topic, [])[start:start + n]
+
+    def commit(self, group: str, topic: str, offset: int) -> None:
+        """Record the group's next offset and drop what every group of the topic has committed past."""
+        self.committed[(group, topic)] = offset
+        low = min(o for (_g, t), o in self.committed.items() if t == topic)
+        drop = low - self.base.get(topic, 0)
+        if drop > 0:
+            del self.topics.setdefault(topic, [])[:drop]
+            self.base[topic] = low
 
     def flush(self) -> None:
         return None
@@ -59,22 +79,23 @@ class MemorySource:
 
     def __init__(self, bus: InMemoryBus, topic: str, group: str) -> None:
         self.bus, self.topic, self.group = bus, topic, group
-        self._pos = bus.committed.get((group, topic), 0)
+        # a group is known to the bus from its first consumer on: its messages are kept for it
+        self._pos = bus.committed.setdefault((group, topic), bus.base.get(topic, 0))
 
     def poll(self, max_records: int = 1000, timeout_s: float = 0.0) -> list[RawRecord]:
-        log = self.bus.topics.get(self.topic, [])
-        msgs = log[self._pos:self._pos + max_records]
+        self._pos = max(self._pos, self.bus.base.get(self.topic, 0))  # "earliest" is the first retained
+        msgs = self.bus.read(self.topic, self._pos, max_records)
         self._pos += len(msgs)
         return [record_from_message(self.topic, m) for m in msgs]
 
     def commit(self) -> None:
-        self.bus.committed[(self.group, self.topic)] = self._pos
+        self.bus.commit(self.group, self.topic, self._pos)
 
     def exhausted(self) -> bool:
-        return self._pos >= len(self.bus.topics.get(self.topic, []))
+        return self._pos >= self.bus.end_offset(self.topic)
 
     def lag(self) -> int:
-        return len(self.bus.topics.get(self.topic, [])) - self._pos
+        return self.bus.end_offset(self.topic) - self._pos
 
     def close(self) -> None:
         return None
