@@ -29,7 +29,7 @@ def routes(app) -> list[tuple[str, str, Perm, bool]]:
 
 def concrete(path: str, env) -> str:
     values = {"case_id": env.case_ids["urgent"], "subject_id": "c-1", "token_id": "000000000000",
-              "kind": "authority"}
+              "kind": "authority", "number": "1"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], path)
 
 
@@ -140,5 +140,12 @@ def test_openapi_is_public_and_says_who_may_call_what(sqlite_env):
         assert op.get("x-permission"), (p, m)
     approve = doc["paths"]["/api/breaches/{case_id}/approval"]["post"]
     assert approve["x-permission"] == "cases:approve" and approve["x-roles"] == ["dpo"]
+    # what reaches an authority is the DPO's act; the analysts' steps on a case are cases:write
+    for path in ("/api/breaches/{case_id}/notifications", "/api/breaches/{case_id}/notifications/{number}/amendments",
+                 "/api/breaches/{case_id}/notifications/{number}/withdrawal"):
+        assert doc["paths"][path]["post"]["x-roles"] == ["dpo"], path
+    for path in ("/api/breaches/{case_id}/reconsideration", "/api/breaches/{case_id}/subjects-told",
+                 "/api/breaches/{case_id}/dora-reports"):
+        assert doc["paths"][path]["post"]["x-permission"] == "cases:write", path
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert sqlite_env.client.get("/docs").status_code == 404  # no Swagger UI pulling scripts from a CDN

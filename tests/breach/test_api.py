@@ -76,3 +76,60 @@ def test_open_from_alert_ids(client: TestClient, wf: BreachWorkflow, tmp_path):
     assert r.status_code == 201 and r.json()["alerts"][0]["rule_id"] == "mass_read_personal_data"
     assert r.json()["opened_by"] == "slack:U1"
     store.close()
+
+
+def test_the_routes_after_the_submission(client: TestClient, wf: BreachWorkflow, clock):
+    """A second authority, an amendment, a withdrawal, the subjects told, DORA reports: over HTTP,
+    with the workflow's refusals as 409/422 (the same rules as the CLI, no way around them)."""
+    from breach_helpers import confirmed_case, submitted_case
+
+    c = submitted_case(wf)
+    wf.edit(c.id, "fenna", {"regimes": ["gdpr", "uk_gdpr"]})
+    r = client.post(f"/api/breaches/{c.id}/notifications",
+                    json={"authority": "ICO", "channel": "ICO portal", "reference": "IC-1", "lang": "en"})
+    assert r.status_code == 409 and "no authority draft in 'en'" in r.json()["detail"]["detail"]
+    wf.draft(c.id, "fenna", "authority", "en")
+    r = client.post(f"/api/breaches/{c.id}/notifications", json={
+        "authority": "ICO", "channel": "ICO portal", "reference": "IC-1", "lang": "en", "milestone": "ico_notified"})
+    assert r.status_code == 200 and [n["reference"] for n in r.json()["notifications"]] == ["M-2026-001", "IC-1"]
+    r = client.post(f"/api/breaches/{c.id}/notifications/1/amendments", json={"text": "2,043 customers"})
+    assert r.status_code == 200 and r.json()["notifications"][0]["amendments"][0]["text"] == "2,043 customers"
+    r = client.post(f"/api/breaches/{c.id}/notifications/2/withdrawal", json={"reason": "test accounts"})
+    assert r.status_code == 200 and r.json()["notifications"][1]["withdrawal_reason"] == "test accounts"
+    r = client.post(f"/api/breaches/{c.id}/notifications/2/amendments", json={"text": "x"})
+    assert r.status_code == 409 and "was withdrawn" in r.json()["detail"]["detail"]
+    r = client.post(f"/api/breaches/{c.id}/notifications/7/withdrawal", json={"reason": "x"})
+    assert r.status_code == 422 and r.json()["detail"] == "no notification 7 (notifications: 1, 2)"
+    r = client.post(f"/api/breaches/{c.id}/subjects-told", json={"at": clock.now().isoformat(), "channel": "post"})
+    assert r.status_code == 409, "told before the decision to communicate"
+    r = client.post(f"/api/breaches/{c.id}/subjects-decision", json={"decision": "communicate", "reasoning": "high"})
+    assert r.status_code == 200
+    r = client.post(f"/api/breaches/{c.id}/subjects-told", json={"at": clock.now().isoformat(), "channel": "post"})
+    assert r.status_code == 200 and r.json()["trail"][-1]["action"] == "subjects_told"
+    r = client.post(f"/api/breaches/{c.id}/subjects-told", json={"at": "2026-03-27T10:00:00", "channel": "post"})
+    assert r.status_code == 422, "a time without its zone is refused"
+
+    d = confirmed_case(wf, title="Outage")
+    r = client.post(f"/api/breaches/{d.id}/dora-reports", json={"reference": "DNB-0"})
+    assert r.status_code == 409 and "not under DORA" in r.json()["detail"]["detail"]
+    wf.edit(d.id, "fenna", {"regimes": ["gdpr", "dora"]})
+    wf.record_milestone(d.id, "cro", "dora_classified_major", reason="Critical function down > 2 h")
+    wf.record_milestone(d.id, "cro", "dora_initial_sent")
+    clock.advance(hours=10)
+    r = client.post(f"/api/breaches/{d.id}/dora-reports", json={"reference": "DNB-0", "note": "status"})
+    assert r.status_code == 200 and [x["kind"] for x in r.json()["reports"]] == ["intermediate"]
+
+
+def test_reconsideration_over_http(client: TestClient, wf: BreachWorkflow):
+    from breach_helpers import confirmed_case
+
+    from access_audit.breach.model import RiskLevel
+
+    c = confirmed_case(wf)
+    wf.assess(c.id, "fenna", overrule_to=RiskLevel.unlikely, overrule_reason="Own auditor")
+    wf.skip_notification(c.id, "fenna", "NDA")
+    r = client.post(f"/api/breaches/{c.id}/reconsideration", json={"reason": ""})
+    assert r.status_code in (409, 422) and "reason" in str(r.json()["detail"])
+    r = client.post(f"/api/breaches/{c.id}/reconsideration", json={"reason": "A second copy turned up"})
+    assert r.status_code == 200 and r.json()["state"] == "assessed"
+    assert [s["status"] for s in r.json()["clocks"]] == ["open"]

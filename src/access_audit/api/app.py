@@ -116,8 +116,11 @@ BREACH_PERMISSIONS: dict[str, Perm] = {
     "aware": Perm.cases_write, "dismiss": Perm.cases_write, "edit": Perm.cases_write,
     "milestone": Perm.cases_write, "assess": Perm.cases_write, "no_notification": Perm.cases_write,
     "draft": Perm.cases_write, "supplement": Perm.cases_write, "subjects": Perm.cases_write,
-    "close": Perm.cases_write,
-    "approve": Perm.cases_approve, "submit": Perm.cases_approve,
+    "close": Perm.cases_write, "reconsider": Perm.cases_write, "subjects_told": Perm.cases_write,
+    "dora_report": Perm.cases_write,
+    # telling an authority (or taking a notification back) is the DPO's act, as submitting is
+    "approve": Perm.cases_approve, "submit": Perm.cases_approve, "notify": Perm.cases_approve,
+    "amend": Perm.cases_approve, "withdraw": Perm.cases_approve,
 }
 
 

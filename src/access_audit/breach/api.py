@@ -308,3 +308,67 @@ def subjects(case_id: str, body: SubjectsBody, wf: WF, actor: Actor) -> dict[str
 @router.post("/{case_id}/closure")
 def close(case_id: str, body: CloseBody, wf: WF, actor: Actor) -> dict[str, Any]:
     return _call(wf, wf.close, case_id, actor, body.reason, outstanding_reason=body.outstanding_reason)
+
+
+class NotifyBody(BaseModel):
+    authority: str
+    channel: str
+    reference: str
+    lang: str
+    at: AwareDatetime | None = None
+    milestone: str | None = None
+    delay_reasons: str | None = None
+
+
+class AmendBody(BaseModel):
+    text: str
+    reference: str | None = None
+
+
+class SubjectsToldBody(BaseModel):
+    at: AwareDatetime
+    channel: str
+
+
+class DoraReportBody(BaseModel):
+    at: AwareDatetime | None = None
+    reference: str | None = None
+    note: str | None = None
+
+
+@router.post("/{case_id}/reconsideration")
+def reconsider(case_id: str, body: ReasonBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Withdraw a 'no notification' decision (or a draft) on new facts: the case is assessed again."""
+    return _call(wf, wf.reconsider, case_id, actor, body.reason)
+
+
+@router.post("/{case_id}/notifications")
+def notify(case_id: str, body: NotifyBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Record a notification to a further supervisory authority (EDPB Guidelines 9/2022 §73)."""
+    return _call(wf, wf.notify_authority, case_id, actor, authority=body.authority, channel=body.channel,
+                 reference=body.reference, lang=body.lang, at=body.at, milestone=body.milestone,
+                 delay_reasons=body.delay_reasons)
+
+
+@router.post("/{case_id}/notifications/{number}/amendments")
+def amend(case_id: str, number: int, body: AmendBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Record an amendment ("aanpassen") of notification ``number``."""
+    return _call(wf, wf.amend_notification, case_id, actor, number, body.text, body.reference)
+
+
+@router.post("/{case_id}/notifications/{number}/withdrawal")
+def withdraw(case_id: str, number: int, body: ReasonBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Record the withdrawal ("intrekken") of notification ``number``; it stays in the register."""
+    return _call(wf, wf.withdraw_notification, case_id, actor, number, body.reason)
+
+
+@router.post("/{case_id}/subjects-told")
+def subjects_told(case_id: str, body: SubjectsToldBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Record when and how the data subjects were told (Art. 34(1)), after a 'communicate' decision."""
+    return _call(wf, wf.subjects_told, case_id, actor, body.at, body.channel)
+
+
+@router.post("/{case_id}/dora-reports")
+def dora_report(case_id: str, body: DoraReportBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Record a DORA intermediate report or an update of it (DORA Art. 19(4)(b))."""
+    return _call(wf, wf.dora_report, case_id, actor, at=body.at, reference=body.reference, note=body.note)
