@@ -195,7 +195,8 @@ def test_direct_writes_to_the_elasticsearch_indices_are_found(es_url: str, tmp_p
         es.delete(index=deleted["_index"], id=deleted["_id"])  # deleted
         es.index(index=edited["_index"], id="e" * 32, document={**src, "event": {"id": "e" * 32}})  # inserted
         alert = es.search(index=f"{prefix}-alerts", size=1)["hits"]["hits"][0]
-        es.index(index=f"{prefix}-alerts", id=alert["_id"], document={**alert["_source"], "count": alert["_source"]["count"] + 1},
+        doc = {**alert["_source"], "count": alert["_source"]["count"] + 1}
+        es.index(index=f"{prefix}-alerts", id=alert["_id"], document=doc,
                  version=10_000, version_type="external")  # rewritten past the versioning
         es.indices.refresh(index=f"{prefix}-*")
         code, rep = verify(d, env=env)
