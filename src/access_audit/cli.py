@@ -42,7 +42,8 @@ app.add_typer(breach_app, name="breach")
 app.add_typer(tokens_app, name="tokens")
 alerts_app = typer.Typer(help="Alerts in the store: list, show, ack, resolve.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
-dead_app = typer.Typer(help="Dead letters (records that could not be stored as events): list.", no_args_is_help=True)
+dead_app = typer.Typer(help="Dead letters (records that could not be stored as events): list, show, replay.",
+                       no_args_is_help=True)
 app.add_typer(dead_app, name="dead-letters")
 app.command("serve")(serve)
 
@@ -939,23 +940,150 @@ def dead_letters_list(
     limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
     log_type: Annotated[str | None, typer.Option("--log-type", "-t", help="Only this log type.")] = None,
     reason: Annotated[str | None, typer.Option(help="Only reasons that contain this text.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also the replayed ones.")] = False,
     fmt: Fmt = "table",
     data_dir: DataDir = None,
 ) -> None:
-    """The stored dead letters with their reason, where they came from, and the raw record."""
+    """The stored dead letters with their reason, where they came from, and the raw record.
+    Replayed ones (see ``replay``) are left out unless ``--all``."""
     _check_format(fmt)
     store = _open_existing_store(data_dir)
     try:
-        rows = store.dead_letters(limit=1_000_000 if (log_type or reason) else limit)
+        replays = _replays(store)
+        rows = store.dead_letters(limit=1_000_000 if (log_type or reason or replays) else limit)
     finally:
         store.close()
-    rows = [r for r in rows if (not log_type or r.get("log_type") == log_type)
-            and (not reason or reason in (r.get("reason") or ""))][:limit]
-    cols = ("received_at", "log_type", "reason", "origin", "raw")
+    rows = [{**r, "replayed": replays.get(r["id"], {}).get("at", "")} for r in rows
+            if (not log_type or r.get("log_type") == log_type) and (not reason or reason in (r.get("reason") or ""))
+            and (show_all or r["id"] not in replays)][:limit]
+    cols = ("id", "received_at", "log_type", "reason", "origin", "raw") + (("replayed",) if show_all else ())
     if fmt == "table":
-        rows = [{**r, "received_at": str(r["received_at"])[:19], "raw": str(r["raw"])[:120]} for r in rows]
+        rows = [{**r, "id": r["id"][:12], "received_at": str(r["received_at"])[:19], "raw": str(r["raw"])[:120]}
+                for r in rows]
     _write_rows(rows, cols, fmt, "dead letters")
-    err.print(f"{len(rows)} dead letter(s)")
+    hidden = "" if show_all or not replays else f" ({len(replays)} replayed not shown: --all)"
+    err.print(f"{len(rows)} dead letter(s){hidden}")
+
+
+REPLAYS_NS = "dead-letter-replays"  # rule-state rows: dead letter id -> {at, by, events}
+
+
+def _replays(store: Any) -> dict[str, dict[str, Any]]:
+    return {k: orjson.loads(v) for k, v in store.read_state(REPLAYS_NS)}
+
+
+def _find_dead_letter(store: Any, ref: str) -> tuple[str, Any]:
+    if len(ref) < 4:
+        raise _fail("give at least 4 characters of the dead letter's id ('dead-letters list' shows them)")
+    found = [(i, d) for i, d in store.dead_letter_records(limit=10_000_000) if i.startswith(ref.lower())]
+    if not found:
+        raise _fail(f"no dead letter {ref!r}")
+    if len(found) > 1:
+        raise _fail(f"{ref!r} names {len(found)} dead letters: give more characters")
+    return found[0]
+
+
+@dead_app.command("show")
+def dead_letters_show(
+    ref: Annotated[str, typer.Argument(help="The dead letter's id (or its first 4+ characters).")],
+    data_dir: DataDir = None,
+) -> None:
+    """One dead letter whole: reason, where it came from, the raw bytes exactly (non-UTF-8 bytes as \\xNN)."""
+    store = _open_existing_store(data_dir)
+    try:
+        did, d = _find_dead_letter(store, ref)
+        replay = _replays(store).get(did)
+    finally:
+        store.close()
+    import re
+
+    # control characters and bytes that are not UTF-8 as \xNN: what is shown is what was received
+    raw = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: f"\\x{ord(m[0]):02x}",
+                 d.raw.decode("utf-8", "backslashreplace"))
+    doc = {"id": did, **d.to_row(), "raw": raw, "bytes": len(d.raw),
+           "replayed": replay}
+    if sys.stdout.isatty():
+        for k, v in doc.items():
+            out.print(f"[bold]{k}[/]: {escape(str(v) if v is not None else '')}")
+    else:
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+
+
+@dead_app.command("replay")
+def dead_letters_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids (4+ characters each); default: all "
+                                                         "that match the filters.")] = None,
+    log_type: Annotated[str | None, typer.Option("--log-type", "-t", help="Only this log type.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only reasons that contain this text.")] = None,
+    as_type: Annotated[str | None, typer.Option("--as", help="Parse them as this log type (else as recorded, "
+                                                              "or by content).")] = None,
+    year: Annotated[int | None, typer.Option(help="Year for syslog lines without one.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would parse now.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run dead letters through the pipeline again (after a parser fix, or with ``--as``): those that
+    parse now are stored as events and checked by the rules; the dead letter itself is kept as
+    evidence and marked replayed (``list --all`` shows it). Replaying twice adds nothing."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from access_audit.app import alert_sinks, build_embedded
+    from access_audit.core.records import RawRecord
+    from access_audit.ingest.memory import InMemoryBus
+    from access_audit.parse.base import known_log_types, parser_names
+
+    if as_type and as_type not in known_log_types():
+        raise _fail(f"unknown log type {as_type!r}; known: {', '.join(parser_names())}")
+    settings = _settings(data_dir)
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    emb = build_embedded(settings, sinks=alert_sinks(settings, err))
+    store = emb.store
+    try:
+        done = _replays(store)
+        if ids:
+            chosen = [_find_dead_letter(store, i) for i in ids]
+        else:
+            chosen = [(i, d) for i, d in store.dead_letter_records(limit=10_000_000)
+                      if i not in done and (not log_type or d.log_type == log_type)
+                      and (not reason or reason in d.reason)]
+        ok: list[tuple[str, RawRecord, int]] = []
+        failed: dict[str, int] = {}
+        for did, d in chosen:
+            if did in done:
+                err.print(f"  {did[:12]} was replayed on {done[did]['at']}: skipped")
+                continue
+            # a stream of its own: the events' ids are the same on every replay (no duplicates)
+            rec = RawRecord(data=d.raw, origin=d.origin, source=d.source, log_type=as_type or d.log_type,
+                            year=year, stream=f"dead-letter:{did}", occurrence=0)
+            res = emb.pipeline.registry.parse(rec)
+            if res.events:
+                ok.append((did, rec, len(res.events)))
+            else:
+                why = res.dead_letters[0].reason if res.dead_letters else "no events"
+                failed[why] = failed.get(why, 0) + 1
+        err.print(f"{len(chosen)} dead letter(s) chosen: {len(ok)} parse now, {sum(failed.values())} still fail")
+        for why, n in sorted(failed.items(), key=lambda x: -x[1])[:10]:
+            err.print(f"  still failing: {n} x {escape(why)}")
+        if dry_run or not ok:
+            return
+        bus = InMemoryBus()
+        source = bus.source("replay")
+        for _, rec, _n in ok:
+            bus.produce_record("replay", rec)
+        emb.pipeline.run(source, batch_size=settings.batch_size)
+        at, by = datetime.now(UTC).isoformat(), f"cli:{getpass.getuser()}"
+        store.write_state([(REPLAYS_NS, did, orjson.dumps({"at": at, "by": by, "events": n, "as": rec.log_type}))
+                           for did, rec, n in ok], [])
+        st = emb.pipeline.stats
+        err.print(f"replayed {len(ok)} dead letter(s): {st.events} events ({st.events_new} new), "
+                  f"{st.alerts_new} new alerts")
+        if not sys.stdout.isatty():
+            sys.stdout.write(orjson.dumps({"chosen": len(chosen), "replayed": len(ok), "events": st.events,
+                                           "events_new": st.events_new, "alerts_new": st.alerts_new,
+                                           "still_failing": failed}).decode() + "\n")
+    finally:
+        store.close()
 
 
 # --- detectors ----------------------------------------------------------------------------------

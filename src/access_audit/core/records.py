@@ -81,6 +81,12 @@ class DeadLetter:
     received_at: datetime
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_row(self) -> dict[str, Any]:
+        """The listing shape (``dead-letters list``): the raw record as text, bad bytes replaced."""
+        return {"received_at": self.received_at.isoformat(), "stage": self.stage, "reason": self.reason,
+                "source": self.source, "origin": self.origin, "log_type": self.log_type,
+                "raw": self.raw.decode("utf-8", "replace")}
+
     def to_doc(self) -> dict[str, Any]:
         text = self.raw.decode("utf-8", errors="replace")
         return {

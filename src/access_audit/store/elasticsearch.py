@@ -627,14 +627,18 @@ class ElasticsearchStore:
         return [Alert.model_validate(h["_source"]) for h in self._paged(self.alerts_index, q, sort, limit)]
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [{"id": did, **d.to_row()} for did, d in self.dead_letter_records(limit)]
+
+    def dead_letter_records(self, limit: int = 100) -> list[tuple[str, DeadLetter]]:
+        """(id, dead letter with its exact raw bytes), oldest first: for show and replay."""
         sort = [{"@timestamp": {"order": "asc"}}, {"origin": {"order": "asc"}}, {"id": {"order": "asc"}}]
         out = []
         for h in self._paged(self.dead_letters_index, {"match_all": {}}, sort, limit):
             s = h["_source"]
-            out.append({"received_at": _parse_ts(s["@timestamp"]).isoformat(), "stage": s["stage"],
-                        "reason": s["reason"], "source": s.get("source"), "origin": s.get("origin"),
-                        "log_type": s.get("log_type"),
-                        "raw": base64.b64decode(s["raw_b64"]).decode("utf-8", "replace")})
+            out.append((h["_id"], DeadLetter(raw=base64.b64decode(s["raw_b64"]), reason=s["reason"],
+                                             source=s.get("source") or "", origin=s.get("origin") or "",
+                                             log_type=s.get("log_type"), stage=s["stage"],
+                                             received_at=_parse_ts(s["@timestamp"]))))
         return out
 
     def stats(self) -> dict[str, Any]:

@@ -467,12 +467,16 @@ class SqliteStore:
             return [Alert.model_validate(orjson.loads(r[0])) for r in self.db.execute(sql, [*params, limit])]
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [{"id": did, **d.to_row()} for did, d in self.dead_letter_records(limit)]
+
+    def dead_letter_records(self, limit: int = 100) -> list[tuple[str, DeadLetter]]:
+        """(id, dead letter with its exact raw bytes), oldest first: for show and replay."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT received_us, stage, reason, source, origin, log_type, raw FROM dead_letters"
+                "SELECT id, received_us, stage, reason, source, origin, log_type, raw FROM dead_letters"
                 " ORDER BY received_us, origin LIMIT ?", (limit,)).fetchall()
-        return [{"received_at": _from_us(r[0]).isoformat(), "stage": r[1], "reason": r[2], "source": r[3],
-                 "origin": r[4], "log_type": r[5], "raw": bytes(r[6]).decode("utf-8", "replace")} for r in rows]
+        return [(r[0], DeadLetter(raw=bytes(r[7]), reason=r[3], source=r[4], origin=r[5], log_type=r[6], stage=r[2],
+                                  received_at=_from_us(r[1]))) for r in rows]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
