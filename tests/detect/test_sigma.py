@@ -166,6 +166,20 @@ def test_cloudtrail_rule_metadata_and_matching(tmp_path: Path, registry: ParserR
         assert rule.evaluate(parse(registry, miss)) == []
 
 
+def test_sigma_alert_titles_say_who_and_from_where(tmp_path: Path, registry: ParserRegistry):
+    """The alert dedups on user and address, so its title names both; what is unknown is said so."""
+    from access_audit.alert.manager import AlertManager
+
+    rule = load_one(tmp_path, "aws_cloudtrail_disable_logging.yml", CLOUDTRAIL_CHANGE)
+    mgr = AlertManager(clock=FrozenClock(datetime(2026, 11, 21, tzinfo=UTC)))
+    upd = mgr.process(rule.evaluate(parse(registry, trail("StopLogging")))[0])
+    assert upd.alert.title == "AWS CloudTrail Important Change: mallory from 203.0.113.7"
+    anon = trail("DeleteTrail", sourceIPAddress=None)
+    del anon["userIdentity"]
+    upd = mgr.process(rule.evaluate(parse(registry, anon))[0])
+    assert upd.alert.title == "AWS CloudTrail Important Change: an unknown user from an unknown address"
+
+
 def test_cloudtrail_rules_on_the_panther_fixtures(tmp_path: Path, registry: ParserRegistry, panther_rows):
     """Matches counted by the rules equal the counts computed from the vendor JSON itself."""
     write(tmp_path, "aws_cloudtrail_disable_logging.yml", CLOUDTRAIL_CHANGE)

@@ -189,8 +189,15 @@ def _responder_context(det: Detection) -> dict[str, Any]:
     return ctx
 
 
+#: how a title names a value the event does not carry ("from an unknown address", never "from ?")
+UNKNOWN = {"user.name": "an unknown user", "user.target.name": "an unknown user", "source.ip": "an unknown address",
+           "destination.ip": "an unknown address", "host.name": "an unknown host", "resource.name": "an unknown resource",
+           "source.geo.country_iso_code": "an unknown country", "service.name": "an unknown service"}
+
+
 def render_summary(template: str, det: Detection) -> str:
-    """Fill ``{field.path}`` and ``{count}`` placeholders from the detection; unknown -> '?'."""
+    """Fill ``{field.path}`` and ``{count}`` placeholders from the detection; a value the event
+    does not carry is named as unknown (``UNKNOWN``, else ``<field> unknown``)."""
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -201,7 +208,7 @@ def render_summary(template: str, det: Detection) -> str:
         v = accessor(name)(det.event)
         if isinstance(v, list):
             v = ", ".join(map(str, v))
-        return "?" if v is None else str(getattr(v, "value", v))
+        return UNKNOWN.get(name, f"({name} unknown)") if v is None or v == "" else str(getattr(v, "value", v))
 
     return _PLACEHOLDER.sub(sub, template)
 

@@ -1308,12 +1308,15 @@ def load_sigma_file(path: Path, errors: list[RuleError], state: dict[str, Any] |
         if base is None or id(base) in silenced:
             continue
         ls = base.rule.logsource
+        meta = _metadata(base.rule)
+        if "{" not in meta["title"]:  # the alert's title says who and from where (it dedups on both)
+            meta["summary"] = meta["title"] + ": {user.name} from {source.ip}"
         out.append(SigmaMatchRule(
             id=ids[i], match=base.match, log_types=base.log_types, dedup_fields=["user.name", "source.ip"],
             source=f"{path}:{rule_docs[i].line}", requires=base.requires, resolver=base.resolver,
             logsource={k: v for k, v in (("category", ls.category), ("product", ls.product),
                                          ("service", ls.service)) if v},
-            **_metadata(base.rule)))
+            **meta))
     out += correlations
     return out
 
