@@ -190,9 +190,10 @@ def _responder_context(det: Detection) -> dict[str, Any]:
 
 
 #: how a title names a value the event does not carry ("from an unknown address", never "from ?")
-UNKNOWN = {"user.name": "an unknown user", "user.target.name": "an unknown user", "source.ip": "an unknown address",
-           "destination.ip": "an unknown address", "host.name": "an unknown host", "resource.name": "an unknown resource",
-           "source.geo.country_iso_code": "an unknown country", "service.name": "an unknown service"}
+UNKNOWN = {"user.name": "an unknown user", "user.target.name": "an unknown user",
+           "source.ip": "an unknown address", "destination.ip": "an unknown address", "host.name": "an unknown host",
+           "resource.name": "an unknown resource", "source.geo.country_iso_code": "an unknown country",
+           "service.name": "an unknown service"}
 
 
 def render_summary(template: str, det: Detection) -> str:
