@@ -29,7 +29,7 @@ def routes(app) -> list[tuple[str, str, Perm, bool]]:
 
 def concrete(path: str, env) -> str:
     values = {"case_id": env.case_ids["urgent"], "subject_id": "c-1", "token_id": "000000000000",
-              "kind": "authority", "number": "1"}
+              "kind": "authority", "number": "1", "name": "swagger-ui.css"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], path)
 
 
@@ -47,8 +47,8 @@ def test_every_route_declares_a_permission_and_every_permission_is_used(sqlite_e
     used = {perm for *_, perm, _ in table}
     assert used == set(Perm) - {Perm.see_personal_data}, "a permission no route uses is dead weight"
     public = sorted(p for _, p, perm, _ in table if perm is Perm.public)
-    assert public == ["/health", "/healthz", "/login", "/login", "/openapi.json", "/readyz",
-                      "/slack/interactions"]  # Slack signs its requests
+    assert public == ["/docs", "/docs/assets/{name}", "/health", "/healthz", "/login", "/login", "/openapi.json",
+                      "/readyz", "/slack/interactions"]  # Slack signs its requests
 
 
 def test_liveness_and_readiness_need_no_token(sqlite_env):
@@ -148,4 +148,13 @@ def test_openapi_is_public_and_says_who_may_call_what(sqlite_env):
                  "/api/breaches/{case_id}/dora-reports"):
         assert doc["paths"][path]["post"]["x-permission"] == "cases:write", path
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    assert sqlite_env.client.get("/docs").status_code == 404  # no Swagger UI pulling scripts from a CDN
+    # Swagger UI served from the package: every script and style from here, none from a CDN
+    docs = sqlite_env.client.get("/docs")
+    assert docs.status_code == 200 and "script-src 'self'" in docs.headers["content-security-policy"]
+    refs = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert refs and all(r.startswith("/docs/assets/") for r in refs), refs
+    for r in refs:
+        assert sqlite_env.client.get(r).status_code == 200, r
+    assert "SwaggerUIBundle" in sqlite_env.client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert sqlite_env.client.get("/docs/assets/..%2Fpyproject.toml").status_code == 404
+    assert sqlite_env.client.get("/docs/assets/index.html").status_code == 404

@@ -146,3 +146,24 @@ def test_dpo_approves_a_notification_in_the_console(served, browser, tmp_path):
         shutil.copy(top, out / top.name)
     assert shot.stat().st_size > 10_000
     assert errors == [], errors  # no script errors, nothing blocked by the CSP
+
+
+def test_the_api_docs_render_with_nothing_from_outside(served, browser):
+    """/docs is Swagger UI from the package: it renders the operations in the browser, under its CSP,
+    and the page asks nothing of any other host (the API may run air-gapped)."""
+    base, _env = served
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
+    page.goto(f"{base}/docs")
+    try:
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    except Exception:
+        raise AssertionError((errors, outside, page.inner_text("body")[:3000])) from None
+    paths = page.locator(".opblock-summary-path").all_text_contents()
+    assert "/api/events" in [p.strip() for p in paths] and len(paths) > 30
+    assert page.locator(".info .title").first.text_content().startswith("access-audit")
+    assert outside == [] and errors == [], (outside, errors)

@@ -551,6 +551,24 @@ def _routes(app: FastAPI) -> None:
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    @app.get("/docs", include_in_schema=False, dependencies=[require(Perm.public)])
+    def docs() -> Response:
+        """Swagger UI over /openapi.json, every file served from here (no CDN, works air-gapped)."""
+        return HTMLResponse(_DOCS_HTML, headers={"Content-Security-Policy": _DOCS_CSP, "Cache-Control": "no-store"})
+
+    @app.get("/docs/assets/{name}", include_in_schema=False, dependencies=[require(Perm.public)])
+    def docs_asset(name: str) -> Response:
+        if name == "init.js":
+            return Response(_DOCS_INIT, media_type="text/javascript")
+        kind = _DOCS_ASSETS.get(name)
+        if kind is None:
+            raise HTTPException(404, "not found")
+        from importlib.resources import files
+
+        # fastapi-offline ships Swagger UI 5 (OpenAPI 3.1, which FastAPI writes); we serve its files ourselves
+        return Response((files("fastapi_offline") / "static" / name).read_bytes(), media_type=kind,
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     @app.post("/slack/interactions", include_in_schema=False, dependencies=[require(Perm.public)])
     async def slack_interactions(request: Request) -> Response:
         """Slack's buttons: signed by Slack (the signing secret), each clicking user authorised
@@ -903,3 +921,22 @@ def _breach_register(request: Request, format: Annotated[str, Query(pattern="^(j
     if format == "csv":
         return PlainTextResponse(register_csv_of(rows), media_type="text/csv")
     return rows
+
+
+# --- /docs: Swagger UI from the fastapi-offline package ---------------------------------------------
+
+_DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+# Swagger UI sets style attributes from script: styles need 'unsafe-inline'; scripts come from here only.
+_DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>access-audit API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script></body></html>
+"""
+_DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  persistAuthorization: false, presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});
+"""
