@@ -49,3 +49,72 @@ def test_elasticsearch(es_url: str) -> None:
     finally:
         s.es.indices.delete(index=f"{s.prefix}-*", ignore_unavailable=True)
         s.close()
+
+
+# --- the count of a run: the store's answer, through the real embedded pipeline -----------------
+
+ROOT = "Dec 10 11:{m:02d}:40 LabSZ sshd[255{m:02d}]: Accepted publickey for root from 203.0.113.7 port 500{m:02d} ssh2"
+
+
+def _records(tmp: Path, name: str, minute: int) -> list:
+    from access_audit.ingest.files import LineReader
+
+    f = tmp / name
+    f.write_text(ROOT.format(m=minute) + "\n")
+    return list(LineReader([f]))
+
+
+def _worker(data_dir: Path):
+    from access_audit.app import build_embedded
+    from access_audit.settings import Settings
+    from access_audit.testing import FrozenClock, ListSink
+
+    return build_embedded(Settings(data_dir=data_dir), sinks=[ListSink()], clock=FrozenClock())
+
+
+def _killed_before_its_checkpoint(tmp_path: Path):
+    """A worker stores a root login's alert and dies before its checkpoint; the next one gets a
+    second root login of the same host, address and hour: the same alert id (decisions §3), which
+    its alert manager does not know and opens as new."""
+    data = tmp_path / "data"
+    first = _worker(data)
+    first.pipeline.process(_records(tmp_path, "a.log", 3))  # process: no checkpoint
+    first.store.close()
+    return first, _worker(data)
+
+
+def test_an_alert_the_manager_opens_again_is_not_new_by_the_store(tmp_path: Path) -> None:
+    from access_audit.alert.created import flag_created
+
+    _, second = _killed_before_its_checkpoint(tmp_path)
+    batch = second.pipeline.prepare(_records(tmp_path, "b.log", 20))
+    second.pipeline.detect(batch)
+    [(alert_, manager_new)] = batch.alert_updates
+    assert alert_.rule_id == "ssh_root_login" and manager_new  # the manager's memory: new
+    created = second.store.write_alerts([alert_])
+    assert created == set() and second.store.stats()["alerts"]["total"] == 1
+    assert flag_created(batch.alert_updates, created) == [(alert_, False)]  # the store's answer
+    second.store.close()
+
+
+def test_flags_follow_the_store_once_per_id_and_survive_a_retried_write() -> None:
+    from access_audit.alert.created import flag_created
+
+    a, a2, b = alert("a"), alert("a", 2), alert("b")
+    flagged = flag_created([(a, True), (a2, True), (b, True)], {"a"})
+    assert [n for _, n in flagged] == [True, False, False]
+    # The pipeline writes the batch again (the alerts topic failed after the store took them):
+    # the store now creates nothing, and the first answer stands.
+    assert [n for _, n in flag_created(flagged, set())] == [True, False, False]
+    assert [n for _, n in flag_created([(a, False)], {"a"})] == [True]
+
+
+@pytest.mark.xfail(strict=True, reason="needs the one-line change in pipeline.py (h11's file this round): "
+                   "flag the batch's alert updates with flag_created(updates, write_alerts(...))")
+def test_alerts_new_of_two_runs_equals_the_alerts_stored(tmp_path: Path) -> None:
+    first, second = _killed_before_its_checkpoint(tmp_path)
+    second.pipeline.process(_records(tmp_path, "b.log", 20))
+    stored = second.store.stats()["alerts"]["total"]
+    second.store.close()
+    assert stored == 1
+    assert first.pipeline.stats.alerts_new + second.pipeline.stats.alerts_new == stored
