@@ -350,8 +350,8 @@ def _alerts_topic_writable(run: Run, writable: bool) -> None:
     """Make the alerts topic refuse every write, or take writes again, on the live broker: a topic
     ``max.message.bytes`` of 64 makes the broker answer each produce to it with MESSAGE_TOO_LARGE,
     while the topic, its messages and every other topic stay as they were. (``min.insync.replicas``
-    above the replication factor would be the textbook way; Kafka 4 caps it at the factor, so
-    with one broker the writes go through.)"""
+    above the replication factor would be the textbook way, but on this Kafka 4.3 broker an
+    acks=all produce to such a one-replica topic still succeeded.)"""
     from kafka.admin import ConfigResource, ConfigResourceType
 
     run.admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, run.alerts,
