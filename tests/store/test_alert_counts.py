@@ -51,6 +51,44 @@ def test_elasticsearch(es_url: str) -> None:
         s.close()
 
 
+@pytest.mark.integration
+def test_elasticsearch_counts_an_alert_whose_answer_was_lost_once(es_url: str) -> None:
+    """The bulk request reaches Elasticsearch, which creates the alert; the answer comes after the
+    client's timeout (a fault proxy holds it). The pipeline writes the batch again: 200, not 201,
+    and the alert must still be counted created, once."""
+    import sys
+    from urllib.parse import urlparse
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
+    from proxy import FaultProxy
+
+    from access_audit.core.errors import StoreUnavailableError
+    from access_audit.store.elasticsearch import ElasticsearchStore
+
+    u = urlparse(es_url)
+    px = FaultProxy((u.hostname or "127.0.0.1", u.port or 9200)).start()
+    s = ElasticsearchStore(px.url, prefix=f"aa-ac-{uuid.uuid4().hex[:8]}", request_timeout=1.0, max_retries=0)
+    s.setup()
+    try:
+        assert s.write_alerts([alert("a")]) == {"a"}
+        px.set("slow_answer", delay_s=2.0, match=b"/_bulk")
+        with pytest.raises(StoreUnavailableError):
+            s.write_alerts([alert("b"), alert("a", 2)])
+        assert px.answers_held == 1
+        px.set("pass")
+        s.refresh()
+        assert set(s.alerts_by_ids(["a", "b"])) == {"a", "b"}  # Elasticsearch did the work
+        assert s.write_alerts([alert("b"), alert("a", 2)]) == {"b"}  # the retry: b counted, a not
+        assert s.write_alerts([alert("b", 3)]) == set()  # and only once
+        s.refresh()
+        assert s.stats()["alerts"]["total"] == 2
+    finally:
+        px.set("pass")
+        s.es.indices.delete(index=f"{s.prefix}-*", ignore_unavailable=True)
+        s.close()
+        px.stop()
+
+
 # --- the count of a run: the store's answer, through the real embedded pipeline -----------------
 
 ROOT = "Dec 10 11:{m:02d}:40 LabSZ sshd[255{m:02d}]: Accepted publickey for root from 203.0.113.7 port 500{m:02d} ssh2"
