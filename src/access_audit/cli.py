@@ -801,7 +801,7 @@ def erase(
 
     Their personal fields, and the raw record and free text of their events, become unreadable
     (a key made for this erasure and destroyed at once); the people who acted on them stay named.
-    The erasure is chained (``verify`` still passes, and fails if the data is put back) and
+    The erasure is chained (verify still passes, and fails if the data is put back) and
     recorded in the self-audit with the request, never the subject. Alerts, dead letters and
     breach cases are not changed (see docs/reliability.md).
     """
