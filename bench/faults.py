@@ -39,7 +39,7 @@ def main() -> int:
         kw: dict[str, object] = {"events": args.events, "bursts": args.bursts}
         if name == "sigkills":
             kw["kills"] = args.kills
-        elif name == "es_stopped":
+        elif name in ("es_stopped", "alerts_topic_unavailable"):
             kw["down_s"] = args.down_s
         elif name == "es_rejections":
             kw["reject_s"] = args.reject_s

@@ -788,6 +788,53 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def erase(
+    subject: Annotated[str, typer.Argument(help="The data subject as stored: a user name, e-mail, user id or "
+                                           "subject id (compared without case).")],
+    request: Annotated[str | None, typer.Option(help="The request's reference (ticket, letter): kept in the "
+                                                "chain and the self-audit; default a random id.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the events; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Erase without asking.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase a data subject from the stored events (GDPR Art. 17) by pseudonymisation.
+
+    Their personal fields, and the raw record and free text of their events, become unreadable
+    (a key made for this erasure and destroyed at once); the people who acted on them stay named.
+    The erasure is chained (verify still passes, and fails if the data is put back) and
+    recorded in the self-audit with the request, never the subject. Alerts, dead letters and
+    breach cases are not changed (see docs/reliability.md).
+    """
+    from access_audit.api.audit import audit_cli
+    from access_audit.app import open_store
+    from access_audit.store.erasure import erase_subject
+
+    settings = _settings(data_dir)
+    if not settings.chain:
+        raise _fail("erase needs the tamper-evidence chain (ACCESS_AUDIT_CHAIN): without it verify could not "
+                    "tell an erasure from an edit")
+    if not subject.strip():
+        raise _fail("the data subject is empty")
+    store = open_store(settings)
+    try:
+        plan = erase_subject(store, subject, request=request, dry_run=True)
+        err.print(f"{plan.events} event(s) name this data subject")
+        res = plan
+        if not dry_run:
+            if not yes and not typer.confirm(f"erase the data subject from {plan.events} event(s) and the rule "
+                                             "state?", default=False, err=True):
+                raise _fail("nothing erased (answer yes, or pass --yes)", 1)
+            res = erase_subject(store, subject, request=plan.request)
+            audit_cli(store, "erasure", hits=res.events, reason=f"GDPR Art. 17 request {res.request}",
+                      erasure_request=res.request, chain_entry=res.chain_entry, state_rows=res.state_rows)
+            err.print(f"erased: {res.events} event(s), {res.state_rows} rule-state row(s)"
+                      + (f"; chain entry {res.chain_entry}" if res.chain_entry else ""))
+    finally:
+        store.close()
+    sys.stdout.write(orjson.dumps({**res.to_json(), "dry_run": dry_run}).decode() + "\n")
+
+
 # --- alerts and dead letters ----------------------------------------------------------------------
 
 FORMATS = ("table", "json", "csv")

@@ -177,6 +177,21 @@ class Run:
         c.close()
         return ids
 
+    def topic_alert_ids(self) -> set[str]:
+        """The ids of every brute-force alert message on the alerts topic (new or update)."""
+        from kafka import KafkaConsumer
+
+        c = KafkaConsumer(self.alerts, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=4000, group_id=None)
+        ids = set()
+        for m in c:
+            with contextlib.suppress(ValueError):
+                doc = json.loads(m.value)
+                if doc.get("rule_id") == BRUTE_RULE:
+                    ids.add(doc["id"])
+        c.close()
+        return ids
+
     def settled_alerts(self, quiet_s: float = 6.0, max_s: float = 60.0) -> list[dict[str, Any]]:
         """The alert documents once their number has not changed for ``quiet_s``."""
         t0 = time.monotonic()
@@ -331,5 +346,73 @@ def broker_restart(tmp: Path, *, events: int, bursts: int) -> Tally:
         run.close()
 
 
+def _alerts_topic_writable(run: Run, writable: bool) -> None:
+    """Make the alerts topic refuse every write, or take writes again, on the live broker: a topic
+    ``max.message.bytes`` of 64 makes the broker answer each produce to it with MESSAGE_TOO_LARGE,
+    while the topic, its messages and every other topic stay as they were. (``min.insync.replicas``
+    above the replication factor would be the textbook way, but on this Kafka 4.3 broker an
+    acks=all produce to such a one-replica topic still succeeded.)"""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    run.admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, run.alerts,
+                                            configs={} if writable else {"max.message.bytes": "64"})])
+
+
+def _probe_alerts_topic(run: Run) -> str:
+    """One write of a typical size to the alerts topic: "ok" or the broker's error (the fault is real)."""
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", retries=0, request_timeout_ms=5000)
+    try:
+        p.send(run.alerts, b'{"probe": true, "pad": "' + b"x" * 100 + b'"}').get(timeout=10)
+        return "ok"
+    except Exception as e:
+        return type(e).__name__
+    finally:
+        p.close(timeout=5)
+
+
+def alerts_topic_unavailable(tmp: Path, *, events: int, bursts: int, down_s: float) -> Tally:
+    """The alerts topic refuses every write for ``down_s`` while events (and brute-force bursts) flow:
+    the workers must store every event once, and every alert must reach the topic and the store
+    once the topic takes writes again (the batch is not committed until the alerts are
+    acknowledged). Counts the alerts of the index missing from the topic."""
+    run = Run(tmp)
+    try:
+        n, ips = known_input(tmp / "input.log", events, bursts)
+        lines = (tmp / "input.log").read_text().splitlines(keepends=True)
+        (tmp / "first.log").write_text("".join(lines[: n // 3]))
+        (tmp / "second.log").write_text("".join(lines[n // 3:]))
+        run.start_worker()
+        run.start_worker()
+        run.ship(tmp / "first.log")
+        run.wait_stored(n // 6, 300)
+        _alerts_topic_writable(run, False)
+        t0 = time.monotonic()
+        for _ in range(10):  # the topic's new config reaches the partition leader within moments
+            probe = _probe_alerts_topic(run)
+            if probe != "ok":
+                break
+            time.sleep(1.0)
+        run.ship(tmp / "second.log")  # events and bursts arrive while no alert can be published
+        time.sleep(max(0.0, down_s - (time.monotonic() - t0)))
+        stored_during = run.stored()
+        alive = sum(w.poll() is None for w in run.workers)
+        _alerts_topic_writable(run, True)
+        waited = run.wait_stored(n, 600)
+        time.sleep(3)
+        retried = sum(log.read_text(errors="replace").count("retrying the batch") for log in run.logs)
+        t = run.tally(n, ips, waited, probe_during_fault=probe, workers_alive_during_fault=alive,
+                      stored_at_end_of_fault=stored_during, batches_retried=retried)
+        on_topic = run.topic_alert_ids()
+        t.extra["alerts_missing_on_topic"] = sum(1 for d in run.alert_docs() if d["id"] not in on_topic)
+        return t
+    finally:
+        with contextlib.suppress(Exception):
+            _alerts_topic_writable(run, True)
+        run.close()
+
+
 SCENARIOS: dict[str, Callable[..., Tally]] = {"sigkills": sigkills, "es_rejections": es_rejections,
-                                              "es_stopped": es_stopped, "broker_restart": broker_restart}
+                                              "es_stopped": es_stopped, "broker_restart": broker_restart,
+                                              "alerts_topic_unavailable": alerts_topic_unavailable}

@@ -7,7 +7,10 @@ the new mode):
 - ``refuse``: the port is closed (connection refused);
 - ``reset``: connections are accepted and reset at once;
 - ``http429``: every HTTP request gets ``429 Too Many Requests`` with Elasticsearch's rejection
-  body (bulk rejections), on keep-alive connections too.
+  body (bulk rejections), on keep-alive connections too;
+- ``slow_answer``: every HTTP request is passed on at once, and the answer to one whose request
+  line contains ``match`` (``/_bulk``) is held ``delay_s`` before it is sent back: the server did
+  the work, the client times out first (the answer lost in flight).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ class FaultProxy:
         self.upstream = upstream
         self.mode = "pass"
         self.delay_s = 0.0
+        self.match = b""
         self.requests_rejected = 0
+        self.answers_held = 0
         self._port = port
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -55,10 +60,10 @@ class FaultProxy:
         self._listener = s
         threading.Thread(target=self._accept, args=(s,), daemon=True).start()
 
-    def set(self, mode: str, delay_s: float = 0.0) -> None:
-        assert mode in ("pass", "refuse", "reset", "http429")
+    def set(self, mode: str, delay_s: float = 0.0, match: bytes = b"") -> None:
+        assert mode in ("pass", "refuse", "reset", "http429", "slow_answer")
         with self._lock:
-            prev, self.mode, self.delay_s = self.mode, mode, delay_s
+            prev, self.mode, self.delay_s, self.match = self.mode, mode, delay_s, match
             conns, self._conns = self._conns, set()
         for c in conns:
             _abort(c)
@@ -85,6 +90,8 @@ class FaultProxy:
                 _abort(c)
             elif mode == "http429":
                 threading.Thread(target=self._reject, args=(c,), daemon=True).start()
+            elif mode == "slow_answer":
+                threading.Thread(target=self._slow, args=(c,), daemon=True).start()
             else:
                 threading.Thread(target=self._pipe, args=(c,), daemon=True).start()
 
@@ -114,6 +121,31 @@ class FaultProxy:
                           b"x-elastic-product: Elasticsearch\r\ncontent-length: " + str(len(REJECTED)).encode()
                           + b"\r\n\r\n" + REJECTED)
 
+    def _slow(self, c: socket.socket) -> None:
+        try:
+            u = socket.create_connection(self.upstream, timeout=30)
+        except OSError:
+            _abort(c)
+            return
+        with self._lock:
+            self._conns.add(u)
+        cbuf, ubuf = b"", b""
+        with contextlib.suppress(OSError):
+            while True:
+                req, cbuf = _http_message(c, cbuf)
+                if req is None:
+                    return
+                u.sendall(req)
+                resp, ubuf = _http_message(u, ubuf)
+                if resp is None:
+                    return
+                if self.match and self.match in req.split(b"\r\n", 1)[0]:
+                    self.answers_held += 1
+                    time.sleep(self.delay_s)
+                c.sendall(resp)
+        _abort(c)
+        _abort(u)
+
     def _pipe(self, c: socket.socket) -> None:
         try:
             u = socket.create_connection(self.upstream, timeout=10)
@@ -142,6 +174,27 @@ class FaultProxy:
 
         threading.Thread(target=one_way, args=(u, c), daemon=True).start()
         one_way(c, u)
+
+
+def _http_message(s: socket.socket, buf: bytes) -> tuple[bytes | None, bytes]:
+    """One HTTP/1.1 message (head and a Content-Length body) read from ``s``; None at the end."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v.strip())
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, buf
+        rest += chunk
+    return head + b"\r\n\r\n" + rest[:n], rest[n:]
 
 
 def _abort(s: socket.socket) -> None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from harness import Tally, broker_restart, es_rejections, es_stopped, sigkills
+from harness import Tally, alerts_topic_unavailable, broker_restart, es_rejections, es_stopped, sigkills
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_servers")]
 EVENTS = int(os.environ.get("ACCESS_AUDIT_FAULTS_EVENTS", "4000"))
@@ -53,3 +53,11 @@ def test_elasticsearch_stopped_while_events_flow(tmp_path: Path) -> None:
 
 def test_broker_restart_mid_stream(tmp_path: Path) -> None:
     check(broker_restart(tmp_path, events=EVENTS, bursts=4), "broker_restart")
+
+
+def test_the_alerts_topic_unavailable_while_events_flow(tmp_path: Path) -> None:
+    t = alerts_topic_unavailable(tmp_path, events=EVENTS, bursts=4, down_s=20)
+    assert t.extra["probe_during_fault"] != "ok", "the fault was injected (a write to the topic was refused)"
+    assert t.extra["workers_alive_during_fault"] == 2, "the workers wait for the topic, they do not die"
+    assert t.extra["alerts_missing_on_topic"] == 0, t.to_json()
+    check(t, "alerts_topic_unavailable")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notify"))
 
-import pytest
 from fake_slack import FakeSlack
 
 from access_audit.core.alerts import Alert, Severity
@@ -87,8 +86,6 @@ def test_down_for_an_hour_then_429_then_500_then_killed_mid_post_delivers_each_a
     fake.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="notify/slack.py: an unsure first post to a channel cannot be "
-                   "reconciled (channel id unknown) and is sent again; see docs/reliability.md")
 def test_the_first_post_to_a_channel_lost_in_flight_is_not_doubled(tmp_path: Path) -> None:
     fake = FakeSlack().start()
     clock = FrozenClock(T0)
@@ -103,3 +100,6 @@ def test_the_first_post_to_a_channel_lost_in_flight_is_not_doubled(tmp_path: Pat
     n2.close()
     fake.stop()
     assert list(ids.values()) == [1]
+    assert n2.stats.reconciled == 1
+    assert [r.method for r in fake.requests] == ["chat.postMessage", "conversations.list",
+                                                "conversations.history", "chat.update"]

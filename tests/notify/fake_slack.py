@@ -1,7 +1,8 @@
 """A local fake of the Slack Web API over real HTTP (slack-sdk's WebClient points at it with base_url).
 
-It implements chat.postMessage, chat.update, conversations.history and conversations.replies,
-keeps the messages it accepted, records every request, and can be scripted to fail: 429 with
+It implements chat.postMessage, chat.update, conversations.history, conversations.replies and
+conversations.list (cursor-paged, names without the ``#``, as Slack lists them), keeps the
+messages it accepted, records every request, and can be scripted to fail: 429 with
 Retry-After, 500, hang (sleep past the client's timeout, before or after storing the message),
 or be stopped altogether (connection refused) and started again on the same port.
 """
@@ -50,6 +51,7 @@ class FakeSlack:
         self.channels: dict[str, Channel] = {}
         self.failures: list[Failure] = []
         self.outage: str | None = None  # "500" or "429": every request fails until cleared
+        self.list_scopes: set[str] | None = None  # conversations.list types the token may list (None: all)
         self._ts = 1_700_000_000_000_000
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -110,7 +112,7 @@ class FakeSlack:
     def _channel_id(self, name: str) -> str:
         if name in self.channels:
             return name
-        return "C" + hashlib.sha1(name.encode()).hexdigest()[:9].upper()
+        return "C" + hashlib.sha1(name.lstrip("#").encode()).hexdigest()[:9].upper()  # "#x" and "x" are one
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlparse(h.path)
@@ -202,7 +204,32 @@ class FakeSlack:
                 msgs = parent + ch.replies.get(a.get("ts", ""), [])
             return {"ok": True, "messages": [m if with_md else {k: v for k, v in m.items() if k != "metadata"}
                                              for m in msgs], "has_more": False}
+        if method == "conversations.list":
+            return self._list(a)
         return {"ok": False, "error": "unknown_method"}
+
+    def _list(self, a: dict[str, Any]) -> dict[str, Any]:
+        # Slack: types defaults to public_channel; limit at most 1000; an opaque cursor in
+        # response_metadata.next_cursor, empty on the last page. Oldest first; the fake's channels are public.
+        types = str(a.get("types") or "public_channel").split(",")
+        if self.list_scopes is not None and not set(types) <= self.list_scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "groups:read"}
+        try:
+            limit = min(1000, max(1, int(a.get("limit") or 100)))
+            start = int(a["cursor"].removeprefix("dGVhbTpD")) if a.get("cursor") else 0
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "invalid_cursor"}
+        chans = list(self.channels.values()) if "public_channel" in types else []
+        page = chans[start:start + limit]
+        nxt = f"dGVhbTpD{start + limit}" if start + limit < len(chans) else ""
+        return {"ok": True, "channels": [{"id": c.id, "name": c.name.lstrip("#"), "is_channel": True,
+                                          "is_private": False, "is_archived": False} for c in page],
+                "response_metadata": {"next_cursor": nxt}}
+
+    def create_channel(self, name: str) -> Channel:
+        """A channel that exists in the workspace before anything is posted to it."""
+        cid = self._channel_id(name)
+        return self.channels.setdefault(cid, Channel(cid, name))
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:

@@ -387,6 +387,41 @@ def test_a_crash_while_sending_is_checked_before_posting_again(tmp_path, fake, c
     n.close()
 
 
+def test_the_first_post_lost_in_flight_is_found_by_the_channel_id_looked_up_by_name(tmp_path, fake, clock):
+    """The first post to a channel: its id is not known yet (no answer came back), so it is looked up
+    by name (conversations.list, paged) before the history is searched; the look-up is kept."""
+    for i in range(450):  # three pages of 200 before ours
+        fake.create_channel(f"#team-{i:03d}")
+    fake.fail("chat.postMessage", "hang_after")
+    n = make(tmp_path, fake, clock, channel="#zz-alerts")
+    send(n, alert("first"))
+    assert n.deliver() == 0
+    assert n.drain(30)
+    assert outbox_ids(fake.posts("#zz-alerts")) == [f"{n.messages_for_alert('first')[0].id}:post"]
+    assert n.stats.reconciled == 1
+    lists = fake.calls("conversations.list")
+    assert [r.args.get("cursor") is None for r in lists] == [True, False, False]
+    assert n.outbox.get("slack.channel_id:#zz-alerts") == fake.channel("#zz-alerts").id
+    n.close()
+
+
+@pytest.mark.parametrize("scopes", [{"public_channel"}, set()])
+def test_without_the_scope_to_list_channels_a_lost_first_post_is_sent_again(tmp_path, fake, clock, scopes):
+    """Listing private channels needs groups:read: without it the public ones are listed. Without
+    channels:read the id stays unknown and the post is sent again (at least once, never dropped)."""
+    fake.list_scopes = scopes
+    fake.fail("chat.postMessage", "hang_after")
+    n = make(tmp_path, fake, clock)
+    send(n, alert("first"))
+    n.deliver()
+    assert n.drain(30)
+    posts = outbox_ids(fake.posts("#security-alerts"))
+    assert len(posts) == (1 if scopes else 2) and len(set(posts)) == 1
+    assert [r.answered for r in fake.calls("conversations.list")] == ["error:missing_scope"] * (2 - len(scopes)) + (
+        ["ok"] if scopes else [])
+    n.close()
+
+
 def test_a_refused_message_is_kept_as_failed_and_does_not_block_the_channel(tmp_path, fake, clock):
     n = make(tmp_path, fake, clock)
     fake.fail("chat.postMessage", "error:not_in_channel")

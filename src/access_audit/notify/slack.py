@@ -17,7 +17,10 @@ What happens to an alert (``emit``):
   waits its Retry-After; 5xx and network errors back off exponentially; nothing is dropped. A
   request that may have reached Slack (timeout, reset, 5xx) marks its row ``unsure``: before
   sending it again the notifier looks for it in the channel (every message carries its outbox id
-  in Slack message metadata), so a message is posted once, never twice.
+  in Slack message metadata), so a message is posted once, never twice. The history is read by
+  channel id: from an earlier answer, else looked up by name (``conversations.list``; the token
+  needs ``channels:read``, and ``groups:read`` for private channels, besides ``chat:write`` and
+  ``channels:history``/``groups:history``). Without it an unsure post is sent again.
 * Storm: when more than ``storm_threshold`` new messages wait for one channel, they become one
   digest (counts per rule) and the channel holds new posts for ``storm_window_s``; alerts at
   ``storm_keep`` severity or above are still posted one by one. The alerts stay in the store.
@@ -735,9 +738,7 @@ class SlackNotifier:
     def _find_posted(self, row: OutboxRow, kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """Look for a message carrying this row's id in its metadata (an earlier attempt that did
         arrive). None when not found or when the channel cannot be read (then it is sent again)."""
-        channel = kwargs["channel"]
-        if not _CHANNEL_ID.fullmatch(channel or ""):
-            channel = self.outbox.get(f"slack.channel_id:{channel}")
+        channel = self._channel_id(kwargs["channel"])
         if not channel:
             log.warning("slack: cannot check whether %s was posted (channel id of %s unknown); sending it",
                         row.id, row.channel)
@@ -760,6 +761,40 @@ class SlackNotifier:
             md = msg.get("metadata") or {}
             if md.get("event_type") == EVENT_TYPE and (md.get("event_payload") or {}).get("outbox_id") == row.id:
                 return {"ts": msg["ts"], "channel": channel}
+        return None
+
+    def _channel_id(self, channel: str) -> str | None:
+        """The id of a channel given by id or name: kept in the outbox once known (from a post's
+        answer or an earlier look-up), else looked up by name (``conversations.list``, public then
+        also private channels as the token's scopes allow). None when Slack does not list it.
+        Rate limits and transient failures raise (the row waits and asks again)."""
+        if _CHANNEL_ID.fullmatch(channel or ""):
+            return channel
+        known = self.outbox.get(f"slack.channel_id:{channel}")
+        if known:
+            return known
+        name = channel.lstrip("#")
+        for types in ("public_channel,private_channel", "public_channel"):
+            cursor: str | None = None
+            try:
+                for _ in range(100):  # 100 pages of 200: a workspace of 20,000 channels
+                    args: dict[str, Any] = {"types": types, "exclude_archived": True, "limit": 200}
+                    if cursor:
+                        args["cursor"] = cursor
+                    resp = self._call("conversations_list", args)
+                    for c in resp.get("channels") or []:
+                        if c.get("name") == name and _CHANNEL_ID.fullmatch(c.get("id") or ""):
+                            self.outbox.put(f"slack.channel_id:{channel}", c["id"])
+                            return str(c["id"])
+                    cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+                    if not cursor:
+                        break
+                return None
+            except _Failure as f:
+                if f.kind in ("rate", "transient"):
+                    raise
+                log.warning("slack: cannot look up the channel %s (conversations.list, types %s: %s)",
+                            channel, types, f.error)
         return None
 
     def _sent(self, row: OutboxRow, result: dict[str, Any], now: float, *, reconciled: bool = False) -> None:

@@ -41,9 +41,11 @@ it is written, so a crash between the two leaves the older, also chained, versio
 price: putting an alert back to an older version it really had is not reported (a status or a
 counter it never had is).
 
-Erasure (Art. 17) by pseudonymisation keeps the chain intact when the stored documents carry
-only pseudonyms whose per-subject keys are destroyed: the documents, and so the leaves, do not
-change. A document rewritten after chaining is, by design, reported as altered.
+Erasure (Art. 17, ``store/erasure.py``) rewrites a subject's events with their personal data
+made unreadable. It chains the erased documents first, in an ``erasure`` entry (``of``: the
+record kind; the request id and a count, never the subject): from then on only the latest erased
+version of each of those records verifies, so putting the personal data back is reported as
+``altered``. Any other document rewritten after chaining is, by design, reported as altered.
 """
 
 from __future__ import annotations
@@ -477,6 +479,7 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
     expected: dict[tuple[str, str], dict[str, str]] = {}  # (kind, id) -> leaf -> place
     deleted_days: dict[str, set[int]] = {}
     deleted_before: dict[str, int] = {}
+    erased: dict[tuple[str, str], tuple[float, str, str, int]] = {}  # (kind, id) -> the latest erasure
     for w, ents in by_writer.items():
         prev = ""
         for seq in range(max(ents) + 1 if ents else 0):
@@ -505,6 +508,12 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
                 rep.unanchored += 1
             prev = str(e.get("hash"))
             kind = str(e.get("kind"))
+            if kind == "erasure":  # erased versions replace what was chained before (store/erasure.py)
+                for rid, lf, ts in e.get("items") or []:
+                    k = (str(e.get("of")), rid)
+                    if (cut is None or ts >= cut) and float(e.get("at", 0)) >= erased.get(k, (-1.0,))[0]:
+                        erased[k] = (float(e.get("at", 0)), lf, place, ts)
+                continue
             if kind == "retention":
                 cls = str(e.get("cls"))
                 if "day" in e:
@@ -525,6 +534,8 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
         rep.findings.append(Finding("chain_missing", "chain", w, "chain", w,
                                     "the anchor lists a writer whose whole chain is gone"))
 
+    for k, (_, lf, place, ts) in erased.items():  # only the erased version verifies: no way back
+        expected[k] = {lf: place, "\x00ts": str(ts)}
     seen: set[tuple[str, str]] = set()
     for kind, rid, where, doc, ts in _stored(store, cut):
         if cut is not None and ts < cut:

@@ -244,6 +244,7 @@ class ElasticsearchStore:
         # A timeout is not retried here: the pipeline retries the whole batch (idempotent).
         self.es = client or Elasticsearch(url, request_timeout=request_timeout, max_retries=max_retries,
                                           retry_on_timeout=False, **auth)
+        self._maybe_created: dict[str, None] = {}  # alert ids a failed write may have created (ordered)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kw: Any) -> ElasticsearchStore:
@@ -362,16 +363,34 @@ class ElasticsearchStore:
         equal count (a status change) replaces the document. Pipeline writes keep the stored
         status and history (``keep_lifecycle``); ``lifecycle=True`` writes replace them. Returns
         the ids this call created (answered 201), so a count of new alerts agrees with the index.
+
+        A call that fails after Elasticsearch may have done the work (a timeout: the answer was
+        lost) remembers the ids that were not stored before it; the next call that finds them
+        stored counts them as created, so the retried batch counts each new alert once.
         """
         created: set[str] = set()
         docs = [a.to_doc() for a in alerts]
+        absent: list[str] = []
         if alerts and not lifecycle:
             stored = self._alert_docs([a.id for a in alerts])
             docs = [keep_lifecycle(d, stored.get(d["id"])) for d in docs]
+            absent = [a.id for a in alerts if a.id not in stored]
+        try:
+            self._write_alerts(alerts, docs, created)
+        except StoreUnavailableError:
+            for aid in absent:
+                if aid not in created:
+                    self._maybe_created[aid] = None
+            while len(self._maybe_created) > 100_000:  # bounded: the oldest guesses go first
+                self._maybe_created.pop(next(iter(self._maybe_created)))
+            raise
+        return created
+
+    def _write_alerts(self, alerts: list[Alert], docs: list[dict[str, Any]], created: set[str]) -> None:
         pending = [(a.id, a.count, d) for a, d in zip(alerts, docs, strict=True)]
         for attempt in range(self.attempts):
             if not pending:
-                return created
+                return
             body: list[dict[str, Any]] = []
             for aid, count, doc in pending:
                 body += [{"index": {"_index": self.alerts_index, "_id": aid, "version": max(1, count),
@@ -381,9 +400,10 @@ class ElasticsearchStore:
             for (aid, count, doc), item in zip(pending, items, strict=True):
                 r = item["index"]
                 status = r["status"]
-                if status == 201:
-                    created.add(aid)
                 if status in (200, 201, 409):
+                    if status == 201 or (aid in self._maybe_created and aid not in created):
+                        created.add(aid)  # a 200/409 for a remembered id: our lost answer created it
+                    self._maybe_created.pop(aid, None)
                     continue
                 if status == 429 or status >= 500:
                     retry.append((aid, count, doc))
@@ -395,7 +415,6 @@ class ElasticsearchStore:
         if pending:
             raise StoreUnavailableError(f"elasticsearch {self.url}: {len(pending)} alert(s) still refused after "
                                         f"{self.attempts} attempts (429/5xx)")
-        return created
 
     def _alert_docs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         res = self._call("read alerts", self.es.mget, index=self.alerts_index, ids=ids)
