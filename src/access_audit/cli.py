@@ -6,7 +6,7 @@ import csv
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -17,7 +17,9 @@ from rich.table import Table
 from access_audit.api.cli import serve, tokens_app
 from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
-from access_audit.settings import Settings
+
+if TYPE_CHECKING:
+    from access_audit.settings import Settings
 
 
 def _quiet_flag_types() -> None:
@@ -79,6 +81,8 @@ def _main(
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    from access_audit.settings import Settings  # pydantic-settings: 160 ms, not for --help
+
     return Settings(data_dir=data_dir) if data_dir else Settings()
 
 
@@ -300,6 +304,7 @@ def ship(
     from access_audit.ingest.files import LineReader
     from access_audit.ingest.kafka import ship as ship_records  # retries with a countdown (kafka-python)
     from access_audit.parse.base import ParserRegistry, known_log_types
+    from access_audit.settings import Settings
 
     settings = Settings()
     if log_type and log_type not in known_log_types():
