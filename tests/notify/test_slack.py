@@ -493,6 +493,15 @@ def test_a_storm_becomes_one_digest_and_critical_alerts_still_get_through(tmp_pa
         "`ssh_brute_force`: 8 alert(s), 8 event(s), highest HIGH\n"
         "`ssh_invalid_user`: 2 alert(s), 2 event(s), highest MEDIUM")
     assert n.outbox.counts("slack")["digested"] == 10
+    # the held-back alerts themselves, per rule, the most events first, five at most, and how to see the rest
+    listed = digest["blocks"][2]["text"]["text"].split("\n")
+    assert listed[0] == "*`ssh_brute_force`*"
+    assert listed[1].startswith("• HIGH · root logged in on web-1 from ")
+    assert "1 event(s) · last 2026-11-23" in listed[1]
+    assert sum(x.startswith("• ") for x in listed) == 5
+    assert listed[-1] == "   … and 3 more: `access-audit alerts list --rule ssh_brute_force`"
+    assert digest["blocks"][3]["text"]["text"].startswith("*`ssh_invalid_user`*\n• MEDIUM · ")
+    assert listed[2] == "   `user.name:root AND source.ip:203.0.113.7`", "the evidence query, copyable"
 
     brute[0].count = 50  # an update of a summarised alert: the store has it, Slack stays quiet
     send(n, brute[0], new=False)

@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 SINK = "slack"
 EVENT_TYPE = "access_audit_outbox"
+DIGEST_RULES, DIGEST_ALERTS_PER_RULE = 10, 5  # a digest stays within Slack's 50 blocks and 3,000 chars a section
 POSTS = ("post", "reply", "message", "digest")  # ops that create a message (an unsure one is looked up first)
 TERMINAL = (AlertStatus.resolved.value, AlertStatus.false_positive.value)
 TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
@@ -869,8 +870,27 @@ class SlackNotifier:
             ordered = sorted(rules.items(), key=lambda kv: (-kv[1]["severity"].rank, -kv[1]["alerts"], kv[0]))
             lines = [{"line": f"{code(rid)}: {v['alerts']} alert(s), {v['events']} event(s), highest "
                               f"{v['severity'].value.upper()}"} for rid, v in ordered[:15]]
+            # The alerts themselves, per rule (most severe, then most events, first): what the team
+            # acts on. Titles and queries go through the channel's personal-data view, as in a post.
+            per_rule: dict[str, list[Message]] = {}
+            for m in msgs:
+                per_rule.setdefault(m.doc["rule_id"], []).append(m)
+            listed = []
+            for rid, _v in ordered[:DIGEST_RULES]:
+                ms = sorted(per_rule[rid], key=lambda m: (-Severity(m.doc["severity"]).rank, -m.total, m.id))
+                rows = []
+                for m in ms[:DIGEST_ALERTS_PER_RULE]:
+                    v = self.view(m)
+                    row = (f"• {v['severity_label']} · {mrkdwn(v['title'], 150)} · {m.total} event(s) · "
+                           f"last {v['last_seen']}")
+                    rows.append(row + (f"\n   {code(v['query'], 200)}" if v["query"] else ""))
+                if len(ms) > DIGEST_ALERTS_PER_RULE:
+                    rows.append(f"   … and {len(ms) - DIGEST_ALERTS_PER_RULE} more: "
+                                f"{code('access-audit alerts list --rule ' + rid)}")
+                listed.append({"rule": code(rid), "text": "\n".join(rows)})
             keep = self.config.storm_keep
             d = {"total": sum(len(m.counts) for m in msgs), "rules": lines, "more": max(0, len(ordered) - 15),
+                 "listed": listed,
                  "since": _fmt(min((m.first_seen for m in msgs), key=_ts)),
                  "until": _fmt(max((m.last_seen for m in msgs), key=_ts)),
                  "keep_note": f"{keep.value.upper()} alerts are still posted one by one." if keep else ""}
