@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from access_audit.alert.created import flag_created
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError, StoreError, StoreUnavailableError
@@ -123,12 +124,14 @@ class Pipeline:
                 for d in dead:
                     dls.emit_dead_letter(d)
         new = self.store.write_events(events) if events else 0
+        if batch.alert_updates:
+            # "new" is the store's answer (the ids it created), so alerts_new, the sinks' new flag
+            # and the alerts index agree, also after a restart from an older checkpoint
+            latest = {a.id: a for a, _ in batch.alert_updates}
+            batch.alert_updates = flag_created(batch.alert_updates, self.store.write_alerts(list(latest.values())))
         for alert, is_new in batch.alert_updates:
             for sink in self.sinks:
                 sink.emit(alert, is_new)
-        if batch.alert_updates:
-            latest = {a.id: a for a, _ in batch.alert_updates}
-            self.store.write_alerts(list(latest.values()))
         for sink in self.sinks:
             sink.flush()
         for dls in self.dead_letter_sinks:

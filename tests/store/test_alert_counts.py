@@ -147,8 +147,6 @@ def test_flags_follow_the_store_once_per_id_and_survive_a_retried_write() -> Non
     assert [n for _, n in flag_created([(a, False)], {"a"})] == [True]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one-line change in pipeline.py (h11's file this round): "
-                   "flag the batch's alert updates with flag_created(updates, write_alerts(...))")
 def test_alerts_new_of_two_runs_equals_the_alerts_stored(tmp_path: Path) -> None:
     first, second = _killed_before_its_checkpoint(tmp_path)
     second.pipeline.process(_records(tmp_path, "b.log", 20))

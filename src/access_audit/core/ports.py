@@ -62,8 +62,9 @@ class EventStore(Protocol):
         """Store records that could not be accepted, with their reason. Same contract as events."""
         ...
 
-    def write_alerts(self, alerts: list[Alert]) -> None:
-        """Insert or update alerts by id (a repeat updates the counter and last_seen)."""
+    def write_alerts(self, alerts: list[Alert]) -> set[str]:
+        """Insert or update alerts by id (a repeat updates the counter and last_seen); return the
+        ids this call created: the pipeline's "new" flags and ``alerts_new`` are this answer."""
         ...
 
     def search(self, query: Any) -> list[AccessEvent]:
