@@ -28,6 +28,7 @@ EXPECTED = {
     "aws_console_login_without_mfa": ("aws_console_login_without_mfa", "off_hours_personal_data"),
     "okta_mfa_deactivated": ("okta_mfa_deactivated",),
     "github_repo_made_public": ("github_repo_made_public",),
+    "mailbox_forwarding_external": ("mailbox_forwarding_external",),
     "mass_export": ("mass_read_personal_data", "off_hours_personal_data"),
     "okta_brute_force": ("login_brute_force",),
     "password_spraying": ("password_spraying",),

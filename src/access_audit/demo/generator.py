@@ -66,7 +66,8 @@ HTTP = "http"
 CLOUDTRAIL = "aws.cloudtrail"
 OKTA = "okta.system"
 GITHUB = "github.audit"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB)
+O365 = "o365.audit"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -75,6 +76,7 @@ SRC_CRM = "demo:crm-access.log"
 SRC_CLOUDTRAIL = "demo:cloudtrail"
 SRC_OKTA = "demo:okta"
 SRC_GITHUB = "demo:github"
+SRC_O365 = "demo:o365"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -85,6 +87,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_CLOUDTRAIL: ("cloudtrail.jsonl", CLOUDTRAIL),
     SRC_OKTA: ("okta.jsonl", OKTA),
     SRC_GITHUB: ("github.jsonl", GITHUB),
+    SRC_O365: ("o365.jsonl", O365),
 }
 
 #: scenario ids
@@ -94,6 +97,7 @@ SSH_ROOT_LOGIN = "ssh_root_login"
 AWS_CONSOLE_LOGIN_WITHOUT_MFA = "aws_console_login_without_mfa"
 OKTA_MFA_DEACTIVATED = "okta_mfa_deactivated"
 GITHUB_REPO_MADE_PUBLIC = "github_repo_made_public"
+MAILBOX_FORWARDING_EXTERNAL = "mailbox_forwarding_external"
 MASS_EXPORT = "mass_export"
 OKTA_BRUTE_FORCE = "okta_brute_force"
 PASSWORD_SPRAYING = "password_spraying"
@@ -1018,6 +1022,17 @@ def _aws_expiry(ts: datetime) -> str:
     return f"{_MON[u.month - 1]} {u.day}, {u.year}, {hour}:{u.minute:02d}:{u.second:02d} {ampm}"
 
 
+def _exchange_cmdlet(r: random.Random, ts: datetime, user: str, op: str, ip: str,
+                     params: list[tuple[str, str]]) -> dict[str, Any]:
+    """A Microsoft 365 unified audit record of an Exchange admin cmdlet (RecordType 1)."""
+    return {"CreationTime": ts.strftime("%Y-%m-%dT%H:%M:%S"), "Id": _uuid(r), "Operation": op,
+            "OrganizationId": "7d1c7c1e-1f2a-4c55-9d8e-2f3b4a5c6d7e", "RecordType": 1, "ResultStatus": "True",
+            "UserKey": f"1003{r.randrange(16**12):012X}", "UserType": 0, "Version": 1, "Workload": "Exchange",
+            "ClientIP": f"{ip}:{r.randrange(20000, 60000)}", "ObjectId": user, "UserId": user,
+            "ExternalAccess": False, "OrganizationName": "zorgwijk.onmicrosoft.com",
+            "Parameters": [{"Name": k, "Value": v} for k, v in params]}
+
+
 def _rid(r: random.Random, n: int, alphabet: str = _B62) -> str:
     return "".join(r.choices(alphabet, k=n))
 
@@ -1649,6 +1664,24 @@ def _scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
     out.append(Scenario(GITHUB_REPO_MADE_PUBLIC, f"'{eng.github}' changes {repo} from private to public "
                         f"(repo.access, visibility=public); 'pjansen-zw' makes it private again later.",
                         (GITHUB_REPO_MADE_PUBLIC,), _trunc(t, "ms"), _trunc(t2, "ms"), (eng.github, place.ip, repo)))
+
+    # 6b. Exchange Online: a taken-over mailbox gets an inbox rule forwarding mail outside; the
+    # same day a colleague forwards her mailbox to the secretariat (inside: no alert).
+    r = g.rng(MAILBOX_FORWARDING_EXTERNAL)
+    victim = c.user("pjansen")
+    t = _trunc(_scenario_time(g, 3, 22.4 + r.uniform(0, 0.3)), "s")  # CreationTime has whole seconds
+    evil_ip = "185.100.87.41"
+    g.json(O365, SRC_O365, t, _exchange_cmdlet(r, t, victim.email, "New-InboxRule", evil_ip, [
+        ("Mailbox", victim.email), ("Name", "."), ("ForwardTo", "inbox-archive@proton.me"),
+        ("MarkAsRead", "True"), ("StopProcessingRules", "True")]), MAILBOX_FORWARDING_EXTERNAL)
+    colleague = c.user("tvandijk")
+    t_ok = _trunc(_scenario_time(g, 3, 11.2 + r.uniform(0, 0.3)), "s")
+    g.json(O365, SRC_O365, t_ok, _exchange_cmdlet(r, t_ok, colleague.email, "Set-Mailbox", colleague.homes[0].ip, [
+        ("Identity", colleague.email), ("ForwardingSmtpAddress", "smtp:secretariaat@zorgwijk.nl"),
+        ("DeliverToMailboxAndForward", "True")]), None)
+    out.append(Scenario(MAILBOX_FORWARDING_EXTERNAL, f"An inbox rule on '{victim.email}' forwards all mail to "
+                        "inbox-archive@proton.me (New-InboxRule ForwardTo) from a foreign address at night.",
+                        (MAILBOX_FORWARDING_EXTERNAL,), t, t, (victim.email, evil_ip)))
 
     # 7. Mass export: a support employee scripts the CRM API at night, ~2,000 customers in an hour.
     r = g.rng(MASS_EXPORT)

@@ -128,6 +128,9 @@ _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # --- log sources and field tables -------------------------------------------------------------
 
 JSON_LOG_TYPES = frozenset({"aws.cloudtrail", "okta.system", "github.audit", "ecs"})
+# Cloud identity sources (parse/azure.py, o365.py, gcp.py, gworkspace.py).
+JSON_LOG_TYPES |= {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", "azure.riskdetection",
+                   "o365.audit", "gcp.audit", "gworkspace.activity"}
 
 # Sigma field -> ECS path, only where the ECS value is the vendor's value verbatim (the parsers'
 # normalised values, such as event.outcome, are left to the raw record). Keys compare ignoring case.
@@ -172,6 +175,90 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "business": "labels.business",
         "visibility": "labels.visibility",
         "previous_visibility": "labels.previous_visibility",
+    },
+    # Entra ID sign-ins: SigmaHQ writes Log Analytics column names; on the diagnostic-settings form
+    # they sit under ``properties`` (the raw walk misses them), so they come from the event.
+    # ``Status`` is labels.azure_status, Success/Failure from the result code (derived).
+    "azure_signin": {
+        "ResultType": "labels.azure_result_type",
+        "ResultDescription": "labels.azure_result_description",
+        "Status": "labels.azure_status",
+        "AuthenticationRequirement": "labels.azure_auth_requirement",
+        "ResourceDisplayName": "resource.name",
+        "userAgent": "user_agent.original",
+        "conditionalAccessStatus": "labels.azure_conditional_access",
+        "RiskState": "labels.azure_risk_state",
+        "ClientApp": "labels.azure_client_app",
+        "ClientAppUsed": "labels.azure_client_app",
+        "AppDisplayName": "labels.azure_app_name",
+        "AppId": "labels.azure_app_id",
+        "Username": "user.name",
+        "UserPrincipalName": "user.name",
+        "IPAddress": "source.ip",
+        "DeviceDetail.deviceId": "labels.azure_device_id",
+        "DeviceDetail.isCompliant": "labels.azure_device_compliant",
+        "DeviceDetail.trusttype": "labels.azure_device_trust_type",
+        "operationName": "event.action",
+    },
+    # Entra ID audit: ``properties.message`` / ActivityDisplayName / OperationName are the activity
+    # (event.action, trimmed); Category is the directory category, Status the result.
+    "azure_audit": {
+        "properties.message": "event.action",
+        "ActivityDisplayName": "event.action",
+        "OperationName": "event.action",
+        "ActivityType": "event.action",
+        "Category": "labels.azure_audit_category",
+        "LoggedByService": "event.provider",
+        "Status": "labels.azure_status",
+        "properties.result": "labels.azure_status",
+        "Initiatedby": "user.name",
+        "Target": "user.target.name",
+        "failure_status_reason": "event.reason",
+    },
+    "azure_activity": {
+        "operationName": "event.action",
+        "OperationNameValue": "event.action",
+        "CategoryValue": "labels.azure_category",
+        "ResourceProviderValue": "event.provider",
+        "ResourceId": "resource.id",
+    },
+    "azure_risk": {
+        "riskEventType": "event.action",
+    },
+    # Microsoft 365 unified audit log; eventSource/eventName/status are the names SigmaHQ's
+    # threat_management rules give Workload, the alert Name (else Operation) and Status.
+    "m365": {
+        "Operation": "event.action",
+        "Workload": "event.provider",
+        "eventSource": "event.provider",
+        "eventName": "labels.o365_event_name",
+        "status": "labels.o365_status",
+        "UserId": "user.name",
+        "ClientIP": "source.address",
+        "RequestType": "labels.o365_request_type",
+    },
+    # Cloud Audit Logs: Elastic's gcp.audit.* names and the Eventarc ``data.`` prefix. The
+    # permission is that of the first authorizationInfo entry.
+    "gcp": {
+        "gcp.audit.method_name": "event.action",
+        "data.protoPayload.methodName": "event.action",
+        "data.protoPayload.serviceName": "event.provider",
+        "data.protoPayload.resource.type": "labels.gcp_resource_type",
+        "data.protoPayload.logName": "labels.gcp_log_id",
+        "data.protoPayload.authorizationInfo.permission": "labels.gcp_permission",
+        "data.protoPayload.authorizationInfo.granted": "labels.gcp_permission_granted",
+        "protoPayload.methodName": "event.action",
+        "protoPayload.serviceName": "event.provider",
+    },
+    # Google Workspace, in the Reports API form and as LogEntries in Cloud Logging.
+    "gworkspace": {
+        "eventService": "labels.gworkspace_service",
+        "eventName": "labels.gworkspace_event_name",
+        "protoPayload.serviceName": "labels.gworkspace_service",
+        "protoPayload.metadata.event.eventName": "labels.gworkspace_event_name",
+        "setting_name": "labels.gworkspace_setting_name",
+        "new_value": "labels.gworkspace_new_value",
+        "old_value": "labels.gworkspace_old_value",
     },
     # The Sigma webserver taxonomy (W3C extended log field names) on NCSA access log events.
     "webserver": {
@@ -225,7 +312,11 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
 
     product aws (service cloudtrail) -> aws.cloudtrail; product or service okta -> okta.system;
     product github (service audit) -> github.audit; category webserver (or product apache/nginx)
-    -> http; product linux with service auth/sshd/sudo/su/syslog -> syslog.
+    -> http; product linux with service auth/sshd/sudo/su/syslog -> syslog; product azure with
+    service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
+    azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
+    threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
+    google_workspace.* -> gworkspace.activity and gcp.audit.
     """
     cat = (ls.category or "").lower() or None
     prod = (ls.product or "").lower() or None
@@ -240,7 +331,26 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "webserver", ("http",)
     if prod == "linux" and cat is None and svc in _LINUX_SERVICES:
         return "linux", ("syslog",)
+    if prod == "azure" and cat is None and svc in _AZURE_SERVICES:
+        return _AZURE_SERVICES[svc]
+    if prod == "m365" and cat is None and svc in ("audit", "exchange", "threat_management", "threat_detection"):
+        return "m365", ("o365.audit",)
+    if prod == "gcp" and cat is None and svc == "gcp.audit":
+        return "gcp", ("gcp.audit",)
+    if prod == "gcp" and cat is None and svc is not None and svc.startswith("google_workspace."):
+        return "gworkspace", ("gworkspace.activity", "gcp.audit")
     return None
+
+
+# PIM alerts have no log of their own: SigmaHQ matches riskEventType as on risk detections; PIM
+# activity is in the audit log (LoggedByService PIM).
+_AZURE_SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "signinlogs": ("azure_signin", ("azure.signinlogs",)),
+    "auditlogs": ("azure_audit", ("azure.auditlogs",)),
+    "activitylogs": ("azure_activity", ("azure.activitylogs",)),
+    "riskdetection": ("azure_risk", ("azure.riskdetection",)),
+    "pim": ("azure_risk", ("azure.riskdetection", "azure.auditlogs")),
+}
 
 
 def _describe_logsource(ls: SigmaLogSource) -> str:
@@ -771,7 +881,9 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
     if found is None:
         raise Unsupported(f"unsupported logsource ({_describe_logsource(rule.logsource)}): no log type of ours "
                           "carries it; supported: product aws/service cloudtrail, okta, product github, "
-                          "category webserver, product linux with service auth/sshd/sudo/su/syslog",
+                          "category webserver, product linux with service auth/sshd/sudo/su/syslog, product azure "
+                          "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
+                          "(gcp.audit, google_workspace.*)",
                           section="logsource")
     table, log_types = found
     resolver = FieldResolver(table, log_types)

@@ -97,7 +97,8 @@ def known_log_types() -> set[str]:
     return set(_REGISTRY)
 
 
-BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket")
+BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
+                   "azure", "o365", "gcp", "gworkspace")
 
 
 def _load_builtin() -> None:

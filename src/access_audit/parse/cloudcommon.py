@@ -1,0 +1,69 @@
+"""Helpers the cloud identity parsers share (Azure / Entra ID, Microsoft 365, Google Cloud and
+Workspace): the Panther test wrapper, JSON-encoded columns, and small mappings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from access_audit.core.errors import ParseError
+from access_audit.parse.ecs import Fields
+
+# The keys of a row of ../shared/datasets/panther_tests: the vendor record is under "event".
+_WRAPPER_KEYS = frozenset({"event", "log_type", "rule_id", "test_name", "expected_result", "rule_file", "has_mocks"})
+
+
+def inner(obj: dict[str, Any]) -> dict[str, Any]:
+    """The vendor record of a ``{"event": {...}}`` wrapper (a Panther test row), else ``obj``."""
+    ev = obj.get("event")
+    if isinstance(ev, dict) and "@timestamp" not in obj and _WRAPPER_KEYS.issuperset(obj):
+        return ev
+    return obj
+
+
+def unwrap(obj: dict[str, Any]) -> dict[str, Any]:
+    """Replace a wrapper by its vendor record, in place, and return it.
+
+    In place because the registry hands the decoded object on to the Sigma rules (``raw_obj``):
+    they must see the vendor record, not the wrapper.
+    """
+    rec = inner(obj)
+    if rec is not obj:
+        obj.clear()
+        obj.update(rec)
+    return obj
+
+
+def objects(f: Fields, key: str) -> list[Fields]:
+    """A list of objects, also when a Log Analytics export wrote it as a JSON string; a single
+    object counts as a list of one."""
+    v = f.raw(key)
+    if isinstance(v, str) and v.lstrip()[:1] in ("[", "{"):
+        try:
+            v = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            raise ParseError("wrong field type", f"{f.prefix}{key} is a string that is not valid JSON",
+                             parser=f.parser) from None
+        sub = Fields({key: v if isinstance(v, list) else [v]}, f.parser, f.prefix)
+        return sub.objects(key)
+    if isinstance(v, dict):
+        return [Fields(v, f.parser, f"{f.prefix}{key}.")]
+    return f.objects(key)
+
+
+def email_or_none(name: str | None) -> str | None:
+    return name if name and "@" in name and " " not in name else None
+
+
+def verb_type(verb: str) -> str:
+    """ECS event.type from an operation verb (Add, Delete, Update, insert, CreateTopic...)."""
+    v = verb.lower()
+    if v.startswith(("add", "create", "insert", "new", "register", "invite")):
+        return "creation"
+    if v.startswith(("delete", "remove", "disable", "revoke", "destroy")):
+        return "deletion"
+    if v.startswith(("get", "list", "read", "view", "download", "search", "preview", "access")):
+        return "access"
+    return "change"
