@@ -108,6 +108,28 @@ class Rule:
     def bind(self, ctx: Any) -> None:
         """Give the rule the detection context (directory, catalogue); most kinds need none."""
 
+    # --- placement (scale-out: ``access_audit.handover``) -------------------------------------
+
+    def partition_fields(self) -> list[str]:
+        """The fields whose values place this rule's events on one partition, so that one worker
+        sees every event of a key: a stateful rule's grouping; for a stateless rule the dedup
+        fields, because its alerts fold by them. Empty: one partition holds them all."""
+        return list(self.dedup_fields)
+
+    def route_keys(self, ev: AccessEvent) -> list[tuple[Any, ...]]:
+        """The keys under which this event must reach the rule (none: the rule cannot use it).
+
+        Must agree with ``evaluate``: an event the rule would keep state for or fire on is routed."""
+        if not self.match(ev):
+            return []
+        paths = self.__dict__.get("_rpaths")
+        if paths is None:
+            paths = self._rpaths = accessors(self.partition_fields())
+        key = tuple(_hashable(p(ev)) for p in paths)
+        if self.state_groups() is not None and any(k is None or k == () for k in key):
+            return []  # a stateful rule keeps nothing for an event without its key
+        return [key]
+
     def state_groups(self) -> Groups | None:
         """The rule's state map, checkpointed by the pipeline (None: a stateless rule)."""
         return None
@@ -167,13 +189,22 @@ class GroupState:
     def state_groups(self) -> Groups | None:
         return self._groups
 
+    def partition_fields(self) -> list[str]:
+        for name in ("group_by", "by", "key_fields", "entity"):
+            v = getattr(self, name, None)
+            if v is not None:
+                return list(v)
+        return []
+
 
 @dataclass(eq=False)
 class ThresholdRule(GroupState, Rule):
     """N (weighted) matching events per group within a window of event time.
 
-    After firing, the group's window starts afresh, so a continuing attack fires again only after
-    another N events; the alert stage folds those repeats into one alert with a counter.
+    After firing, each further event of the group within ``window`` of the last one adds to the
+    alert (a detection of count 1 that the alert stage folds in); after a quiet ``window`` the
+    group counts afresh, and N more events fire again (folded into the same alert while its
+    suppression window lasts).
     """
 
     kind: ClassVar[str] = "threshold"
@@ -192,9 +223,22 @@ class ThresholdRule(GroupState, Rule):
         key = tuple(_hashable(p(ev)) for p in self._paths)
         if any(k is None for k in key):
             return []
-        win: deque[tuple[datetime, int, str]] = self._groups.touch(key, deque)
+        st: dict[str, Any] = self._groups.touch(key, _threshold_state)
+        if not isinstance(st, dict):  # a window stored before "fired" was kept: same meaning
+            st = {"w": st, "fired": None}
+            self._groups[key] = st
         ts = ev.timestamp
-        win.append((ts, _weight(ev, self.weight_field), ev.id))
+        weight = _weight(ev, self.weight_field)
+        fired: datetime | None = st["fired"]
+        if fired is not None:
+            if abs(ts - fired) <= self.window:
+                # the attack goes on: each further event counts into the open alert, so twelve
+                # failed sign-ins make one alert with a count of twelve, in any arrival order
+                st["fired"] = max(fired, ts)
+                return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, [ev.id], count=weight)]
+            st["fired"] = None
+        win: deque[tuple[datetime, int, str]] = st["w"]
+        win.append((ts, weight, ev.id))
         lo = ts - self.window
         while win and win[0][0] < lo:
             win.popleft()
@@ -205,7 +249,12 @@ class ThresholdRule(GroupState, Rule):
             return []
         evidence = [i for _, _, i in win][-MAX_EVIDENCE:]
         win.clear()
+        st["fired"] = ts
         return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, evidence, count=total)]
+
+
+def _threshold_state() -> dict[str, Any]:
+    return {"w": deque(), "fired": None}
 
 
 
@@ -249,11 +298,20 @@ class SequenceRule(GroupState, Rule):
                 return found
         return []
 
+    def route_keys(self, ev: AccessEvent) -> list[tuple[Any, ...]]:
+        """One key per step key this event advances: a step keyed by other fields (a grant keyed on
+        ``user.target.name``, a use on ``user.name``) is routed by its own key's value."""
+        if not self.match(ev):
+            return []
+        hits = [i for i, s in enumerate(self.steps) if s.match(ev)]
+        return list(self._keys_for(ev, hits)) if hits else []
+
     def _keys_for(self, ev: AccessEvent, hits: list[int]) -> dict[tuple[Any, ...], list[int]]:
         out: dict[tuple[Any, ...], list[int]] = {}
+        owns = self.__dict__.get("owns")  # set on a partition's copy: only the keys it owns advance
         for i in hits:
             key = tuple(_hashable(p(ev)) for p in self._step_paths[i])
-            if all(k is not None for k in key):
+            if all(k is not None for k in key) and (owns is None or owns(key)):
                 out.setdefault(key, []).append(i)
         return out
 
