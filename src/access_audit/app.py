@@ -138,6 +138,42 @@ class Worker:
     store: Any
     source: Any
     closers: list[Any]
+    stage2: Any = None  # handover.Stage2 (topology "rekey")
+    handover: Any = None  # its HandoverSource
+    topology: Any = None
+    partitions: dict[str, int] | None = None
+    last_activity: float = 0.0  # monotonic time of the last batch of either stage
+
+    @property
+    def busy(self) -> bool:
+        return self.pipeline.busy or bool(self.stage2 is not None and self.stage2.busy)
+
+    def run(self, *, batch_size: int, stop: Any, on_batch: Callable[[Any], None] | None = None,
+            max_backoff_s: float = 30.0) -> None:
+        """Both stages in one loop: a raw batch (stage 1), then a hand-over batch (stage 2)."""
+        if self.stage2 is None:
+            self.pipeline.run(self.source, batch_size=batch_size, stop=stop, until_exhausted=False,
+                              on_batch=on_batch, max_backoff_s=max_backoff_s)
+            return
+        from functools import partial
+
+        p, s2 = self.pipeline, self.stage2
+        while not stop.is_set():
+            got = p.step(self.source, batch_size=batch_size, stop=stop, timeout_s=0.2, on_batch=on_batch,
+                         max_backoff_s=max_backoff_s)
+            if got is None:
+                return
+            msgs = self.handover.poll(batch_size, 0.0 if got else 0.2)
+            if msgs:
+                self.last_activity = time.monotonic()
+                s2.busy = True
+                updates = s2.detect(msgs)
+                if p._retrying(partial(p.write_alert_updates, updates), stop, max_backoff_s) is None:
+                    return
+                s2.busy = False
+                self.last_activity = time.monotonic()
+            p.checkpoint()
+        p.checkpoint(force=True)
 
     def close(self) -> None:
         for c in self.closers:
@@ -165,6 +201,9 @@ class KafkaAdapters(NamedTuple):
     alert_sink: Any  # (settings) -> AlertSink
     dead_letter_sink: Any  # (settings) -> DeadLetterSink
     ship: Any  # (settings, records, topic, key_of) -> int
+    ensure_topics: Any  # (settings, topics, partitions, replication) -> {topic: partitions}
+    handover_producer: Any  # (settings) -> handover.HandoverProducer
+    handover_source: Any  # (settings, topics, group, on_assign, on_revoke) -> handover.HandoverSource
 
 
 def kafka_adapters(settings: Settings) -> KafkaAdapters:
@@ -173,10 +212,12 @@ def kafka_adapters(settings: Settings) -> KafkaAdapters:
     if settings.kafka_client == "confluent":
         from access_audit.ingest import kafka_confluent as c
 
-        return KafkaAdapters(c.ConfluentRecordSource, c.ConfluentAlertSink, c.ConfluentDeadLetterSink, c.ship)
+        return KafkaAdapters(c.ConfluentRecordSource, c.ConfluentAlertSink, c.ConfluentDeadLetterSink, c.ship,
+                             c.ensure_topics, c.ConfluentHandoverProducer, c.ConfluentHandoverSource)
     from access_audit.ingest import kafka as k
 
-    return KafkaAdapters(k.KafkaRecordSource, k.KafkaAlertSink, k.KafkaDeadLetterSink, k.ship)
+    return KafkaAdapters(k.KafkaRecordSource, k.KafkaAlertSink, k.KafkaDeadLetterSink, k.ship,
+                         k.ensure_topics, k.KafkaHandoverProducer, k.KafkaHandoverSource)
 
 
 def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, rules: list[Path] | None = None,
@@ -191,11 +232,38 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     source = kafka.source(settings)
     enrichers, ctx = build_context(settings)
     scheme = wait_for("reading the store's id scheme", lambda: store_id_scheme(store))
-    pipeline = Pipeline(registry=ParserRegistry(clock=clock, id_scheme=scheme), engine=DetectionEngine(rs.rules, ctx),
-                        alerts=AlertManager(clock=clock), store=store, sinks=[alert_sink, *(sinks or [])],
-                        dead_letter_sinks=[dl_sink], enrichers=enrichers)
-    wait_for("restoring the rule state", pipeline.restore)
-    return Worker(pipeline, store, source, [source, alert_sink, dl_sink, store])
+    engine = DetectionEngine(rs.rules, ctx)
+    registry = ParserRegistry(clock=clock, id_scheme=scheme)
+    all_sinks = [alert_sink, *(sinks or [])]
+    if settings.kafka_topology == "single":
+        pipeline = Pipeline(registry=registry, engine=engine, alerts=AlertManager(clock=clock), store=store,
+                            sinks=all_sinks, dead_letter_sinks=[dl_sink], enrichers=enrichers)
+        wait_for("restoring the rule state", pipeline.restore)
+        return Worker(pipeline, store, source, [source, alert_sink, dl_sink, store])
+
+    from access_audit.handover import Router, Stage2, Topology
+
+    topology = Topology.of(rs.rules, settings.kafka_group_id)
+    partitions = kafka.ensure_topics(settings, list(topology.topics), settings.kafka_handover_partitions,
+                                     settings.kafka_handover_replication)
+    producer = kafka.handover_producer(settings)
+    pipeline = Pipeline(registry=registry, engine=engine, alerts=AlertManager(clock=clock), store=store,
+                        sinks=all_sinks, dead_letter_sinks=[dl_sink], enrichers=enrichers,
+                        router=Router(topology, engine, partitions, producer))
+    stage2 = Stage2(topology, partitions, context=ctx, clock=clock, store=store,
+                    write_alerts=pipeline.write_alert_updates, seen_cap=settings.handover_seen_ids)
+    pipeline.state_sources.append(stage2)
+    holder: list[Any] = []
+    pipeline.after_checkpoint.append(lambda: holder[0].commit(stage2.take_commits()) if holder else None)
+
+    def on_revoke(parts: list[tuple[str, int]]) -> None:
+        stage2.revoke(parts, lambda: pipeline.checkpoint(force=True))
+
+    handover = kafka.handover_source(settings, list(topology.topics), topology.consumer_group,
+                                     stage2.assign, on_revoke)
+    holder.append(handover)
+    return Worker(pipeline, store, source, [source, handover, producer, alert_sink, dl_sink, store],
+                  stage2=stage2, handover=handover, topology=topology, partitions=partitions)
 
 
 @dataclass

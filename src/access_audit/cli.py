@@ -269,14 +269,13 @@ def worker(
     if max_idle is not None:
         def watchdog() -> None:
             while not stop.wait(0.5):
-                if w.pipeline.busy:
+                if w.busy:
                     last[0] = time.monotonic()
-                elif time.monotonic() - last[0] > max_idle:
+                elif time.monotonic() - max(last[0], w.last_activity) > max_idle:
                     stop.set()
         threading.Thread(target=watchdog, daemon=True).start()
     try:
-        w.pipeline.run(w.source, batch_size=settings.batch_size, stop=stop, until_exhausted=False,
-                       on_batch=on_batch)
+        w.run(batch_size=settings.batch_size, stop=stop, on_batch=on_batch)
     finally:
         w.close()
         if health is not None:

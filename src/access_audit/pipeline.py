@@ -52,6 +52,7 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     alert_updates: list[tuple[Alert, bool]] = field(default_factory=list)
+    handover: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)  # Kafka: to stage 2
 
 
 @dataclass
@@ -67,8 +68,13 @@ class Pipeline:
     def __init__(self, *, registry: ParserRegistry, engine: DetectionEngine, alerts: AlertManager,
                  store: EventStore, sinks: list[AlertSink] | None = None,
                  dead_letter_sinks: list[DeadLetterSink] | None = None, enrichers: list[Enricher] | None = None,
-                 checkpoint_every_s: float = 10.0) -> None:
+                 checkpoint_every_s: float = 10.0, router: Any = None) -> None:
         self.registry = registry
+        # Kafka workers hand events over to the rules' partitions (``access_audit.handover``)
+        # instead of running the rules here; the embedded pipeline has no router.
+        self.router = router
+        self.state_sources: list[Any] = []  # more checkpoint_rows() providers (stage 2)
+        self.after_checkpoint: list[Callable[[], None]] = []
         self.enrichers = list(enrichers or [])
         self.checkpoint_every_s = checkpoint_every_s
         self._last_checkpoint = 0.0
@@ -106,7 +112,14 @@ class Pipeline:
         return batch
 
     def detect(self, batch: Batch) -> None:
-        """Run the rules over the events not stored before, in order. Runs once per batch."""
+        """Run the rules over the events not stored before, in order. Runs once per batch.
+
+        With a router the rules run in stage 2: every event of the batch is planned for hand-over,
+        those stored before included (a replay after a crash must hand over what was stored but
+        not handed over; stage 2 drops the ids it has seen)."""
+        if self.router is not None:
+            batch.handover = self.router.plan(batch.events)
+            return
         for ev in batch.events:
             if ev.id in batch.seen:
                 continue  # stored before: a replay or a re-ingest must not feed the rules twice
@@ -124,16 +137,9 @@ class Pipeline:
                 for d in dead:
                     dls.emit_dead_letter(d)
         new = self.store.write_events(events) if events else 0
-        if batch.alert_updates:
-            # "new" is the store's answer (the ids it created), so alerts_new, the sinks' new flag
-            # and the alerts index agree, also after a restart from an older checkpoint
-            latest = {a.id: a for a, _ in batch.alert_updates}
-            batch.alert_updates = flag_created(batch.alert_updates, self.store.write_alerts(list(latest.values())))
-        for alert, is_new in batch.alert_updates:
-            for sink in self.sinks:
-                sink.emit(alert, is_new)
-        for sink in self.sinks:
-            sink.flush()
+        if batch.handover:
+            self.router.send(batch.handover)
+        batch.alert_updates = self.write_alert_updates(batch.alert_updates, count=False)
         for dls in self.dead_letter_sinks:
             dls.flush()
 
@@ -153,6 +159,25 @@ class Pipeline:
             st.dead_by_reason[d.reason.split(":")[0]] += 1
         return BatchResult(len(events), new, len(dead), new_alerts, updated)
 
+    def write_alert_updates(self, updates: list[tuple[Alert, bool]], *, count: bool = True) -> list[tuple[Alert, bool]]:
+        """Store alert updates, then tell the sinks; idempotent (retried while the store is down).
+
+        "new" is the store's answer (the ids it created), so alerts_new, the sinks' new flag and
+        the alerts index agree, also after a restart from an older checkpoint."""
+        if updates:
+            latest = {a.id: a for a, _ in updates}
+            updates = flag_created(updates, self.store.write_alerts(list(latest.values())))
+        for alert, is_new in updates:
+            for sink in self.sinks:
+                sink.emit(alert, is_new)
+        for sink in self.sinks:
+            sink.flush()
+        if count:
+            n_new = sum(1 for _, n in updates if n)
+            self.stats.alerts_new += n_new
+            self.stats.alert_updates += len(updates) - n_new
+        return updates
+
     def run(self, source: RecordSource, *, batch_size: int = 1000, stop: threading.Event | None = None,
             until_exhausted: bool = True, on_batch: Callable[[BatchResult], None] | None = None,
             max_backoff_s: float = 30.0) -> PipelineStats:
@@ -164,26 +189,37 @@ class Pipeline:
         """
         stop = stop or threading.Event()
         while not stop.is_set():
-            records = source.poll(batch_size, 1.0)
-            if not records:
-                if until_exhausted and source.exhausted():
-                    break
-                continue
-            self.busy = True
-            batch: Batch | None = self._retrying(partial(self.prepare, records), stop, max_backoff_s)
-            if batch is None:
+            got = self.step(source, batch_size=batch_size, stop=stop, on_batch=on_batch,
+                            max_backoff_s=max_backoff_s)
+            if got is None:
                 return self.stats
-            self.detect(batch)
-            result: BatchResult | None = self._retrying(partial(self.write, batch), stop, max_backoff_s)
-            if result is None:
-                return self.stats
-            source.commit()
-            self.busy = False
-            self.checkpoint()
-            if on_batch:
-                on_batch(result)
+            if not got and until_exhausted and source.exhausted():
+                break
         self.checkpoint(force=True)
         return self.stats
+
+    def step(self, source: RecordSource, *, batch_size: int = 1000, stop: threading.Event,
+             timeout_s: float = 1.0, on_batch: Callable[[BatchResult], None] | None = None,
+             max_backoff_s: float = 30.0) -> bool | None:
+        """One batch: poll, prepare, detect, write, commit, checkpoint. False when nothing came,
+        None when ``stop`` was set while a step waited for the store."""
+        records = source.poll(batch_size, timeout_s)
+        if not records:
+            return False
+        self.busy = True
+        batch: Batch | None = self._retrying(partial(self.prepare, records), stop, max_backoff_s)
+        if batch is None:
+            return None
+        self.detect(batch)
+        result: BatchResult | None = self._retrying(partial(self.write, batch), stop, max_backoff_s)
+        if result is None:
+            return None
+        source.commit()
+        self.busy = False
+        self.checkpoint()
+        if on_batch:
+            on_batch(result)
+        return True
 
     def _retrying(self, step: Callable[[], Any], stop: threading.Event, max_backoff_s: float) -> Any:
         """Run an idempotent step until it works; None if ``stop`` was set while waiting."""
@@ -200,7 +236,7 @@ class Pipeline:
 
     LEGACY_STATE_KEY = "detect-state"  # a pickle written by 0.1: never loaded (it would run code)
 
-    def checkpoint(self, force: bool = False) -> None:
+    def checkpoint(self, force: bool = False) -> bool:
         """Persist what changed in the rule state and the open alerts, at a commit point, at most
         every few seconds (docs/design/decisions.md, section 4).
 
@@ -210,12 +246,15 @@ class Pipeline:
         """
         now = time.monotonic()
         if not force and now - self._last_checkpoint < self.checkpoint_every_s:
-            return
+            return False
         write = getattr(self.store, "write_state", None)
         if write is None:
-            return
+            return False
         ups, dels, drops = self.engine.checkpoint_rows()
         a_ups, a_dels = self.alerts.checkpoint_rows()
+        for src in self.state_sources:
+            s_ups, s_dels, s_drops = src.checkpoint_rows()
+            ups, a_dels, drops = [*ups, *s_ups], [*a_dels, *s_dels], [*drops, *s_drops]
         pending = self._pending_state
         for ns in drops:
             for k in [k for k in pending if k[0] == ns]:
@@ -227,7 +266,7 @@ class Pipeline:
             pending[(ns, key)] = None
         if not pending and not self._pending_drops:
             self._last_checkpoint = now
-            return
+            return True
         try:
             for ns in self._pending_drops:
                 self.store.drop_state(ns)  # type: ignore[attr-defined]
@@ -239,9 +278,12 @@ class Pipeline:
             # between resumes from the older state (it may miss counts of the events in between;
             # it never double-counts them).
             log.warning("rule state not checkpointed (%s); will retry", e)
-            return
+            return False
         pending.clear()
         self._last_checkpoint = now
+        for hook in self.after_checkpoint:
+            hook()
+        return True
 
     def restore(self) -> bool:
         """Continue from the rule state and open alerts in the store, if there are any."""

@@ -149,7 +149,15 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
-    kafka_partition_key: str = "source.ip"  # field that keys raw messages (stateful rules group by it)
+    kafka_partition_key: str = "source.ip"  # field that keys raw messages (ship); rules re-key in stage 2
+    # Scale-out (access_audit.handover, docs/design/topology.md): "rekey" hands events over to one
+    # topic per rule grouping, so N workers raise the alerts of one; "single" runs every rule in
+    # the consuming worker (one stage: correct with one worker only; the benchmark's reference).
+    kafka_topology: Literal["rekey", "single"] = "rekey"
+    kafka_handover_partitions: int = Field(default=6, ge=1, le=10_000)  # for topics it creates
+    kafka_handover_replication: int = Field(default=1, ge=1, le=10)
+    handover_seen_ids: int = Field(default=200_000, ge=1000)  # ids per partition stage 2 remembers (replays)
+    metrics_port: int | None = None  # Prometheus text metrics of a worker (also on --health-port)
 
     # Slack (with a token, `run` and `demo` deliver alerts to Slack instead of the console)
     slack_token: SecretStr | None = None

@@ -119,8 +119,9 @@ class Env:
 
     def cleanup(self, admin) -> None:
         self.es.indices.delete(index=f"{self.prefix}-*", ignore_unavailable=True)
-        with contextlib.suppress(Exception):  # best effort
-            admin.delete_topics([self.raw, self.alerts, self.dead])
+        with contextlib.suppress(Exception):  # best effort (the hand-over topics too)
+            handover = [t for t in admin.list_topics() if t.startswith(f"g{self.tag}.by.")]
+            admin.delete_topics([self.raw, self.alerts, self.dead, *handover])
 
 
 @pytest.fixture

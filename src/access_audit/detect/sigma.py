@@ -973,6 +973,13 @@ class SigmaCorrelation(GroupState, SigmaMatchRule):
         self._groups = _Groups(self.max_keys)
         self._step = getattr(self, f"_{self.correlation}")
 
+    def route_keys(self, ev: AccessEvent) -> list[tuple[Any, ...]]:
+        hits = [i for i, m in enumerate(self.members) if m.match(ev)]
+        if not hits:
+            return []
+        key = tuple(_key_part(g(ev)) for g in self.members[hits[0]].group)
+        return [] if any(k is None for k in key) else [key]
+
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         hits = [i for i, m in enumerate(self.members) if m.match(ev)]
         if not hits:

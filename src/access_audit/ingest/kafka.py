@@ -22,6 +22,7 @@ import orjson
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError
 from access_audit.core.records import DeadLetter, RawRecord
+from access_audit.handover import Handed
 from access_audit.settings import Settings
 
 try:
@@ -257,6 +258,102 @@ def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: A
     ``connect_timeout_s``.
     """
     return ship_with(_Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait), records, topic, key_of)
+
+
+# --- scale-out: the hand-over topics between the stages (access_audit.handover) ---------------
+
+def ensure_topics(settings: Settings, topics: list[str], partitions: int, replication: int = 1,
+                  *, connect_timeout_s: float | None = None) -> dict[str, int]:
+    """Create the hand-over topics that do not exist; returns every topic's partition count
+    (an existing topic keeps its own count: keys are placed by the count it has)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _retry_connect("admin client", lambda: KafkaAdminClient(**client_config(settings)), connect_timeout_s,
+                           where=settings.kafka_bootstrap_servers)
+    try:
+        missing = [t for t in topics if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+            except TopicAlreadyExistsError:
+                pass  # another worker created it first
+        for _ in range(50):
+            counts = {d["topic"]: len(d.get("partitions") or []) for d in admin.describe_topics(topics)}
+            if all(counts.get(t) for t in topics):
+                return counts
+            time.sleep(0.2)
+        raise BusError(f"hand-over topics not ready: {sorted(t for t in topics if not counts.get(t))}")
+    finally:
+        admin.close()
+
+
+class KafkaHandoverProducer(_Producer):
+    """Stage 1's producer to the hand-over topics, on the partition ``handover.partition_of`` chose."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "hand-over producer")
+
+    def send(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        self._futures.append(self.producer.send(topic, value=value, key=key, partition=partition))
+
+
+class KafkaHandoverSource:
+    """Stage 2's consumer: the hand-over topics, in group ``<group>.by``, with a rebalance listener
+    that restores a partition's state (and seeks to its checkpointed offset) when it is assigned
+    and writes it before it is revoked."""
+
+    def __init__(self, settings: Settings, topics: list[str], group_id: str, on_assign: Any, on_revoke: Any) -> None:
+        from kafka import ConsumerRebalanceListener, TopicPartition
+
+        self._tp = TopicPartition
+        self.consumer = _retry_connect("hand-over consumer", lambda: KafkaConsumer(
+            group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=settings.batch_size, max_poll_interval_ms=600_000, session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000, reconnect_backoff_max_ms=10_000, **client_config(settings)),
+            where=settings.kafka_bootstrap_servers)
+        consumer = self.consumer
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                on_revoke([(tp.topic, tp.partition) for tp in revoked])
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                seek = on_assign([(tp.topic, tp.partition) for tp in assigned])
+                for (t, p), off in seek.items():
+                    consumer.seek(TopicPartition(t, p), off)
+
+        self.consumer.subscribe(topics=list(topics), listener=Listener())
+
+    def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[Handed]:
+        try:
+            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except KafkaError as e:
+            log.warning("Kafka poll (hand-over) failed (%s); will retry", e)
+            time.sleep(1.0)
+            return []
+        return [Handed(m.topic, m.partition, m.offset, m.value or b"") for msgs in batches.values() for m in msgs]
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        if not offsets:
+            return
+        extra = (-1,) if len(OffsetAndMetadata._fields) > 2 else ()
+        try:
+            self.consumer.commit({self._tp(t, p): OffsetAndMetadata(o, "", *extra) for (t, p), o in offsets.items()})
+        except KafkaError as e:  # the checkpointed offset is what counts; the commit only shows lag
+            log.warning("Kafka offset commit (hand-over) failed (%s)", e)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        parts = list(self.consumer.assignment())
+        if not parts:
+            return {}
+        ends = self.consumer.end_offsets(parts)
+        return {(p.topic, p.partition): max(0, ends[p] - self.consumer.position(p)) for p in parts}
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
 
 
 def dead_letter_from_kafka(value: bytes) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import orjson
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError
 from access_audit.core.records import DeadLetter, RawRecord
+from access_audit.handover import Handed
 from access_audit.ingest.kafka import record_from_kafka, ship_with
 from access_audit.settings import Settings
 
@@ -232,3 +233,110 @@ def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: A
     loop as ``ingest.kafka.ship``); returns the number of messages acknowledged by the broker.
     While no broker answers, connecting is retried (``wait`` shows it), BusError after ``connect_timeout_s``."""
     return ship_with(_Producer(settings, "shipper", max_wait_s=connect_timeout_s, wait=wait), records, topic, key_of)
+
+
+# --- scale-out: the hand-over topics between the stages (access_audit.handover) ---------------
+
+def ensure_topics(settings: Settings, topics: list[str], partitions: int, replication: int = 1,
+                  *, connect_timeout_s: float | None = None) -> dict[str, int]:
+    """Create the hand-over topics that do not exist; returns every topic's partition count
+    (an existing topic keeps its own count: keys are placed by the count it has)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({k: v for k, v in client_config(settings).items() if k != "logger"})
+    _wait_for_broker("admin client", admin, settings.kafka_bootstrap_servers, connect_timeout_s)
+    have = admin.list_topics(timeout=10).topics
+    missing = [t for t in topics if t not in have]
+    if missing:
+        for t, fut in admin.create_topics([NewTopic(t, partitions, replication) for t in missing]).items():
+            try:
+                fut.result(30)
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                    raise BusError(f"cannot create the hand-over topic {t}: {e}") from e
+    counts: dict[str, int] = {}
+    for _ in range(50):
+        meta = admin.list_topics(timeout=10).topics
+        counts = {t: len(meta[t].partitions) for t in topics if t in meta and meta[t].error is None}
+        if all(counts.get(t) for t in topics):
+            return counts
+        time.sleep(0.2)
+    raise BusError(f"hand-over topics not ready: {sorted(t for t in topics if not counts.get(t))}")
+
+
+class ConfluentHandoverProducer(_Producer):
+    """Stage 1's producer to the hand-over topics, on the partition ``handover.partition_of`` chose."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "hand-over producer")
+
+    def send(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, partition=partition, on_delivery=self._delivered)
+                return
+            except BufferError:
+                self.producer.poll(0.5)
+
+
+class ConfluentHandoverSource:
+    """Stage 2's consumer (see ``ingest.kafka.KafkaHandoverSource``): restores a partition's
+    state and seeks to its checkpointed offset on assignment, writes it before revocation."""
+
+    def __init__(self, settings: Settings, topics: list[str], group_id: str, on_assign: Any, on_revoke: Any) -> None:
+        self.consumer = Consumer({
+            **client_config(settings), "group.id": group_id, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000, "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000, "reconnect.backoff.max.ms": 10_000})
+        _wait_for_broker("hand-over consumer", self.consumer, settings.kafka_bootstrap_servers)
+
+        def assigned(consumer: Any, parts: list[Any]) -> None:
+            seek = on_assign([(tp.topic, tp.partition) for tp in parts])
+            for tp in parts:
+                off = seek.get((tp.topic, tp.partition))
+                if off is not None:
+                    tp.offset = off
+            consumer.assign(parts)
+
+        def revoked(_consumer: Any, parts: list[Any]) -> None:
+            on_revoke([(tp.topic, tp.partition) for tp in parts])
+
+        self.consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked)
+
+    def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[Handed]:
+        try:
+            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as e:
+            log.warning("Kafka poll (hand-over) failed (%s); will retry", e)
+            time.sleep(1.0)
+            return []
+        out: list[Handed] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise BusError(f"Kafka hand-over consumer: fatal error: {err}")
+                log.warning("Kafka hand-over consumer: %s", err)
+                continue
+            out.append(Handed(m.topic(), m.partition(), m.offset(), m.value() or b""))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        except KafkaException as e:  # the checkpointed offset is what counts; the commit only shows lag
+            log.warning("Kafka offset commit (hand-over) failed (%s)", e)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        parts = self.consumer.assignment()
+        out: dict[tuple[str, int], int] = {}
+        for tp in self.consumer.position(parts) if parts else []:
+            _low, high = self.consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+            out[(tp.topic, tp.partition)] = max(0, high - tp.offset) if tp.offset >= 0 else high
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,181 @@
+"""Scale-out against the real broker and Elasticsearch (issue 11): N workers raise exactly the alerts of one.
+
+Workers are `access-audit worker` processes of the default topology ("rekey"): stage 1 stores and
+hands events over to one topic per rule grouping (``<group>.by.user.name``...), stage 2 runs the
+rules per hand-over partition with per-partition state (``access_audit.handover``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from test_kafka_pipeline import REPO, Env, es, expected_events, kafka_admin, synthetic_auth_log  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+
+
+def okta_failures(path: Path, user: str, n: int, t0: datetime = datetime(2026, 11, 10, 2, 10, tzinfo=UTC)) -> Path:
+    """n failed Okta sign-ins for one account, each from its own address, 5 s apart."""
+    lines = []
+    for i in range(n):
+        at = (t0 + timedelta(seconds=5 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        lines.append(orjson.dumps({
+            "uuid": f"fail-{user}-{i}", "published": at, "eventType": "user.session.start",
+            "version": "0", "severity": "INFO", "displayMessage": "User login to Okta",
+            "actor": {"id": "00ub1", "type": "User", "alternateId": user, "displayName": "Gijs Prins"},
+            "client": {"ipAddress": f"92.38.10.{20 + i}"},
+            "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"}}).decode())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def alerts_by_id(env: Env) -> dict[str, dict]:
+    return {a["id"]: a for a in env.index_docs("alerts")}
+
+
+def spawn(env: Env, logs: Path, idle: str = "20") -> subprocess.Popen[bytes]:
+    """A worker whose stderr goes to a file (a pipe nobody reads would fill up and stall it)."""
+    path = logs / f"worker-{time.monotonic_ns()}.log"
+    with open(path, "wb") as err:
+        w = subprocess.Popen([sys.executable, "-m", "access_audit.cli", "worker", "--max-idle", idle],
+                             env=env.env, cwd=REPO, stdout=subprocess.PIPE, stderr=err)
+    w.log_path = path  # type: ignore[attr-defined]
+    return w
+
+
+def finish(w: subprocess.Popen[bytes]) -> dict:
+    out, _ = w.communicate(timeout=600)
+    assert w.returncode == 0, w.log_path.read_text()[-3000:]  # type: ignore[attr-defined]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def run_workers(env: Env, n: int, logs: Path) -> list[dict]:
+    ws = [spawn(env, logs) for _ in range(n)]
+    return [finish(w) for w in ws]
+
+
+@pytest.fixture
+def env4(kafka_admin, es):
+    from kafka.admin import NewPartitions
+
+    e = Env(kafka_admin, es)
+    kafka_admin.create_partitions({e.raw: NewPartitions(total_count=4)})
+    e.env["ACCESS_AUDIT_KAFKA_HANDOVER_PARTITIONS"] = "4"
+    yield e
+    e.cleanup(kafka_admin)
+
+
+def test_twelve_failures_over_four_partitions_and_two_workers_make_one_alert_of_twelve(env4: Env, tmp_path):
+    log = okta_failures(tmp_path / "okta.jsonl", "gprins@zorgwijk.nl", 12)
+    ws = [spawn(env4, tmp_path) for _ in range(2)]
+    time.sleep(12)  # both in the group, the partitions split between them, before anything arrives
+    # keyed by source address: the twelve sign-ins land on four raw partitions, so on both workers
+    assert env4.ship(log, log_type="okta.system", key_field="source.ip") == 12
+    stats = [finish(w) for w in ws]
+    assert all(s["records"] > 0 for s in stats), f"both workers consumed raw records: {stats}"
+    assert sum(s["events_new"] for s in stats) == 12
+    brute = [a for a in alerts_by_id(env4).values() if a["rule_id"] == "login_brute_force"]
+    assert len(brute) == 1, brute
+    assert brute[0]["count"] == 12
+    assert sum(s["alerts_new"] for s in stats) == len(alerts_by_id(env4))
+
+
+def _alert_set(env: Env) -> dict[str, tuple]:
+    return {aid: (a["rule_id"], a["count"], a["first_seen"], a["last_seen"]) for aid, a in alerts_by_id(env).items()}
+
+
+def test_workers_added_and_killed_give_the_alerts_of_one(kafka_admin, es, tmp_path):
+    """The same input through one worker, and through two then three workers with one SIGKILLed
+    mid-stream: the same alerts (ids, counts, first and last seen) and the exact event count."""
+    from kafka.admin import NewPartitions
+
+    bulk = synthetic_auth_log(tmp_path / "bulk.log", 30_000, seed=11)
+    attacks = okta_failures(tmp_path / "okta.jsonl", "gprins@zorgwijk.nl", 30)
+    n_ev, _ = expected_events(bulk, year=2026)
+    results = []
+    for plan in ("one", "many"):
+        env = Env(kafka_admin, es)
+        try:
+            kafka_admin.create_partitions({env.raw: NewPartitions(total_count=4)})
+            env.env["ACCESS_AUDIT_KAFKA_HANDOVER_PARTITIONS"] = "4"
+            env.env["ACCESS_AUDIT_BATCH_SIZE"] = "500"
+            env.ship(bulk, year="2026")
+            env.ship(attacks, log_type="okta.system", key_field="source.ip")
+            if plan == "one":
+                run_workers(env, 1, tmp_path)
+            else:
+                a, b = spawn(env, tmp_path), spawn(env, tmp_path)
+                time.sleep(8)
+                c = spawn(env, tmp_path)  # a worker added: the group rebalances
+                time.sleep(4)
+                a.send_signal(signal.SIGKILL)  # and one dies without a word
+                a.communicate(timeout=60)
+                finish(b)
+                finish(c)
+            assert env.doc_count() == n_ev + 30
+            results.append(_alert_set(env))
+        finally:
+            env.cleanup(kafka_admin)
+    one, many = results
+    assert one, "the input raises alerts"
+    assert many == one
+
+
+def ship_demo(env: Env, folder: Path, days: int = 2) -> int:
+    """The demo company's traffic (every log type of the demo) shipped file by file, keyed by source
+    address; its directory and catalogue configured as a user would. Returns the records shipped."""
+    from access_audit.demo import SOURCES, generate, write_files
+    from access_audit.demo.context import write_context
+
+    records, _ = generate(seed=7, days=days)
+    directory, resources = write_context(folder)
+    env.env["ACCESS_AUDIT_IDENTITY_FILE"] = str(directory)
+    env.env["ACCESS_AUDIT_RESOURCES_FILE"] = str(resources)
+    shipped = 0
+    for src, path in sorted(write_files(records, folder / "logs").items()):
+        shipped += env.ship(path, log_type=SOURCES[src][1], year="2026", source_name=src)
+    return shipped
+
+
+def test_demo_traffic_through_one_and_three_workers_gives_the_same_alerts(kafka_admin, es, tmp_path):
+    """Two days of the demo (all rule kinds: thresholds, sequences, value counts, new terms,
+    geo-velocity, baselines, need-to-know) through one worker, and through two workers joined by a
+    third while one of the first two is SIGKILLed: the same alerts (ids and counts), every event stored once."""
+    from kafka.admin import NewPartitions
+
+    results = []
+    for plan in ("one", "many"):
+        env = Env(kafka_admin, es)
+        try:
+            kafka_admin.create_partitions({env.raw: NewPartitions(total_count=4)})
+            env.env["ACCESS_AUDIT_KAFKA_HANDOVER_PARTITIONS"] = "4"
+            env.env["ACCESS_AUDIT_BATCH_SIZE"] = "500"
+            shipped = ship_demo(env, tmp_path / plan)
+            if plan == "one":
+                stats = run_workers(env, 1, tmp_path)
+                n_events = sum(s["events"] for s in stats)
+            else:
+                a, b = spawn(env, tmp_path), spawn(env, tmp_path)
+                time.sleep(10)
+                c = spawn(env, tmp_path)
+                time.sleep(5)
+                a.send_signal(signal.SIGKILL)
+                a.communicate(timeout=60)
+                finish(b)
+                finish(c)
+            assert env.doc_count() == n_events
+            results.append({aid: (a["rule_id"], a["count"]) for aid, a in alerts_by_id(env).items()})
+        finally:
+            env.cleanup(kafka_admin)
+    one, many = results
+    assert shipped > 20_000 and len(one) > 10, (shipped, len(one))
+    assert many == one
