@@ -158,7 +158,11 @@ class Worker:
         from functools import partial
 
         p, s2 = self.pipeline, self.stage2
+        next_lag = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_lag:  # read here: a consumer is not shared with the scrape thread
+                next_lag = time.monotonic() + 15.0
+                self._refresh_lag()
             got = p.step(self.source, batch_size=batch_size, stop=stop, timeout_s=0.2, on_batch=on_batch,
                          max_backoff_s=max_backoff_s)
             if got is None:
@@ -174,6 +178,56 @@ class Worker:
                 self.last_activity = time.monotonic()
             p.checkpoint()
         p.checkpoint(force=True)
+
+    def _refresh_lag(self) -> None:
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            raw = self.source.lag()
+            lag[("raw", -1)] = raw if isinstance(raw, int) else 0
+            if self.handover is not None:
+                lag.update(self.handover.lag())
+        except Exception as e:  # the lag is for the metrics: never a reason to stop
+            log.debug("lag not read: %s", e)
+            return
+        self.lag = lag
+
+    def metrics_text(self) -> str:
+        """The worker's counters in the Prometheus text format (``--health-port``'s /metrics)."""
+        st = self.pipeline.stats
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP access_audit_{name} {help_}")
+            lines.append(f"# TYPE access_audit_{name} {kind}")
+            lines.extend(f"access_audit_{name}{labels} {value:g}" for labels, value in samples)
+
+        metric("records_total", "counter", "Raw records consumed.", [("", st.records)])
+        metric("events_total", "counter", "Events parsed.", [("", st.events)])
+        metric("events_stored_total", "counter", "Events new to the store.", [("", st.events_new)])
+        metric("dead_letters_total", "counter", "Records sent to the dead-letter store, by reason.",
+               [(f'{{reason="{r}"}}', n) for r, n in sorted(st.dead_by_reason.items())] or [("", 0)])
+        metric("alerts_new_total", "counter", "Alerts opened.", [("", st.alerts_new)])
+        metric("alert_updates_total", "counter", "Counter updates of open alerts.", [("", st.alert_updates)])
+        metric("store_retries_total", "counter", "Batches retried while the store or bus was away.",
+               [("", st.store_retries)])
+        metric("batch_seconds_total", "counter", "Seconds spent on raw batches (prepare to commit).",
+               [("", st.batch_seconds)])
+        metric("batches_total", "counter", "Raw batches processed.", [("", st.batches)])
+        router = self.pipeline.router
+        if router is not None and self.stage2 is not None:
+            metric("handover_sent_total", "counter", "Messages handed over to stage 2.", [("", router.handed)])
+            tasks = list(self.stage2.tasks.values())
+            metric("handover_events_total", "counter", "Events stage 2 ran the rules over, per partition.",
+                   [(f'{{partition="{t.label}"}}', t.events) for t in tasks] or [("", 0)])
+            metric("handover_duplicates_total", "counter", "Replayed hand-overs dropped by event id.",
+                   [(f'{{partition="{t.label}"}}', t.duplicates) for t in tasks] or [("", 0)])
+            metric("state_groups", "gauge", "Rule groups and open alerts held, per hand-over partition.",
+                   [(f'{{partition="{label}"}}', n) for label, n in self.stage2.state_sizes()] or [("", 0)])
+        lag = getattr(self, "lag", {})
+        metric("lag_messages", "gauge", "Messages behind the end of each assigned partition.",
+               [(f'{{topic="{t}",partition="{p}"}}' if p >= 0 else '{topic="raw",partition="all"}', n)
+                for (t, p), n in sorted(lag.items())] or [("", 0)])
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         for c in self.closers:

@@ -215,7 +215,8 @@ def worker(
     max_idle: Annotated[float | None, typer.Option(help="Exit after this many seconds without records "
                                                    "(for tests and backfills); default: run until stopped.")] = None,
     health_port: Annotated[int | None, typer.Option(min=1, max=65535, help="Answer /healthz and /readyz (store "
-                                                    "and broker) on this port, for container probes.")] = None,
+                                                    "and broker) for container probes, and /metrics (Prometheus), "
+                                                    "on this port.")] = None,
     health_host: Annotated[str, typer.Option(help="Address of the health endpoint.")] = "0.0.0.0",
 ) -> None:
     """Consume raw logs from Kafka, store events in the configured store, produce alerts to Kafka.
@@ -249,7 +250,8 @@ def worker(
 
         ready: dict[str, Any] = {}  # filled once the worker is built: until then /readyz says 503
         health = serve_health(health_host, health_port, {
-            "store": lambda: ready["store"](), "broker": lambda: ready["broker"]()})
+            "store": lambda: ready["store"](), "broker": lambda: ready["broker"]()},
+            metrics=lambda: ready["metrics"]() if "metrics" in ready else "# the worker is starting\n")
     w = build_worker(settings, sinks=[ConsoleNotifier(err)], rules=rules)
     if health is not None:
         from access_audit.store.query import Query
@@ -257,6 +259,7 @@ def worker(
         ready["store"] = lambda: w.store.count(Query(limit=1)) is not None
         consumer = getattr(w.source, "consumer", None)
         ready["broker"] = lambda: consumer is None or consumer.bootstrap_connected()
+        ready["metrics"] = w.metrics_text
     running[0] = True
     last = [time.monotonic()]
 
@@ -713,10 +716,12 @@ def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
 
     _check_format(fmt)
     settings = _settings(data_dir)
-    if not settings.sqlite_path.exists():
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
         raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
     store = open_store(settings)
     st = store.stats()
+    if settings.bus == "kafka":
+        st["topology"] = _topology_status(settings, store)
     store.close()
     if fmt == "json":
         sys.stdout.write(orjson.dumps(st).decode() + "\n")
@@ -741,6 +746,51 @@ def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     t.add_row("[bold]total[/]", "events / dead letters / alerts",
               f"{st['events']['total']} / {st['dead_letters']['total']} / {st['alerts']['total']}")
     out.print(t)
+    topo = st.get("topology")
+    if topo:
+        t = Table(title=f"Kafka topology ({topo['topology']}): lag and rule state per partition")
+        for col in ("topic", "key", "partition", "committed", "lag", "state rows"):
+            t.add_column(col, justify="right" if col in ("partition", "committed", "lag", "state rows") else "left")
+        for row in topo["partitions"]:
+            t.add_row(row["topic"], row.get("key") or "", str(row["partition"]), str(row["committed"]),
+                      str(row["lag"]), "" if row.get("state_rows") is None else str(row["state_rows"]))
+        out.print(t)
+        if topo.get("error"):
+            err.print(f"[yellow]{topo['error']}[/]")
+
+
+def _topology_status(settings: Any, store: Any) -> dict[str, Any]:
+    """The worker topology (stage 1 raw topics, stage 2 hand-over topics and their rules), the lag of
+    each partition, and the rule state each hand-over partition holds in the store."""
+    from access_audit.app import load_ruleset
+    from access_audit.core.errors import BusError
+    from access_audit.handover import Topology
+
+    topology = Topology.of(load_ruleset([*settings.rules], strict=False).rules, settings.kafka_group_id)
+    sizes = store.state_namespaces() if hasattr(store, "state_namespaces") else {}
+    per_label: dict[str, int] = {}
+    for ns, (rows, _) in sizes.items():
+        label = ns.split("/", 1)[1] if "/" in ns else ""
+        per_label[label] = per_label.get(label, 0) + rows
+    res: dict[str, Any] = {"topology": settings.kafka_topology, "stages": {
+        "raw": {"group": settings.kafka_group_id, "topics": list(settings.kafka_topics)},
+        "handover": {"group": topology.consumer_group, "topics": topology.describe()}}, "partitions": []}
+    try:
+        from access_audit.ingest.kafka import group_lag
+
+        stages = [(settings.kafka_group_id, list(settings.kafka_topics), None)]
+        if settings.kafka_topology == "rekey":
+            stages.append((topology.consumer_group, list(topology.topics), topology))
+        for group, topics, topo in stages:
+            for (topic, p), (committed, lag) in sorted(group_lag(settings, group, topics).items()):
+                row: dict[str, Any] = {"topic": topic, "partition": p, "committed": committed, "lag": lag}
+                if topo is not None:
+                    row["key"] = "+".join(topo.fields[topic]) or "(none)"
+                    row["state_rows"] = per_label.get(topo.label(topic, p), 0)
+                res["partitions"].append(row)
+    except BusError as e:
+        res["error"] = f"Kafka not reachable, no lag shown: {e}"
+    return res
 
 
 # --- verify -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class PipelineStats:
     alert_updates: int = 0
     batches: int = 0
     store_retries: int = 0
+    batch_seconds: float = 0.0  # time spent on batches (prepare to commit), for the metrics
     by_log_type: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
 
@@ -206,6 +207,7 @@ class Pipeline:
         records = source.poll(batch_size, timeout_s)
         if not records:
             return False
+        t0 = time.monotonic()
         self.busy = True
         batch: Batch | None = self._retrying(partial(self.prepare, records), stop, max_backoff_s)
         if batch is None:
@@ -216,6 +218,7 @@ class Pipeline:
             return None
         source.commit()
         self.busy = False
+        self.stats.batch_seconds += time.monotonic() - t0
         self.checkpoint()
         if on_batch:
             on_batch(result)

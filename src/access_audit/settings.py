@@ -157,7 +157,6 @@ class Settings(BaseSettings):
     kafka_handover_partitions: int = Field(default=6, ge=1, le=10_000)  # for topics it creates
     kafka_handover_replication: int = Field(default=1, ge=1, le=10)
     handover_seen_ids: int = Field(default=200_000, ge=1000)  # ids per partition stage 2 remembers (replays)
-    metrics_port: int | None = None  # Prometheus text metrics of a worker (also on --health-port)
 
     # Slack (with a token, `run` and `demo` deliver alerts to Slack instead of the console)
     slack_token: SecretStr | None = None

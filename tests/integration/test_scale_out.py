@@ -42,11 +42,11 @@ def alerts_by_id(env: Env) -> dict[str, dict]:
     return {a["id"]: a for a in env.index_docs("alerts")}
 
 
-def spawn(env: Env, logs: Path, idle: str = "20") -> subprocess.Popen[bytes]:
+def spawn(env: Env, logs: Path, idle: str = "20", *extra: str) -> subprocess.Popen[bytes]:
     """A worker whose stderr goes to a file (a pipe nobody reads would fill up and stall it)."""
     path = logs / f"worker-{time.monotonic_ns()}.log"
     with open(path, "wb") as err:
-        w = subprocess.Popen([sys.executable, "-m", "access_audit.cli", "worker", "--max-idle", idle],
+        w = subprocess.Popen([sys.executable, "-m", "access_audit.cli", "worker", "--max-idle", idle, *extra],
                              env=env.env, cwd=REPO, stdout=subprocess.PIPE, stderr=err)
     w.log_path = path  # type: ignore[attr-defined]
     return w
@@ -76,10 +76,13 @@ def env4(kafka_admin, es):
 
 def test_twelve_failures_over_four_partitions_and_two_workers_make_one_alert_of_twelve(env4: Env, tmp_path):
     log = okta_failures(tmp_path / "okta.jsonl", "gprins@zorgwijk.nl", 12)
-    ws = [spawn(env4, tmp_path) for _ in range(2)]
+    port = free_port()
+    ws = [spawn(env4, tmp_path, "20", "--health-port", str(port), "--health-host", "127.0.0.1"),
+          spawn(env4, tmp_path)]
     time.sleep(12)  # both in the group, the partitions split between them, before anything arrives
     # keyed by source address: the twelve sign-ins land on four raw partitions, so on both workers
     assert env4.ship(log, log_type="okta.system", key_field="source.ip") == 12
+    metrics = scrape(f"http://127.0.0.1:{port}/metrics", until="access_audit_events_total 1")
     stats = [finish(w) for w in ws]
     assert all(s["records"] > 0 for s in stats), f"both workers consumed raw records: {stats}"
     assert sum(s["events_new"] for s in stats) == 12
@@ -87,6 +90,55 @@ def test_twelve_failures_over_four_partitions_and_two_workers_make_one_alert_of_
     assert len(brute) == 1, brute
     assert brute[0]["count"] == 12
     assert sum(s["alerts_new"] for s in stats) == len(alerts_by_id(env4))
+
+    # status: the topology, the lag of every partition (all consumed) and the state per partition
+    st = env4.cli("status", "--format", "json")["topology"]
+    assert st["stages"]["handover"]["group"] == f"g{env4.tag}.by"
+    rows = {(r["topic"], r["partition"]): r for r in st["partitions"]}
+    assert {t for t, _ in rows} >= {env4.raw, f"g{env4.tag}.by.user.name"}
+    assert all(r["lag"] == 0 for r in rows.values()), rows
+    from access_audit.handover import partition_of
+
+    owner = rows[(f"g{env4.tag}.by.user.name", partition_of(("gprins@zorgwijk.nl",), 4))]
+    assert owner["state_rows"] > 0 and owner["committed"] > 0
+
+    # the first worker's Prometheus endpoint counted what it consumed and handed over
+    assert "# TYPE access_audit_records_total counter" in metrics
+    assert 1 <= sample(metrics, "access_audit_records_total") <= stats[0]["records"]
+    assert sample(metrics, "access_audit_handover_sent_total") >= 1
+    assert "# TYPE access_audit_lag_messages gauge" in metrics
+
+
+def sample(text: str, name: str) -> float:
+    got = [ln.split()[1] for ln in text.splitlines() if ln.startswith(name + " ")]
+    assert got, f"{name} not in the metrics"
+    return float(got[0])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(url: str, until: str, timeout_s: float = 60) -> str:
+    """The metrics text once it shows ``until``'s counter moved (or the last text after the timeout)."""
+    import urllib.request
+
+    text, end = "", time.monotonic() + timeout_s
+    name = until.split()[0]
+    while time.monotonic() < end:
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            got = [ln for ln in text.splitlines() if ln.startswith(name + " ")]
+            if got and float(got[0].split()[1]) >= float(until.split()[1]):
+                return text
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return text
 
 
 def _alert_set(env: Env) -> dict[str, tuple]:

@@ -356,6 +356,29 @@ class KafkaHandoverSource:
         self.consumer.close(autocommit=False)
 
 
+def group_lag(settings: Settings, group_id: str, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(committed offset, lag) of every partition of ``topics`` for a consumer group (``status``;
+    a partition the group never committed shows offset -1 and the whole partition as lag)."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = _retry_connect("admin client", lambda: KafkaAdminClient(**client_config(settings)), 10.0,
+                           where=settings.kafka_bootstrap_servers)
+    consumer = _retry_connect("consumer", lambda: KafkaConsumer(**client_config(settings)), 10.0,
+                              where=settings.kafka_bootstrap_servers)
+    try:
+        committed = {(tp.topic, tp.partition): om.offset
+                     for tp, om in admin.list_consumer_group_offsets(group_id).items()}
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        ends = consumer.end_offsets(parts) if parts else {}
+        return {(tp.topic, tp.partition): (committed.get((tp.topic, tp.partition), -1),
+                                           ends[tp] - max(0, committed.get((tp.topic, tp.partition), 0)))
+                for tp in parts}
+    finally:
+        consumer.close()
+        admin.close()
+
+
 def dead_letter_from_kafka(value: bytes) -> dict[str, Any]:
     """Decode a dead-letter message (for tools and tests): the raw bytes are base64 in the JSON."""
     doc: dict[str, Any] = orjson.loads(value)

@@ -522,6 +522,16 @@ class ElasticsearchStore:
             src = h["_source"]
             yield src["key"], src["value"].encode()
 
+    def state_namespaces(self) -> dict[str, tuple[int, int]]:
+        """Rule state per namespace: (rows, bytes of the stored values) — for ``status``."""
+        self._call("refresh state", self.es.indices.refresh, index=self.state_index)
+        out: dict[str, tuple[int, int]] = {}
+        r = self._call("count rule state", self.es.search, index=self.state_index, size=0,
+                       aggs={"ns": {"terms": {"field": "ns", "size": 10_000}}})
+        for b in r["aggregations"]["ns"]["buckets"]:
+            out[b["key"]] = (int(b["doc_count"]), 0)
+        return out
+
     def drop_state(self, namespace: str) -> None:
         # Search and bulk-delete by id: _delete_by_query lives in the reindex module, which a
         # minimal Elasticsearch (the integ-test distribution) does not have.
