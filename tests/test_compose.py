@@ -64,7 +64,7 @@ def test_every_service_has_a_healthcheck_and_data_on_volumes(compose: dict):
 def test_app_services_run_real_cli_commands_with_real_settings(compose: dict):
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
     fields = set(Settings.model_fields)
-    for name in ("worker", "scheduler", "api"):
+    for name in ("worker", "scheduler", "api", "kafka-init"):
         svc = compose["services"][name]
         assert svc["command"][0] in commands, f"{name}: {svc['command'][0]!r} is not an access-audit command"
         for key in svc["environment"]:

@@ -290,6 +290,50 @@ def worker(
 
 
 @app.command()
+def topics(
+    create: Annotated[bool, typer.Option("--create", help="Create the topics that do not exist (raw, alerts, "
+                                         "dead letters and the hand-over topics of the loaded rules).")] = False,
+    rules: Rules = None,
+    fmt: Fmt = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """The Kafka topology the loaded rules make: the raw topics of stage 1 and, per rule grouping,
+    the hand-over topic of stage 2 with its rules (docs/design/topology.md)."""
+    from access_audit.app import kafka_adapters, load_ruleset
+    from access_audit.core.errors import BusError
+    from access_audit.handover import Topology
+
+    _check_format(fmt)
+    settings = _settings(data_dir)
+    topology = Topology.of(load_ruleset([*settings.rules, *(rules or [])]).rules, settings.kafka_group_id)
+    parts: dict[str, int] = {}
+    if create:
+        kafka = kafka_adapters(settings)
+        base = [*settings.kafka_topics, settings.kafka_alerts_topic, settings.kafka_dead_letter_topic]
+        try:
+            kafka.ensure_topics(settings, base, settings.kafka_raw_partitions, settings.kafka_handover_replication,
+                                connect_timeout_s=60.0)
+            parts = kafka.ensure_topics(settings, list(topology.topics), settings.kafka_handover_partitions,
+                                        settings.kafka_handover_replication, connect_timeout_s=60.0)
+        except BusError as e:
+            raise _fail(str(e)) from None
+    rows = [{"stage": "2", "topic": d["topic"], "key": "+".join(d["key"] or []) or "(none: one partition)",
+             "partitions": d["partitions"] or "", "rules": ", ".join(d["rules"]), "stateful": d["stateful"]}
+            for d in topology.describe(parts)]
+    rows = [{"stage": "1", "topic": t, "key": "(as shipped)", "partitions": "", "rules": "parse, store, hand over",
+             "stateful": 0} for t in settings.kafka_topics] + rows
+    if fmt != "table":
+        _write_rows(rows, ("stage", "topic", "key", "partitions", "rules", "stateful"), fmt, "")
+        return
+    t = Table(title=f"Kafka topology of group {settings.kafka_group_id} ({settings.kafka_topology})")
+    for col in ("stage", "topic", "key", "partitions", "stateful", "rules"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r["stage"], r["topic"], r["key"], str(r["partitions"]), str(r["stateful"]), r["rules"])
+    out.print(t)
+
+
+@app.command()
 def ship(
     files: Annotated[list[Path], typer.Argument(help="Files or folders to send ('-' for stdin).")],
     topic: Annotated[str | None, typer.Option(help="Topic (default: the first of ACCESS_AUDIT_KAFKA_TOPICS).")] = None,

@@ -155,6 +155,7 @@ class Settings(BaseSettings):
     # the consuming worker (one stage: correct with one worker only; the benchmark's reference).
     kafka_topology: Literal["rekey", "single"] = "rekey"
     kafka_handover_partitions: int = Field(default=6, ge=1, le=10_000)  # for topics it creates
+    kafka_raw_partitions: int = Field(default=6, ge=1, le=10_000)  # raw/alerts/dead letters (`topics --create`)
     kafka_handover_replication: int = Field(default=1, ge=1, le=10)
     handover_seen_ids: int = Field(default=200_000, ge=1000)  # ids per partition stage 2 remembers (replays)
 

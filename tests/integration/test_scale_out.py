@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from test_kafka_pipeline import REPO, Env, es, expected_events, kafka_admin, synthetic_auth_log  # noqa: F401 (fixtures)
+from test_kafka_pipeline import REPO, Env, env, es, expected_events, kafka_admin, synthetic_auth_log  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -233,3 +233,17 @@ def test_demo_traffic_through_one_and_three_workers_gives_the_same_alerts(kafka_
     one, many = results
     assert shipped > 20_000 and len(one) > 10, (shipped, len(one))
     assert many == one
+
+
+def test_topics_create_makes_the_topology_of_the_loaded_rules(env: Env, kafka_admin):
+    env.env["ACCESS_AUDIT_KAFKA_HANDOVER_PARTITIONS"] = "5"
+    r = subprocess.run([sys.executable, "-m", "access_audit.cli", "topics", "--create", "--format", "json"],
+                       env=env.env, cwd=REPO, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    handover = {row["topic"]: row for row in rows if row["stage"] == "2"}
+    assert f"g{env.tag}.by.user.name" in handover and "login_brute_force" in handover[f"g{env.tag}.by.user.name"]["rules"]
+    existing = set(kafka_admin.list_topics())
+    assert set(handover) <= existing and env.raw in existing
+    described = {d["topic"]: len(d["partitions"]) for d in kafka_admin.describe_topics(list(handover))}
+    assert set(described.values()) == {5}
