@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 sys.path.insert(0, str(SRC))
 
-SECTIONS = ["floors", "bare", "worker", "run", "zircolite", "detect", "latency", "rss", "state", "queries",
+SECTIONS = ["floors", "bare", "worker", "scaleout", "run", "zircolite", "detect", "latency", "rss", "state", "queries",
             "startup"]
 BEGIN, END = "<!-- bench:begin (written by bench/run.py) -->", "<!-- bench:end -->"
 
@@ -505,6 +505,74 @@ def section_worker(b: Bench) -> None:
         r = run_worker(b, topic, n, client, name=f"w-{client}")
         r.pop("alerts_topic")
         b.put(f"worker_{client}", n=n, **r)
+
+
+def section_scaleout(b: Bench) -> None:
+    """1, 2 and 3 workers of the default topology (stage 1 + the hand-over hop + stage 2) on one topic,
+    and one worker of topology "single" (no hop) on the same topic: the cost of the hop, and what
+    adding workers gives on this machine. Each run has its own group and indices."""
+    n = b.args.events
+    topic = b.ct_topic(n)
+    for topo, k in (("single", 1), ("rekey", 1), ("rekey", 2), ("rekey", 3)):
+        r = run_workers_together(b, topic, n, b.args.clients[0], topo, k)
+        b.put(f"scaleout_{topo}_{k}", n=n, **r)
+
+
+def run_workers_together(b: Bench, topic: str, n_records: int, client: str, topology: str, k: int,
+                         max_idle: float = 10) -> dict[str, Any]:
+    """k workers in one group until all are idle; the rate from the first batch of any worker to the
+    last activity (the exit minus the idle wait, stage 2 included)."""
+    name = f"so-{topology}-{k}"
+    prefix = f"bench-{b.tag}-{name}"
+    b.indices.append(f"{prefix}-*")
+    env = env_child(ACCESS_AUDIT_BUS="kafka", ACCESS_AUDIT_STORE="elasticsearch",
+                    ACCESS_AUDIT_KAFKA_BOOTSTRAP_SERVERS=b.args.bootstrap, ACCESS_AUDIT_ELASTICSEARCH_URL=b.args.es,
+                    ACCESS_AUDIT_ELASTICSEARCH_INDEX_PREFIX=prefix, ACCESS_AUDIT_KAFKA_TOPICS=json.dumps([topic]),
+                    ACCESS_AUDIT_KAFKA_ALERTS_TOPIC=b.new_topic(f"bench-{b.tag}.{name}.alerts"),
+                    ACCESS_AUDIT_KAFKA_DEAD_LETTER_TOPIC=b.new_topic(f"bench-{b.tag}.{name}.dead"),
+                    ACCESS_AUDIT_KAFKA_GROUP_ID=f"bench-{b.tag}-{name}", ACCESS_AUDIT_KAFKA_CLIENT=client,
+                    ACCESS_AUDIT_KAFKA_TOPOLOGY=topology, ACCESS_AUDIT_KAFKA_HANDOVER_PARTITIONS="3",
+                    ACCESS_AUDIT_DATA_DIR=str(b.work / f"worker-{b.tag}-{name}"))
+    first: list[float] = []
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cli("worker", "--max-idle", str(max_idle)), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(k)]
+
+    def read_err(p: subprocess.Popen[bytes]) -> None:
+        for raw in p.stderr:  # type: ignore[union-attr]
+            if b"batch: " in raw and not first:
+                first.append(time.perf_counter())
+
+    threads = [threading.Thread(target=read_err, args=(p,), daemon=True) for p in procs]
+    for th in threads:
+        th.start()
+    peak = 0
+    ends: list[float] = []
+    for p in procs:
+        while p.poll() is None:
+            peak = max(peak, sum(_tree_rss_kib(q.pid, "VmHWM:") for q in procs if q.poll() is None))
+            time.sleep(0.2)
+        ends.append(time.perf_counter())
+    stats = [last_json(p.stdout.read().decode()) for p in procs]  # type: ignore[union-attr]
+    if any(p.returncode != 0 for p in procs) or not first:
+        raise RuntimeError(f"a worker failed: {[p.returncode for p in procs]}")
+    t_end = max(ends) - max_idle
+    es = b.es()
+    es.indices.refresh(index=f"{prefix}-*", ignore_unavailable=True)
+    stored = int(es.count(index=f"{prefix}-events-*", ignore_unavailable=True)["count"])
+    alerts = int(es.count(index=f"{prefix}-alerts", ignore_unavailable=True)["count"])
+    state: dict[str, int] = {}
+    with contextlib.suppress(Exception):
+        r = es.search(index=f"{prefix}-state", size=0, aggs={"ns": {"terms": {"field": "ns", "size": 10_000}}})
+        for bk in r["aggregations"]["ns"]["buckets"]:
+            label = bk["key"].split("/", 1)[-1]
+            state[label] = state.get(label, 0) + int(bk["doc_count"])
+    es.close()
+    per_part = [v for lbl, v in state.items() if ":" in lbl and not lbl.endswith(":-1")]
+    return {"workers": k, "topology": topology, "per_s": stored / (t_end - first[0]) if t_end > first[0] else None,
+            "seconds": t_end - first[0], "startup_s": first[0] - t0, "stored": stored, "alerts": alerts,
+            "exact": stored == sum(s["events"] for s in stats), "peak_rss_mib": peak / 1024,
+            "state_rows_max": max(per_part, default=0), "state_partitions": len(per_part)}
 
 
 # --- run and Zircolite ------------------------------------------------------------------------------
@@ -1047,6 +1115,16 @@ def table(b: Bench) -> str:
                 w["n"], rate(w["per_s"]), ratio(w["per_s"], bare), ratio(w["per_s"], es_floor), "",
                 "≥ 1.0× bare, ≥ 0.5× ES floor",
                 ok(None if not (bare and es_floor) else w["per_s"] >= bare and w["per_s"] >= 0.5 * es_floor))
+    single = R.get("scaleout_single_1", {}).get("per_s")
+    for k in ("scaleout_single_1", "scaleout_rekey_1", "scaleout_rekey_2", "scaleout_rekey_3"):
+        if k in R:
+            w = R[k]
+            what = ("one stage, no hand-over (topology single)" if w["topology"] == "single"
+                    else f"{w['workers']} worker{'s' if w['workers'] > 1 else ''}, with the hand-over hop")
+            row(f"`worker` scale-out: {what}; {w['alerts']:,} alerts, state rows ≤ {w['state_rows_max']:,} per "
+                f"partition{'' if w['exact'] else ' (**counts not exact**)'}", w["n"], rate(w["per_s"]),
+                ratio(w["per_s"], bare), ratio(w["per_s"], es_floor),
+                target="" if w["topology"] == "single" else f"hop: {ratio(w['per_s'], single)} of single")
     if "run" in R:
         r = R["run"]
         row("`run`, SQLite, 57 SigmaHQ rules", r["n"], rate(r["per_s"]), vz=ratio(r["per_s"], zirc),
