@@ -64,16 +64,16 @@ is missing or broken (go-libaudit's ``UNKNOWN[1329] msg=?``), a SYSCALL without 
 a user-space record of the listed types without ``res``, and numeric fields (``pid``, ``uid``...)
 that are not numbers are dead letters naming the field.
 
-Samples (asserted in tests/parse/test_auditd.py; records = lines, events after joining):
+Samples (asserted in tests/parse/test_auditd.py; lines -> events after joining, one per serial):
 
 * otrf_linux_auditd ``sh_arp_cache``: 12 lines -> 2 events (execve of arp, grep); ``sh_binary_padding_dd``:
   6 lines -> 1 event.
-* go_libaudit_testdata: ``audit-rhel7.log`` 50 lines -> 48 events + 1 dead letter (``UNKNOWN[1329] msg=?``);
-  ``audit-rhel6.log`` 2 -> 2; ``audit-ubuntu14.log`` 1 -> 1; ``audit-ubuntu16.log`` 3 -> 3;
-  ``audit-ubuntu17.log`` 1 -> 1; ``test3.log`` 17 lines -> 11 events (interleaved SYSCALL/PROCTITLE
-  pairs joined); ``reassembler_normal.log`` 17 lines -> 6 events.
-* msticpy ``auditd_log.txt``: 1,708 lines, every one parses (see the test for the event count).
-* plaso ``audit_enriched.log``: 29 lines -> 13 events (the LOGIN + SYSCALL + PROCTITLE of serial 447 are one).
+* go_libaudit_testdata: ``audit-rhel7.log`` 50 lines -> 47 records -> 46 events + 1 dead letter
+  (``UNKNOWN[1329] msg=?``, naming the header); ``audit-rhel6.log`` 2 -> 2; ``audit-ubuntu14.log``
+  1 -> 1; ``audit-ubuntu16.log`` 3 -> 3; ``audit-ubuntu17.log`` 1 -> 1; ``test3.log`` 17 -> 10
+  (7 interleaved SYSCALL/PROCTITLE pairs joined); ``reassembler_normal.log`` 17 -> 5.
+* msticpy ``auditd_log.txt``: 1,708 lines -> 938 events, no dead letter.
+* plaso ``audit_enriched.log``: 29 lines -> 12 events (LOGIN + SYSCALL + PROCTITLE of serial 447 are one).
 
 Never seen in a real record: ``node=`` prefixes (the samples have none; the form follows the
 auditd man page), ``EOE`` records, several audit keys separated by 0x01 in a real key (only in
