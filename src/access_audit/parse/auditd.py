@@ -488,7 +488,8 @@ class AuditdParser(Parser):
         out = []
         for g in group_records(record.data):
             ev = build_event(g)
-            ev.raw_obj = record_fields(g)  # what Sigma reads (detect/sigma.py), without parsing again
+            # what Sigma reads (detect/sigma.py), without parsing the lines again
+            ev.raw_obj = record_fields(g)  # type: ignore[misc]
             out.append(ev)
         return out
 
