@@ -98,7 +98,11 @@ def test_ssh_brute_force_logins_and_sudo_of_the_azure_vm(datasets, registry):
     assert all(e.event.outcome == Outcome.failure and e.event.category == ["authentication"] for e in logins)
     ips = Counter(e.source.ip for e in logins)
     assert {"61.184.247.3", "36.156.24.99", "223.111.139.247"} <= set(ips)
-    assert Counter(e.user.name for e in logins).most_common(1)[0][0] == "root"
+    assert Counter(e.user.name for e in logins if e.user).most_common(1)[0][0] == "root"
+    assert {e.user.id for e in logins if e.user} == {None}  # auid unset; uid=0 is sshd's, not the account's
+    invalid = sum("acct=28696E76616C6964207573657229" in ln  # hex of "(invalid user)": no user
+                  for ln in text.splitlines() if ln.startswith("type=USER_LOGIN "))
+    assert sum(e.user is None for e in logins) == invalid > 0
     assert all(e.resource.type == "command" and e.resource.name for e in events if e.event.action == "user_cmd")
     execs = [e for e in events if e.event.action == "execve"]
     assert execs and all(e.process.name and e.message for e in execs)

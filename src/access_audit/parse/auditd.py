@@ -44,7 +44,8 @@ Mapping (ECS on the left):
 * ``user.name``: ``acct`` (the account logged in to, authenticated, sudo'ed...); for account
   management the actor is the login user (``AUID`` name of the enriched form) and ``acct``/``id``
   is ``user.target``; otherwise the enriched ``AUID``/``UID`` name. ``user.id`` = ``auid`` when set
-  (not 4294967295), else ``uid``.
+  (not 4294967295), else ``uid`` unless the record names an ``acct`` (then none: the uid is the
+  reporting daemon's, not the account's).
 * ``source.ip`` = ``addr``, ``source.domain`` = ``hostname`` (``?`` is absent).
 * ``process.name`` = ``comm``, else the base name of ``exe``; ``process.pid`` = ``pid``.
 * ``resource``: syscall events: the first PATH ``name`` with nametype NORMAL/CREATE/DELETE
@@ -371,10 +372,12 @@ def build_event(recs: list[AuditRecord]) -> AccessEvent:
     nums = {n: _int(r, n) for r in reversed(recs) for n in _NUMERIC if r.get(n) is not None}
     auid = main.get("auid") or (syscall.get("auid") if syscall else None)
     uid = main.get("uid") or (syscall.get("uid") if syscall else None)
-    user_id = auid if auid not in (None, UNSET_ID, "-1") else uid
     acct = main.get("acct")
     if acct == "(invalid user)":
         acct = None
+    # the login user; else the process's uid, unless the record names another account (an sshd
+    # running as root that reports a failed login to "admin" says nothing about admin's uid)
+    user_id = auid if auid not in (None, UNSET_ID, "-1") else (None if main.get("acct") else uid)
     labels: dict[str, str] = {"auditd_type": rtype, "auditd_types": ",".join(dict.fromkeys(types)),
                               "auditd_serial": main.serial}
 
