@@ -202,6 +202,13 @@ def test_the_parser_takes_records_of_several_lines_or_one(registry):
     assert one.events[0].message == "id" and one.events[0].event.category == ["process"]
 
 
+def test_a_long_execve_argument_in_pieces_is_joined(registry):
+    # auditd splits an argument longer than its buffer: a1_len=... a1[0]=<hex> a1[1]=<hex>
+    text = line(5, "EXECVE", 'argc=2 a0="echo" a1_len=10 a1[0]=68656C6C6F a1[1]=776F726C64')
+    ev = registry.parse(RawRecord(data=text, origin="t:1", source="t")).events[0]
+    assert ev.message == "echo helloworld" and ev.raw_obj["a1"] == ["helloworld"]
+
+
 def test_a_truncated_gzip_keeps_the_pending_groups(tmp_path, registry):
     raw = b"".join(line(i) + b"\n" + line(i, "CWD", 'cwd="/"') + b"\n" for i in range(1, 200))
     full = gzip.compress(raw)

@@ -176,6 +176,8 @@ class AuditRecord:
             raise ParseError("invalid timestamp", f"msg=audit({m['sec']}.{m['ms']}) is out of range",
                              parser=NAME) from None
         self.fields = _fields(raw[m.end():], self.type)
+        if self.type == "EXECVE":
+            _join_long_args(self.fields)
         self.interpreted = _fields(enriched, "") if enriched else {}
 
     def get(self, name: str) -> str | None:
@@ -215,6 +217,19 @@ def _fields(body: str, rtype: str) -> dict[str, str]:
             text = _decode_hex(text, name)
         out.setdefault(name, text)
     return out
+
+
+_PIECE = re.compile(r"^(a\d+)\[(\d+)\]$")
+
+
+def _join_long_args(fields: dict[str, str]) -> None:
+    """A long EXECVE argument comes as ``aN_len=... aN[0]=... aN[1]=...``: join it into ``aN``."""
+    pieces: dict[str, list[tuple[int, str]]] = {}
+    for k, v in fields.items():
+        if (m := _PIECE.match(k)) is not None:
+            pieces.setdefault(m[1], []).append((int(m[2]), v))
+    for arg, parts in pieces.items():
+        fields.setdefault(arg, "".join(v for _, v in sorted(parts)))
 
 
 def _int(rec: AuditRecord, name: str) -> int | None:
