@@ -189,6 +189,25 @@ def test_a_serial_split_across_inputs_gives_two_events_and_nothing_is_lost(tmp_p
     assert events[1].resource.name == "/usr/bin/id" and events[1].event.category == ["file"]
 
 
+def test_through_the_bus_in_batches_of_one_every_event_stays_whole(datasets, registry):
+    """The join is done before the bus, so a batch (here: one message) never holds half an event
+    and a commit after it never acknowledges records whose event is still pending."""
+    from access_audit.ingest.memory import InMemoryBus
+
+    path = datasets / "otrf_linux_auditd" / "sh_arp_cache_2020-11-10074812.log"
+    bus = InMemoryBus()
+    for rec in LineReader([path]):
+        bus.produce_record("raw", rec)
+    src = bus.source("raw")
+    batches = []
+    while batch := src.poll(1):
+        batches.append([e for r in batch for e in registry.parse(r).events])
+        src.commit()
+    assert [[e.labels["auditd_types"] for e in b] for b in batches] == [["SYSCALL,EXECVE,CWD,PATH,PROCTITLE"]] * 2
+    direct, _, _ = read(registry, path)
+    assert [b[0].id for b in batches] == [e.id for e in direct]  # same ids as read directly
+
+
 def test_the_parser_takes_records_of_several_lines_or_one(registry):
     multi = b"\n".join([line(1), line(2, "USER_LOGIN", "pid=5 uid=0 auid=4294967295 ses=4294967295 msg='op=login "
                         "acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=? addr=10.0.0.5 terminal=ssh res=success'"),
