@@ -345,7 +345,8 @@ def ship(
     timeout: Annotated[float, typer.Option(min=0, help="Give up when Kafka does not answer for this many "
                                            "seconds.")] = 60.0,
 ) -> None:
-    """Send log files into Kafka (backfills, tests), one message per line, keyed for stateful rules."""
+    """Send log files into Kafka (backfills, tests), one message per line (per event for auditd), keyed for
+    stateful rules."""
     from access_audit.core.events import get_field
     from access_audit.ingest.files import LineReader
     from access_audit.ingest.kafka import ship as ship_records  # retries with a countdown (kafka-python)

@@ -30,6 +30,14 @@ case (SigmaHQ's Okta rules write ``eventtype``), (3) the ECS path of that name. 
 log types (``http``, ``syslog``) a field that none of these can ever resolve is reported at load
 instead of silently never matching.
 
+Linux auditd (``linux.auditd``) is line-based but its records are key=value fields, so (2) applies
+too: the raw record is ``parse.auditd.sigma_fields``, every field name with its values over the
+records of the event's serial (``type`` lists SYSCALL, EXECVE, PATH...). A selection therefore
+matches when each of its fields matches in some record of the serial, not necessarily the same one
+(``type: EXECVE`` + ``a0: wget`` needs an EXECVE record and an ``a0`` of wget; SYSCALL's own
+``a0`` is a hex register value, which rules on EXECVE arguments do not match in practice).
+``SYSCALL`` is the ENRICHED name, else the name of the number for x86-64/i386/aarch64.
+
 Log sources map onto our log types (``event.dataset``), see ``logsource_types``. Correlation rules
 (``event_count``, ``value_count``, ``temporal``, ``temporal_ordered``) become stateful rules with
 windows on event time and bounded per-group state; their ``group-by`` fields (and ``aliases``)
@@ -131,6 +139,9 @@ JSON_LOG_TYPES = frozenset({"aws.cloudtrail", "okta.system", "github.audit", "ec
 # Cloud identity sources (parse/azure.py, o365.py, gcp.py, gworkspace.py).
 JSON_LOG_TYPES |= {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", "azure.riskdetection",
                    "o365.audit", "gcp.audit", "gworkspace.activity"}
+# Line-based log types whose raw record Sigma still reads by field name (parse/auditd.py: the
+# key=value fields of every record of the event, ``sigma_fields``).
+RAW_LINE_LOG_TYPES = frozenset({"linux.auditd"})
 
 # Sigma field -> ECS path, only where the ECS value is the vendor's value verbatim (the parsers'
 # normalised values, such as event.outcome, are left to the raw record). Keys compare ignoring case.
@@ -279,6 +290,13 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "cs-host": "url.domain",
         "sc-bytes": "http.response.body.bytes",
     },
+    # Linux auditd: SigmaHQ names the audit record's own fields (type, key, exe, comm, a0..,
+    # SYSCALL, name, nametype, cwd, euid, unit...), read from the record (``RAW_LINE_LOG_TYPES``);
+    # the table only adds the ECS fields the same rules may name.
+    "auditd": {
+        "hostname": "host.name",
+        "user": "user.name",
+    },
     # auth.log / secure (sshd, PAM, su, sudo): rules are mostly keywords; these are the field
     # names SigmaHQ's Linux rules and correlations use.
     "linux": {
@@ -312,7 +330,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
 
     product aws (service cloudtrail) -> aws.cloudtrail; product or service okta -> okta.system;
     product github (service audit) -> github.audit; category webserver (or product apache/nginx)
-    -> http; product linux with service auth/sshd/sudo/su/syslog -> syslog; product azure with
+    -> http; product linux with service auth/sshd/sudo/su/syslog -> syslog, service auditd ->
+    linux.auditd; product azure with
     service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
     threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
@@ -329,6 +348,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "github", ("github.audit",)
     if cat == "webserver" or (cat is None and prod in ("apache", "nginx") and svc in (None, "access")):
         return "webserver", ("http",)
+    if prod == "linux" and cat is None and svc == "auditd":
+        return "auditd", ("linux.auditd",)
     if prod == "linux" and cat is None and svc in _LINUX_SERVICES:
         return "linux", ("syslog",)
     if prod == "azure" and cat is None and svc in _AZURE_SERVICES:
@@ -377,7 +398,10 @@ def raw_record(ev: AccessEvent) -> Any:
     if obj is not None:
         return obj
     orig = ev.event.original
-    if not orig or orig.lstrip()[:1] != "{":
+    if not orig:
+        return None
+    line_type = ev.event.dataset in RAW_LINE_LOG_TYPES
+    if not line_type and orig.lstrip()[:1] != "{":
         return None
     key = ev.event.id
     if key is not None:
@@ -386,10 +410,15 @@ def raw_record(ev: AccessEvent) -> Any:
             with contextlib.suppress(KeyError):  # evicted meanwhile
                 _RAW_CACHE.move_to_end(key)
             return hit[1]
-    try:
-        obj = orjson.loads(orig)
-    except orjson.JSONDecodeError:
-        obj = None
+    if line_type:
+        from access_audit.parse.auditd import sigma_fields
+
+        obj = sigma_fields(orig)
+    else:
+        try:
+            obj = orjson.loads(orig)
+        except orjson.JSONDecodeError:
+            obj = None
     if isinstance(obj, dict) and isinstance(obj.get("Records"), list):
         obj = _pick_record(ev, obj["Records"])
     if key is not None:
@@ -451,7 +480,7 @@ class FieldResolver:
     def __init__(self, table: str, log_types: tuple[str, ...]) -> None:
         self.name = table
         self.table = _TABLES_CI.get(table, {})
-        self.json = any(lt in JSON_LOG_TYPES for lt in log_types)
+        self.json = any(lt in JSON_LOG_TYPES or lt in RAW_LINE_LOG_TYPES for lt in log_types)
         self._getters: dict[str, Getter] = {}
 
     def ecs_path(self, name: str) -> str | None:

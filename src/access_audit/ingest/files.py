@@ -16,6 +16,11 @@ CSV files (``.csv``, ``.csv.gz``) are read as tables: each row becomes one recor
 of the row keyed by the header line (``{"Event Name": "ListObjects", ...}``), which the JSON
 parsers recognise (the S3 honey-bucket export has one); a CSV no parser knows ends as dead
 letters with the reason, never silently.
+
+Linux auditd lines (``type=... msg=audit(<time>:<serial>)``) are the one exception to "one record
+per line": the records of one serial (SYSCALL + EXECVE + PATH...) are joined into one record, lines
+separated by LF, origin the first line (``parse.auditd.join_lines``; not when ``--log-type`` names
+another parser). ``records_by_source`` counts those joined records.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ from typing import BinaryIO, cast
 import orjson
 
 from access_audit.core.records import OccurrenceCounter, RawRecord
+from access_audit.parse.auditd import ALIASES as _AUDITD_ALIASES
+from access_audit.parse.auditd import NAME as _AUDITD_NAME
+from access_audit.parse.auditd import join_lines
+
+_AUDITD_NAMES = frozenset({_AUDITD_NAME, *_AUDITD_ALIASES})
 
 SKIP_SUFFIXES = {".md", ".zip", ".7z", ".tar", ".rar", ".pdf", ".png", ".jpg", ".pkl", ".parquet"}
 
@@ -132,6 +142,15 @@ class LineReader:
         occurrences = OccurrenceCounter()  # per input: a file, stdin
         log_type, stream, year = self.log_type, self.stream, self.year
         counts = self.records_by_source
+        numbered: Iterator[tuple[int, bytes]] = self._numbered(fh)
+        if log_type is None or log_type in _AUDITD_NAMES:
+            numbered = join_lines(numbered)  # the records of one auditd event become one record
+        for n, line in numbered:
+            counts[source] += 1
+            yield RawRecord(data=line, origin=f"{origin_prefix}:{n}", source=source, log_type=log_type,
+                            year=year, stream=stream, occurrence=occurrences.next(log_type, stream, line))
+
+    def _numbered(self, fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
         for n, line in enumerate(fh, start=1):
             if line.endswith(b"\n"):
                 line = line[:-1]
@@ -140,9 +159,7 @@ class LineReader:
             if not line.strip():
                 self.blank_lines += 1
                 continue
-            counts[source] += 1
-            yield RawRecord(data=line, origin=f"{origin_prefix}:{n}", source=source, log_type=log_type,
-                            year=year, stream=stream, occurrence=occurrences.next(log_type, stream, line))
+            yield n, line
 
     def _csv_rows(self, fh: BinaryIO, source: str) -> Iterator[RawRecord]:
         occurrences = OccurrenceCounter()

@@ -98,7 +98,7 @@ def known_log_types() -> set[str]:
 
 
 BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
-                   "azure", "o365", "gcp", "gworkspace")
+                   "azure", "o365", "gcp", "gworkspace", "auditd")
 
 
 def _load_builtin() -> None:
