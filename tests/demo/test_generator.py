@@ -45,6 +45,7 @@ EXPECTED = {
     "s3_bucket_exposed": ("storage_made_public",),
     "github_owner_escalation": ("privilege_granted_then_used", "mfa_disabled"),
     "okta_admin_grant": ("privilege_granted_then_used",),
+    "k8s_stolen_kubeconfig": ("k8s_secret_read_by_non_system", "k8s_pod_exec"),
 }
 #: the scenario that carries a record from before the window (the account's last use)
 BEFORE_WINDOW = "dormant_account"

@@ -8,7 +8,10 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``http``: the CRM's nginx combined log with the authenticated user (personal and medical data);
 * ``aws.cloudtrail``: CloudTrail records, one JSON object per line;
 * ``okta.system``: Okta System Log events;
-* ``github.audit``: GitHub organisation audit-log events.
+* ``github.audit``: GitHub organisation audit-log events;
+* ``kubernetes.audit``: the production cluster's API server audit log (``audit.k8s.io/v1``,
+  level Metadata, RequestReceived omitted by the policy): controllers and kubelets at work, and
+  engineers looking at pods and logs in office hours.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -67,7 +70,8 @@ CLOUDTRAIL = "aws.cloudtrail"
 OKTA = "okta.system"
 GITHUB = "github.audit"
 O365 = "o365.audit"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365)
+KUBERNETES = "kubernetes.audit"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -77,6 +81,7 @@ SRC_CLOUDTRAIL = "demo:cloudtrail"
 SRC_OKTA = "demo:okta"
 SRC_GITHUB = "demo:github"
 SRC_O365 = "demo:o365"
+SRC_K8S = "demo:kubernetes"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -88,6 +93,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_OKTA: ("okta.jsonl", OKTA),
     SRC_GITHUB: ("github.jsonl", GITHUB),
     SRC_O365: ("o365.jsonl", O365),
+    SRC_K8S: ("kube-apiserver-audit.jsonl", KUBERNETES),
 }
 
 #: scenario ids
@@ -114,6 +120,7 @@ AWS_DEFENSE_EVASION = "aws_defense_evasion"
 S3_BUCKET_EXPOSED = "s3_bucket_exposed"
 GITHUB_OWNER_ESCALATION = "github_owner_escalation"
 OKTA_ADMIN_GRANT = "okta_admin_grant"
+K8S_STOLEN_KUBECONFIG = "k8s_stolen_kubeconfig"
 
 #: scenarios left out of windows shorter than this many days (they need history or dates in it)
 SCENARIO_MIN_DAYS: dict[str, int] = {SESSION_HIJACK_ABROAD: 7, BUSINESS_TRIP: 7, ADMIN_BULK_READ: 7,
@@ -1137,6 +1144,7 @@ def _when(r: random.Random, b: _Block) -> datetime:
 def _benign_people(g: _Gen) -> None:
     for u in g.c.users:
         r = g.rng(f"user:{u.username}")
+        rk = g.rng(f"k8s:{u.username}")  # its own stream: the other logs stay as they were
         for day in g.local_days:
             blocks = _plan(g, u, day, r)
             for i, b in enumerate(blocks):
@@ -1149,6 +1157,8 @@ def _benign_people(g: _Gen) -> None:
                     _aws_block(g, r, u, b)
                 if u.role in ("engineer", "sre", "admin", "contractor"):
                     _github_block(g, r, u, b)
+                if u.role in ("engineer", "sre"):
+                    _k8s_block(g, rk, u, b)
 
 
 def _okta_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
@@ -1289,6 +1299,103 @@ _PR_TITLES = ("Fix pagination in customer search", "Bump pydantic to 2.12", "Add
               "Refactor claims validation", "Terraform: tighten S3 bucket policy", "Retry on Kafka timeouts",
               "Add index on customers.postcode", "Update runbook for failover", "Mask BSN in logs",
               "CI: cache pip downloads")
+
+
+_K8S_NS = ("payments", "claims", "crm")
+_K8S_PODS = {ns: tuple(f"{ns}-api-6f{n}9c7d8b-{s}" for n, s in ((4, "x2kqz"), (7, "m8wtp"))) for ns in _K8S_NS}
+_K8S_NODES = ("k8s-node-1", "k8s-node-2", "k8s-node-3")
+_KUBECTL = "kubectl/v1.31.2 (linux/amd64) kubernetes/5864a46"
+
+
+def _k8s_event(r: random.Random, ts: datetime, verb: str, user: dict[str, Any], ip: str, ua: str,
+               ref: dict[str, Any] | None, code: int, uri: str, stage: str = "ResponseComplete",
+               took: float | None = None) -> dict[str, Any]:
+    """An audit.k8s.io/v1 Event at level Metadata; ``ts`` is requestReceivedTimestamp."""
+    done = ts + timedelta(seconds=took if took is not None else r.uniform(0.002, 0.06))
+    ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                          "auditID": _uuid(r), "stage": stage, "requestURI": uri, "verb": verb, "user": user,
+                          "sourceIPs": [ip], "userAgent": ua}
+    if ref is not None:
+        ev["objectRef"] = {**ref, "apiVersion": ref.get("apiVersion", "v1")}
+    ev["responseStatus"] = {"metadata": {}, "code": code}
+    ev["requestReceivedTimestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ev["stageTimestamp"] = done.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    decision = "allow" if code < 400 else "forbid"
+    ev["annotations"] = {"authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": ""}
+    return ev
+
+
+def _k8s_person(u: DemoUser) -> dict[str, Any]:
+    return {"username": u.email, "groups": ["oidc:" + u.role, "system:authenticated"]}
+
+
+def _k8s_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    """An engineer looks at the cluster: pods, logs, deployments, configmaps (never secrets or exec)."""
+    if r.random() > (0.6 if u.role == "sre" else 0.35):
+        return
+    who = _k8s_person(u)
+    for _ in range(r.randint(2, 9)):
+        ts = _trunc(_when(r, b), "us")
+        ns = r.choice(_K8S_NS)
+        pod = r.choice(_K8S_PODS[ns])
+        kind = r.random()
+        if kind < 0.35:
+            ref, uri = {"resource": "pods", "namespace": ns}, f"/api/v1/namespaces/{ns}/pods?limit=500"
+            verb = "list"
+        elif kind < 0.6:
+            ref = {"resource": "pods", "namespace": ns, "name": pod, "subresource": "log"}
+            uri, verb = f"/api/v1/namespaces/{ns}/pods/{pod}/log?container=api&tailLines=200", "get"
+        elif kind < 0.8:
+            ref = {"resource": "deployments", "namespace": ns, "name": f"{ns}-api", "apiGroup": "apps"}
+            uri, verb = f"/apis/apps/v1/namespaces/{ns}/deployments/{ns}-api", "get"
+        else:
+            ref = {"resource": "configmaps", "namespace": ns, "name": f"{ns}-config"}
+            uri, verb = f"/api/v1/namespaces/{ns}/configmaps/{ns}-config", "get"
+        g.json(KUBERNETES, SRC_K8S, ts, _k8s_event(r, ts, verb, who, b.place.ip, _KUBECTL, ref, 200, uri), None)
+    if u.role == "engineer" and r.random() < 0.05:  # a denied look at a secret: not a read
+        ts = _trunc(_when(r, b), "us")
+        ref = {"resource": "secrets", "namespace": "payments", "name": "payments-db"}
+        g.json(KUBERNETES, SRC_K8S, ts, _k8s_event(r, ts, "get", who, b.place.ip, _KUBECTL, ref, 403,
+                                                   "/api/v1/namespaces/payments/secrets/payments-db"), None)
+
+
+def _benign_kubernetes(g: _Gen) -> None:
+    """The cluster's own identities: controllers listing secrets, kubelets fetching the secrets of
+    their pods, the CI deployer rolling out images (all system:* or kube-system)."""
+    r = g.rng("kubernetes")
+    gc = {"username": "system:serviceaccount:kube-system:generic-garbage-collector",
+          "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]}
+    kcm_ua = "kube-controller-manager/v1.31.2 (linux/amd64) kubernetes/5864a46/system:serviceaccount:kube-system:"
+    t = g.start + timedelta(seconds=r.uniform(0, 600))
+    while t < g.end:
+        ts = _trunc(t, "us")
+        ev = _k8s_event(r, ts, "list", gc, "10.30.0.10", kcm_ua + "generic-garbage-collector",
+                        {"resource": "secrets"}, 200, "/api/v1/secrets?limit=500")
+        g.json(KUBERNETES, SRC_K8S, ts, ev, None)
+        t += timedelta(seconds=r.uniform(540, 660))
+    t = g.start + timedelta(seconds=r.uniform(0, 1800))
+    while t < g.end:
+        ts = _trunc(t, "us")
+        node = r.choice(_K8S_NODES)
+        ns = r.choice(_K8S_NS)
+        kubelet = {"username": f"system:node:{node}", "groups": ["system:nodes", "system:authenticated"]}
+        ref = {"resource": "secrets", "namespace": ns, "name": f"{ns}-db"}
+        g.json(KUBERNETES, SRC_K8S, ts, _k8s_event(r, ts, "get", kubelet, f"10.30.1.{_K8S_NODES.index(node) + 11}",
+                                                   "kubelet/v1.31.2 (linux/amd64) kubernetes/5864a46", ref, 200,
+                                                   f"/api/v1/namespaces/{ns}/secrets/{ns}-db"), None)
+        t += timedelta(seconds=r.expovariate(1 / 2700))
+    for day in g.local_days:
+        if day.weekday() >= 5:
+            continue
+        for _ in range(r.randint(1, 4)):
+            ts = _trunc(_at(day, r.uniform(9.5, 17.5) * H), "us")
+            ns = r.choice(_K8S_NS)
+            ci = {"username": "system:serviceaccount:ci:deployer",
+                  "groups": ["system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"]}
+            ref = {"resource": "deployments", "namespace": ns, "name": f"{ns}-api", "apiGroup": "apps"}
+            ev = _k8s_event(r, ts, "patch", ci, "10.30.2.40", "argocd-application-controller/v0.0.0 (linux/amd64) "
+                            "kubernetes/$Format", ref, 200, f"/apis/apps/v1/namespaces/{ns}/deployments/{ns}-api")
+            g.json(KUBERNETES, SRC_K8S, ts, ev, None)
 
 
 def _benign_systems(g: _Gen) -> None:
@@ -2093,6 +2200,37 @@ def _more_scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
     out.append(Scenario(sid, f"{admin.email} grants {contractor.email} Okta Super administrator in the evening; "
                         "minutes later he signs in and creates an API token.", ("privilege_granted_then_used",),
                         *span(sid), (admin.email, contractor.email)))
+
+    # Kubernetes: an engineer's kubeconfig (its OIDC refresh token), stolen, is used at night from
+    # abroad: the secrets of the payments namespace are listed and one read, kube-system is refused,
+    # then a shell is opened in a payments pod (kubectl exec over WebSockets: verb get).
+    sid = K8S_STOLEN_KUBECONFIG
+    r = g.rng(sid)
+    eng = c.user("sbakker")
+    who = _k8s_person(eng)
+    evil_ip = "45.141.215.19"
+    t = _trunc(_scenario_time(g, 1, 23.6 + r.uniform(0, 0.2)), "us")
+    steps = [("list", {"resource": "secrets", "namespace": "payments"}, 200, "/api/v1/namespaces/payments/secrets"),
+             ("list", {"resource": "secrets", "namespace": "kube-system"}, 403,
+              "/api/v1/namespaces/kube-system/secrets"),
+             ("get", {"resource": "secrets", "namespace": "payments", "name": "payments-db"}, 200,
+              "/api/v1/namespaces/payments/secrets/payments-db")]
+    for verb, ref, code, uri in steps:
+        g.json(KUBERNETES, SRC_K8S, t, _k8s_event(r, t, verb, who, evil_ip, _KUBECTL, ref, code, uri), sid)
+        t = _trunc(t + timedelta(seconds=r.uniform(4, 40)), "us")
+    pod = _K8S_PODS["payments"][0]
+    ref = {"resource": "pods", "namespace": "payments", "name": pod, "subresource": "exec"}
+    uri = (f"/api/v1/namespaces/payments/pods/{pod}/exec?command=%2Fbin%2Fsh&container=api&stdin=true&stdout=true"
+           "&tty=true")
+    started = _k8s_event(r, t, "get", who, evil_ip, _KUBECTL, ref, 101, uri, stage="ResponseStarted", took=0.03)
+    g.json(KUBERNETES, SRC_K8S, t, started, sid)
+    done = {**started, "stage": "ResponseComplete",
+            "stageTimestamp": (t + timedelta(seconds=r.uniform(180, 420))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    g.json(KUBERNETES, SRC_K8S, t, done, sid)
+    out.append(Scenario(sid, f"{eng.email}'s stolen kubeconfig is used from {evil_ip} at night: the payments "
+                        "secrets are listed and payments-db read, kube-system refuses, then a shell is opened in a "
+                        "payments pod.", ("k8s_secret_read_by_non_system", "k8s_pod_exec"), *span(sid),
+                        (eng.email, evil_ip)))
     return out
 
 
@@ -2135,6 +2273,7 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
         g.public_from[repo] = (_trunc(t, "ms"), _trunc(t2, "ms"))
     _benign_people(g)
     _benign_systems(g)
+    _benign_kubernetes(g)
     if scenarios:
         # After benign traffic: some attacks are timed by what the victim did.
         found = [sc for sc in _scenarios(sg, g.out) if days >= SCENARIO_MIN_DAYS.get(sc.id, 1)]

@@ -38,7 +38,9 @@ matches when each of its fields matches in some record of the serial, not necess
 ``a0`` is a hex register value, which rules on EXECVE arguments do not match in practice).
 ``SYSCALL`` is the ENRICHED name, else the name of the number for x86-64/i386/aarch64.
 
-Log sources map onto our log types (``event.dataset``), see ``logsource_types``. Correlation rules
+Log sources map onto our log types (``event.dataset``), see ``logsource_types``; a log source may
+gate the events its rules see (``SOURCE_GATES``: Kubernetes rules see only the final stage of a
+request, ResponseComplete or Panic, not its RequestReceived/ResponseStarted records). Correlation rules
 (``event_count``, ``value_count``, ``temporal``, ``temporal_ordered``) become stateful rules with
 windows on event time and bounded per-group state; their ``group-by`` fields (and ``aliases``)
 resolve per referenced rule as above. Following Sigma, a rule referenced by a correlation without
@@ -142,6 +144,7 @@ JSON_LOG_TYPES |= {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", 
 # Line-based log types whose raw record Sigma still reads by field name (parse/auditd.py: the
 # key=value fields of every record of the event, ``sigma_fields``).
 RAW_LINE_LOG_TYPES = frozenset({"linux.auditd"})
+JSON_LOG_TYPES |= {"kubernetes.audit"}  # parse/kubernetes.py
 
 # Sigma field -> ECS path, only where the ECS value is the vendor's value verbatim (the parsers'
 # normalised values, such as event.outcome, are left to the raw record). Keys compare ignoring case.
@@ -271,6 +274,15 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "new_value": "labels.gworkspace_new_value",
         "old_value": "labels.gworkspace_old_value",
     },
+    # Kubernetes audit events: SigmaHQ names the audit.k8s.io fields (verb, objectRef.resource,
+    # responseStatus.code, sourceIPs...), read from the raw record. Two rules write ``apiGroup`` for
+    # objectRef.apiGroup; ``hostPath`` and ``capabilities`` stand for the pod spec of the request
+    # body (hostPath volume paths, added capabilities), which the parser collects.
+    "kubernetes": {
+        "apiGroup": "labels.k8s_api_group",
+        "hostPath": "labels.k8s_host_path",
+        "capabilities": "labels.k8s_capabilities",
+    },
     # The Sigma webserver taxonomy (W3C extended log field names) on NCSA access log events.
     "webserver": {
         "c-ip": "source.ip",
@@ -335,7 +347,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
     service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
     threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
-    google_workspace.* -> gworkspace.activity and gcp.audit.
+    google_workspace.* -> gworkspace.activity and gcp.audit; product kubernetes (service audit,
+    category none or application) -> kubernetes.audit.
     """
     cat = (ls.category or "").lower() or None
     prod = (ls.product or "").lower() or None
@@ -360,7 +373,17 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "gcp", ("gcp.audit",)
     if prod == "gcp" and cat is None and svc is not None and svc.startswith("google_workspace."):
         return "gworkspace", ("gworkspace.activity", "gcp.audit")
+    if prod == "kubernetes" and cat in (None, "application") and svc in (None, "audit"):
+        return "kubernetes", ("kubernetes.audit",)
     return None
+
+
+# Events a log source's rules never see. The API server writes a record per stage of a request
+# (same auditID); a Sigma rule matches the request once, on its ResponseComplete (or Panic) record.
+_K8S_FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
+SOURCE_GATES: dict[str, Callable[[AccessEvent], bool]] = {
+    "kubernetes": lambda ev: ev.labels.get("k8s_stage") in _K8S_FINAL_STAGES,
+}
 
 
 # PIM alerts have no log of their own: SigmaHQ matches riskEventType as on risk detections; PIM
@@ -392,7 +415,8 @@ def raw_record(ev: AccessEvent) -> Any:
 
     Decoded once per event: every Sigma rule that looks at the same event shares the result (an
     LRU keyed by event id, checked against the text so a reused id never gives a stale record).
-    For a CloudTrail file (``{"Records": [...]}``) the record of this event is picked by eventID.
+    For a CloudTrail file (``{"Records": [...]}``) the record of this event is picked by eventID,
+    for a Kubernetes EventList the item by auditID and stage.
     """
     obj = ev.raw_obj  # decoded by the parser, when the event came from one (not from a store)
     if obj is not None:
@@ -421,6 +445,8 @@ def raw_record(ev: AccessEvent) -> Any:
             obj = None
     if isinstance(obj, dict) and isinstance(obj.get("Records"), list):
         obj = _pick_record(ev, obj["Records"])
+    elif isinstance(obj, dict) and obj.get("kind") == "EventList" and isinstance(obj.get("items"), list):
+        obj = _pick_audit_item(ev, obj["items"])
     if key is not None:
         _RAW_CACHE[key] = (orig, obj)
         if len(_RAW_CACHE) > _RAW_CACHE_SIZE:
@@ -435,6 +461,15 @@ def _pick_record(ev: AccessEvent, records: list[Any]) -> Any:
             return rec
     if len(records) == 1:
         return records[0]
+    return None
+
+
+def _pick_audit_item(ev: AccessEvent, items: list[Any]) -> Any:
+    """The item of a Kubernetes EventList this event came from: its auditID and stage."""
+    key = (ev.labels.get("k8s_audit_id"), ev.labels.get("k8s_stage"))
+    for item in items:
+        if isinstance(item, dict) and (item.get("auditID"), item.get("stage")) == key:
+            return item
     return None
 
 
@@ -912,7 +947,7 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
                           "carries it; supported: product aws/service cloudtrail, okta, product github, "
                           "category webserver, product linux with service auth/sshd/sudo/su/syslog, product azure "
                           "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
-                          "(gcp.audit, google_workspace.*)",
+                          "(gcp.audit, google_workspace.*), product kubernetes (audit)",
                           section="logsource")
     table, log_types = found
     resolver = FieldResolver(table, log_types)
@@ -931,6 +966,12 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
         reqs.append(required_condition(tree, named_req, dets))
     cond_pred = conds[0] if len(conds) == 1 else (lambda ev: any(c(ev) for c in conds))
     types = frozenset(log_types)
+    gate = SOURCE_GATES.get(table)
+
+    if gate is not None:
+        def gated(ev: AccessEvent) -> bool:
+            return ev.event.dataset in types and gate(ev) and cond_pred(ev)
+        return gated, log_types, resolver, merge_or(reqs)
 
     def pred(ev: AccessEvent) -> bool:
         return ev.event.dataset in types and cond_pred(ev)

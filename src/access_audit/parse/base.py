@@ -98,7 +98,7 @@ def known_log_types() -> set[str]:
 
 
 BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
-                   "azure", "o365", "gcp", "gworkspace", "auditd")
+                   "azure", "o365", "gcp", "gworkspace", "auditd", "kubernetes")
 
 
 def _load_builtin() -> None:
@@ -184,8 +184,10 @@ class ParserRegistry:
                           else parser.parse(record))
             if not events:
                 raise ParseError("no events", "the record holds no access event")
-            if obj is not None and len(events) == 1 and "Records" not in obj:
-                events[0].raw_obj = obj  # Sigma rules read the vendor record: decoded once, here
+            if obj is not None and len(events) == 1 and "Records" not in obj and events[0].raw_obj is None:
+                # Sigma rules read the vendor record, decoded once, here (a parser of a list of
+                # records, a CloudTrail file or a Kubernetes EventList, set each event's own).
+                events[0].raw_obj = obj
             for i, ev in enumerate(events):
                 if ev.timestamp > now + FUTURE_TOLERANCE:
                     raise ParseError("timestamp in the future",
