@@ -45,10 +45,10 @@ record) still becomes its event, with the statement up to the line end and
 ``labels.pgaudit_statement_truncated = true``; the continuation lines that follow are not records of
 any type and become dead letters (``unrecognised format``), never silently dropped.
 
-Real samples: ``pgaudit_regress/pgaudit.out`` holds 415 records (386 NOTICE, 29 WARNING); grouped
-into records as above, all 415 parse (tests/parse/test_pgaudit.py), 13 with a ROWS field of their own
-line... see the test for the counts asserted. Read line by line, the 415 record lines parse (those
-with a multi-line statement marked truncated). Never seen in a real record: the server-log prefix (no
+Real samples: ``pgaudit_regress/pgaudit.out`` holds 415 records (386 NOTICE, 29 WARNING). Grouped
+into whole records, 415 of 415 parse, 184 with a ROWS field; read line by line, the 415 record
+lines parse, 179 of them marked truncated (tests/parse/test_pgaudit.py asserts these counts).
+Never seen in a real record: the server-log prefix (no
 real server log under a permissive licence exists in the datasets: the tests build the prefix on
 the real payloads and say so), the ``connection authorized`` and ``password authentication failed``
 lines (built from the PostgreSQL documentation's wording), ``client=``/``host=`` prefixes.
