@@ -316,7 +316,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
     service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
     threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
-    google_workspace.* -> gworkspace.activity and gcp.audit.
+    google_workspace.* -> gworkspace.activity and gcp.audit. The database audit types
+    (postgresql.pgaudit, mysql.audit) have no Sigma log source: SigmaHQ has no rules for them.
     """
     cat = (ls.category or "").lower() or None
     prod = (ls.product or "").lower() or None
