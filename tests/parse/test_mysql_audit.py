@@ -99,6 +99,7 @@ def test_mysql_json_table_access_and_query(registry: ParserRegistry) -> None:
 @pytest.mark.parametrize(("line", "field"), [
     ("20261399 09:15:02,db1,root,10.0.0.5,29,0,CONNECT,crm,,0", "timestamp"),
     ("20261112 09:15:02,db1,root,10.0.0.5,x9,0,CONNECT,crm,,0", "connectionid"),
+    ("01261112 09:15:02,db1,root,10.0.0.5,29,0,CONNECT,crm,,0", "implausible timestamp"),
     ("20261112 09:15:02,db1,root,10.0.0.5,29,0,LOGIN,crm,,0", "operation='LOGIN'"),
     ("20261112 09:15:02,db1,root,10.0.0.5,29,0,CONNECT,crm,,ok", "retcode='ok'"),
     ("20261112 09:15:02,db1,root,10.0.0.5,29,0,READ,crm,,", "object"),

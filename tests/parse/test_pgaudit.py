@@ -170,6 +170,7 @@ def test_connection_lines(registry: ParserRegistry) -> None:
 @pytest.mark.parametrize(("line", "field"), [
     ("2026-11-12 10:00:01 XYZ [12] LOG:  AUDIT: " + PAYLOAD, "time zone 'XYZ'"),
     ("[12] alice@crm LOG:  AUDIT: " + PAYLOAD, "timestamp"),
+    ("0026-11-12 10:00:01 UTC [12] alice@crm LOG:  AUDIT: " + PAYLOAD, "implausible timestamp"),
     ("NOTICE:  AUDIT: SESSION,x,1,MISC,SET,,,SET x = 1,<not logged>", "statement_id='x'"),
     ("NOTICE:  AUDIT: SESSION,1,1,MISC", "command"),
     ("NOTICE:  AUDIT: SESSION,1,1,BOGUS,SET,,,SET x = 1,<not logged>", "class='BOGUS'"),

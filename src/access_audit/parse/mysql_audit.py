@@ -52,7 +52,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from access_audit.core.errors import ParseError
-from access_audit.core.events import AccessEvent, EventInfo, Host, Outcome, Resource, Service, User
+from access_audit.core.events import (
+    EARLIEST_PLAUSIBLE,
+    AccessEvent,
+    EventInfo,
+    Host,
+    Outcome,
+    Resource,
+    Service,
+    User,
+)
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, decode_json, register
 from access_audit.parse.ecs import Fields, endpoint
@@ -115,6 +124,9 @@ class MySqlAuditParser(JsonParser):
         except ValueError:
             raise ParseError("invalid timestamp", f"timestamp={m['ts']!r}: expected YYYYMMDD HH:MM:SS",
                              parser=self.name) from None
+        if ts < EARLIEST_PLAUSIBLE:
+            raise ParseError("implausible timestamp", f"timestamp={m['ts']!r} is before {EARLIEST_PLAUSIBLE.year}",
+                             parser=self.name)
         for key in ("conn", "query"):
             if not m[key].isdigit():
                 name = "connectionid" if key == "conn" else "queryid"

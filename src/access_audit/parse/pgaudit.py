@@ -60,7 +60,16 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from access_audit.core.errors import ParseError
-from access_audit.core.events import AccessEvent, EventInfo, Outcome, Process, Resource, Service, User
+from access_audit.core.events import (
+    EARLIEST_PLAUSIBLE,
+    AccessEvent,
+    EventInfo,
+    Outcome,
+    Process,
+    Resource,
+    Service,
+    User,
+)
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import Parser, register
 from access_audit.parse.ecs import endpoint
@@ -240,6 +249,13 @@ class PgAuditParser(Parser):
         return ev
 
     def _time(self, p: str) -> datetime:
+        ts = self._prefix_time(p)
+        if ts < EARLIEST_PLAUSIBLE:
+            raise ParseError("implausible timestamp", f"timestamp {ts.isoformat()} is before {EARLIEST_PLAUSIBLE.year}",
+                             parser=self.name)
+        return ts
+
+    def _prefix_time(self, p: str) -> datetime:
         if (e := _EPOCH.match(p)) is not None:
             return datetime.fromtimestamp(float(e["epoch"]), tz=UTC)
         m = _TS.match(p)
