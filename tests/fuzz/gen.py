@@ -30,8 +30,15 @@ SEED_LINES: list[bytes] = [
     b'{"@timestamp": "2026-11-23T11:58:05Z", "event": {"action": "login", "outcome": "success"},'
     b' "user": {"name": "alice"}, "source": {"ip": "203.0.113.7"}}',
 ]
+# Database audit lines (pgAudit server log with a '%m [%p] %q%u@%d ' prefix; MariaDB server_audit, documented form).
+SEED_LINES[-1:-1] = [
+    b'2026-11-23 11:58:05.123 UTC [4711] alice@crm LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.account,'
+    b'"select * from account",<not logged>',
+    b"20261123 11:58:05,db1,root,10.0.0.5,29,913,QUERY,crm,'SELECT a, b FROM t',0",
+]
 
-LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs"]
+LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs",
+                               "postgresql.pgaudit", "mysql.audit"]
 
 
 def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes], list[dict[str, Any]]]:
@@ -51,6 +58,9 @@ def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes],
                 ev = json.loads(row).get("event")
                 if isinstance(ev, dict):
                     objs.append(ev)
+    p = datasets / "pgaudit_regress" / "pgaudit.out"
+    if p.is_file():
+        lines += [x for x in p.read_bytes().splitlines() if b"AUDIT: " in x][:per_file]
     p = datasets / "otrf_aws_cloudtrail" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json"
     if p.is_file():
         for row in p.read_text().splitlines()[:per_file]:

@@ -12,6 +12,9 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``kubernetes.audit``: the production cluster's API server audit log (``audit.k8s.io/v1``,
   level Metadata, RequestReceived omitted by the policy): controllers and kubelets at work, and
   engineers looking at pods and logs in office hours.
+* ``postgresql.pgaudit``: the CRM database's PostgreSQL server log on db-01 (``log_line_prefix =
+  '%m [%p] %q%u@%d '``, ``log_connections = on``, pgAudit ``READ, ROLE, MISC`` for the people's
+  roles; the application's own role is not audited: ``ALTER ROLE crm_app SET pgaudit.log = 'none'``).
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -71,7 +74,8 @@ OKTA = "okta.system"
 GITHUB = "github.audit"
 O365 = "o365.audit"
 KUBERNETES = "kubernetes.audit"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES)
+PGAUDIT = "postgresql.pgaudit"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -82,6 +86,7 @@ SRC_OKTA = "demo:okta"
 SRC_GITHUB = "demo:github"
 SRC_O365 = "demo:o365"
 SRC_K8S = "demo:kubernetes"
+SRC_PG = "demo:db-01-postgresql.log"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -94,6 +99,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_GITHUB: ("github.jsonl", GITHUB),
     SRC_O365: ("o365.jsonl", O365),
     SRC_K8S: ("kube-apiserver-audit.jsonl", KUBERNETES),
+    SRC_PG: ("db-01-postgresql.log", PGAUDIT),
 }
 
 #: scenario ids
@@ -121,6 +127,8 @@ S3_BUCKET_EXPOSED = "s3_bucket_exposed"
 GITHUB_OWNER_ESCALATION = "github_owner_escalation"
 OKTA_ADMIN_GRANT = "okta_admin_grant"
 K8S_STOLEN_KUBECONFIG = "k8s_stolen_kubeconfig"
+DB_DUMP_AS_POSTGRES = "db_dump_as_postgres"
+INSTANCE_CREDENTIALS_STOLEN = "instance_credentials_stolen"
 
 #: scenarios left out of windows shorter than this many days (they need history or dates in it)
 SCENARIO_MIN_DAYS: dict[str, int] = {SESSION_HIJACK_ABROAD: 7, BUSINESS_TRIP: 7, ADMIN_BULK_READ: 7,
@@ -584,6 +592,28 @@ class _Gen:
 
     def json(self, log_type: str, source: str, ts: datetime, obj: dict[str, Any], scenario: str | None) -> None:
         self._emit(orjson.dumps(obj), log_type, source, scenario, ts)
+
+    def pg(self, ts: datetime, pid: int, user: str, db: str, body: str, scenario: str | None = None) -> None:
+        """A PostgreSQL server-log line of db-01 (``log_line_prefix = '%m [%p] %q%u@%d '``, UTC)."""
+        ts = _trunc(ts, "ms")
+        line = f"{ts:%Y-%m-%d %H:%M:%S}.{ts.microsecond // 1000:03d} UTC [{pid}] {user}@{db} {body}"
+        self._emit(line.encode(), PGAUDIT, SRC_PG, scenario, ts)
+
+    def pg_session(self, r: random.Random, ts: datetime, user: str, reads: list[str], *, gap: tuple[float, float],
+                   scenario: str | None = None) -> datetime:
+        """A connection of ``user`` to the crm database and its audited reads, one per statement."""
+        pid = r.randint(20_000, 4_000_000)
+        self.pg(ts, pid, user, "crm", f"LOG:  connection authorized: user={user} database=crm "
+                f"application_name={'psql' if scenario or user != 'backup' else 'pg_dump'}", scenario)
+        for n, stmt in enumerate(reads, start=1):
+            ts += timedelta(seconds=r.uniform(*gap))
+            table = re.search(r"(?i)\b(?:from|copy) (public\.\w+)", stmt)
+            obj = table[1] if table else ""
+            sql = '"' + stmt.replace('"', '""') + '"' if ("," in stmt or '"' in stmt) else stmt
+            cmd = "COPY" if stmt.startswith("COPY") else "SELECT"
+            self.pg(ts, pid, user, "crm", f"LOG:  AUDIT: SESSION,{n},1,READ,{cmd},TABLE,{obj},{sql},<not logged>",
+                    scenario)
+        return ts
 
     def pid(self, host: str, r: random.Random) -> str:
         """A placeholder for a process id; :func:`_renumber` makes them increase with time per host."""
@@ -1812,6 +1842,7 @@ def _scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
                         _trunc(t0, "ms"), _trunc(t, "s"),
                         (sup.username, place.ip), subject_ids=tuple(str(i) for i in ids)))
     out.extend(_more_scenarios(g, benign))
+    out.extend(_cloud_and_database_scenarios(g))
     return out
 
 
@@ -2248,6 +2279,89 @@ def _scenario_case(g: _Gen, r: random.Random, t: datetime, u: DemoUser, ip: str,
 # Public API
 
 
+# --------------------------------------------------------------------------------------------
+# The CRM database (pgAudit) and the instance-role scenario
+
+_DB_TABLES = ("public.customers", "public.policies", "public.claims", "public.invoices", "public.products",
+              "public.tariffs")
+_REPORTS = ("SELECT count(*) FROM public.policies WHERE start_date >= date_trunc('month', now())",
+            "SELECT product_id, count(*) FROM public.policies GROUP BY product_id",
+            "SELECT * FROM public.invoices WHERE status = 'overdue' ORDER BY due_date",
+            "SELECT id, name, city FROM public.customers WHERE id = {cid}",
+            "SELECT * FROM public.claims WHERE customer_id = {cid}",
+            "SELECT * FROM public.tariffs WHERE valid_to IS NULL")
+
+
+def _benign_database(g: _Gen) -> None:
+    """Office-hours report queries by finance and the DPO, the nightly pg_dump as ``backup`` (one
+    COPY per table, personal ones included: far below the bulk-read rule's hundred), and the admins'
+    role changes under their own names (not as postgres): near misses of the database rules."""
+    r = g.rng("database")
+    people = [u for u in g.c.users if u.role in ("finance", "dpo")]
+    for i in range(g.days):
+        day = (g.start + timedelta(days=i)).astimezone(AMSTERDAM).date()
+        for u in people:
+            if not u.works_on(day) or day.weekday() >= 5 or r.random() < 0.4:
+                continue
+            for _ in range(r.randint(1, 3)):
+                t = _at(day, r.uniform(9, 17) * H)
+                reads = [r.choice(_REPORTS).format(cid=g.customer_id(r)) for _ in range(r.randint(2, 12))]
+                g.pg_session(r, t, u.username, reads, gap=(20, 240))
+        reads = [f"COPY {t} (id, data) TO stdout;" for t in _DB_TABLES]
+        g.pg_session(r, _at(day, 1.25 * H + r.uniform(0, 300)), "backup", reads, gap=(1, 6))
+        if day.weekday() == 1:
+            admin = r.choice(("pjansen", "evanderlinden"))
+            t = _at(day, r.uniform(10, 16) * H)
+            pid = r.randint(20_000, 4_000_000)
+            g.pg(t, pid, admin, "crm", f"LOG:  connection authorized: user={admin} database=crm application_name=psql")
+            g.pg(t + timedelta(seconds=r.uniform(5, 40)), pid, admin, "crm",
+                 "LOG:  AUDIT: SESSION,1,1,ROLE,ALTER ROLE,,,ALTER ROLE report_reader VALID UNTIL 'infinity',"
+                 "<not logged>")
+
+
+def _cloud_and_database_scenarios(g: _Gen) -> list[Scenario]:
+    out: list[Scenario] = []
+
+    def span(sid: str) -> tuple[datetime, datetime]:
+        mine = [rec.timestamp for rec in g.out if rec.scenario == sid]
+        return (min(mine), max(mine)) if mine else (g.start, g.start)
+
+    # The postgres password from an old deploy script: a night-time dump of the customer tables.
+    sid = DB_DUMP_AS_POSTGRES
+    r = g.rng(sid)
+    t = _at(_weekday_on_or_after(g, int(g.days * 0.55)), (22.6 + r.uniform(0, 0.3)) * H)
+    lo = g.c.customer_ids[0]
+    reads = [f"SELECT * FROM public.customers WHERE id BETWEEN {lo + 500 * k} AND {lo + 500 * k + 499}"
+             for k in range(r.randint(130, 160))]
+    reads += [f"SELECT * FROM public.claims WHERE customer_id BETWEEN {lo + 5000 * k} AND {lo + 5000 * k + 4999}"
+              for k in range(8)]
+    g.pg_session(r, t, "postgres", reads, gap=(1.5, 3.5), scenario=sid)
+    out.append(Scenario(sid, f"Somebody logs in to the CRM database as postgres at night and pages through "
+                        f"public.customers and public.claims ({len(reads)} SELECTs in minutes).",
+                        ("db_superuser_login", "db_bulk_select_personal_data"), *span(sid), ("postgres",)))
+
+    # SSRF on app-01: the CRM export instance's role credentials, used from a VPS.
+    sid = INSTANCE_CREDENTIALS_STOLEN
+    r = g.rng(sid)
+    ip = "45.137.21.9"
+    inst = "i-07b1d2e3f4a5b6c7d"
+    t = _at(_weekday_on_or_after(g, int(g.days * 0.4)), (14.2 + r.uniform(0, 0.5)) * H)
+    ident = g.assumed("zorgwijk-crm-export", inst, t - timedelta(hours=1), mfa=False)
+    day = t.astimezone(AMSTERDAM).date()
+    calls: list[tuple[str, str | None, str | None]] = [("sts:GetCallerIdentity", None, None),
+                                                       ("s3:ListBuckets", None, None),
+                                                       ("s3:ListObjects", "zorgwijk-customer-exports", "exports/")]
+    calls += [("s3:GetObject", "zorgwijk-customer-exports",
+               f"exports/{day - timedelta(days=k)}/customers-delta.csv.gz") for k in range(1, 4)]
+    for call, bucket, key in calls:
+        t += timedelta(seconds=r.uniform(5, 40))
+        g.api(r, t, ident, ip, _CLI_UA, call, sid, bucket=bucket, key=key)
+    out.append(Scenario(sid, f"The role credentials of the CRM export instance ({inst}), read through an SSRF on "
+                        f"app-01, are used from {ip} to list the buckets and download customer exports.",
+                        ("aws_instance_credentials_outside_aws",), *span(sid), (inst, ip)))
+    return out
+
+
 def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, scenarios: bool = True,
              company: DemoCompany = COMPANY) -> tuple[list[DemoRecord], list[Scenario]]:
     """Generate ``days`` days of raw access-log traffic from ``start`` (UTC; default 2026-11-02, a Monday).
@@ -2274,6 +2388,7 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
     _benign_people(g)
     _benign_systems(g)
     _benign_kubernetes(g)
+    _benign_database(g)
     if scenarios:
         # After benign traffic: some attacks are timed by what the victim did.
         found = [sc for sc in _scenarios(sg, g.out) if days >= SCENARIO_MIN_DAYS.get(sc.id, 1)]

@@ -348,7 +348,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
     threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
     google_workspace.* -> gworkspace.activity and gcp.audit; product kubernetes (service audit,
-    category none or application) -> kubernetes.audit.
+    category none or application) -> kubernetes.audit. The database audit types
+    (postgresql.pgaudit, mysql.audit) have no Sigma log source: SigmaHQ has no rules for them.
     """
     cat = (ls.category or "").lower() or None
     prod = (ls.product or "").lower() or None

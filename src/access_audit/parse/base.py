@@ -47,7 +47,11 @@ class Parser(ABC):
 
 
 class JsonParser(Parser):
-    """A parser of one JSON object per record. The registry decodes once and passes the object."""
+    """A parser of one JSON object per record. The registry decodes once and passes the object.
+
+    A log type with a JSON and a line shape (``mysql.audit``) sets ``json = False``: it is then
+    sniffed among the line parsers too, and its ``parse`` gets the records that are not JSON.
+    """
 
     json = True
 
@@ -98,7 +102,7 @@ def known_log_types() -> set[str]:
 
 
 BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
-                   "azure", "o365", "gcp", "gworkspace", "auditd", "kubernetes")
+                   "azure", "o365", "gcp", "gworkspace", "auditd", "kubernetes", "pgaudit", "mysql_audit")
 
 
 def _load_builtin() -> None:
@@ -172,7 +176,7 @@ class ParserRegistry:
             if log_type:
                 parser = self.get(log_type)
                 log_type = parser.name  # dead letters are grouped under the canonical name, not an alias
-                if isinstance(parser, JsonParser):
+                if isinstance(parser, JsonParser) and (parser.json or record.data.lstrip()[:1] == b"{"):
                     obj = decode_json(record.data)
                     events = parser.parse_obj(obj, record)
                 else:
