@@ -823,7 +823,8 @@ def _topology_status(settings: Any, store: Any) -> dict[str, Any]:
     try:
         from access_audit.ingest.kafka import group_lag
 
-        stages = [(settings.kafka_group_id, list(settings.kafka_topics), None)]
+        stages: list[tuple[str, list[str], Topology | None]] = [
+            (settings.kafka_group_id, list(settings.kafka_topics), None)]
         if settings.kafka_topology == "rekey":
             stages.append((topology.consumer_group, list(topology.topics), topology))
         for group, topics, topo in stages:
@@ -1331,8 +1332,9 @@ def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
 
     _check_format(fmt)
     rs = load_rules(rules or [], include_default=True)
-    rows = [{"id": r.id, "kind": r.kind, "severity": r.severity.value, "log_types": list(r.log_types),
-             "mitre": list(r.mitre), "title": r.title, "source": r.source} for r in rs.rules]
+    rows: list[dict[str, Any]] = [{"id": r.id, "kind": r.kind, "severity": r.severity.value,
+                                   "log_types": list(r.log_types), "mitre": list(r.mitre), "title": r.title,
+                                   "source": r.source} for r in rs.rules]
     if fmt == "json":
         for row in rows:
             sys.stdout.write(orjson.dumps(row).decode() + "\n")

@@ -214,7 +214,7 @@ class Stage2:
     """
 
     def __init__(self, topology: Topology, partitions: dict[str, int], *, context: Any, clock: Clock,
-                 store: Any, write_alerts: Callable[[list[tuple[Alert, bool]]], None],
+                 store: Any, write_alerts: Callable[[list[tuple[Alert, bool]]], object],
                  seen_cap: int = 200_000) -> None:
         self.topology = topology
         self.partitions = partitions

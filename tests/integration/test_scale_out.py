@@ -17,10 +17,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from test_kafka_pipeline import REPO, Env, env, es, expected_events, kafka_admin, synthetic_auth_log  # noqa: F401 (fixtures)
+from test_kafka_pipeline import REPO, Env, env, es, expected_events, kafka_admin, synthetic_auth_log
 
 pytestmark = pytest.mark.integration
+__all__ = ["env", "es", "kafka_admin"]  # fixtures of test_kafka_pipeline, used here
 
 
 def okta_failures(path: Path, user: str, n: int, t0: datetime = datetime(2026, 11, 10, 2, 10, tzinfo=UTC)) -> Path:
@@ -242,7 +242,8 @@ def test_topics_create_makes_the_topology_of_the_loaded_rules(env: Env, kafka_ad
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
     handover = {row["topic"]: row for row in rows if row["stage"] == "2"}
-    assert f"g{env.tag}.by.user.name" in handover and "login_brute_force" in handover[f"g{env.tag}.by.user.name"]["rules"]
+    by_user = f"g{env.tag}.by.user.name"
+    assert by_user in handover and "login_brute_force" in handover[by_user]["rules"]
     existing = set(kafka_admin.list_topics())
     assert set(handover) <= existing and env.raw in existing
     described = {d["topic"]: len(d["partitions"]) for d in kafka_admin.describe_topics(list(handover))}

@@ -106,7 +106,7 @@ def test_topology_follows_the_rules_groupings(rules):
 
 
 def test_one_accounts_failures_from_many_addresses_meet_on_one_partition(rules):
-    bus, topo, parts = stage1(rules, okta_failures(12))
+    bus, _topo, parts = stage1(rules, okta_failures(12))
     by_user = {tp: v for tp, v in bus.parts.items() if tp[0] == "g.by.user.name"}
     assert list(by_user) == [("g.by.user.name", partition_of((USER,), parts["g.by.user.name"]))]
     assert len(next(iter(by_user.values()))) == 12
@@ -129,7 +129,7 @@ def test_an_event_goes_only_to_the_topics_of_rules_that_can_use_it(rules):
 
 
 def test_restart_restores_the_partition_and_resumes_at_its_checkpoint(rules, tmp_path: Path):
-    bus, topo, parts = stage1(rules, okta_failures(12))
+    bus, _topo, parts = stage1(rules, okta_failures(12))
     tp = ("g.by.user.name", partition_of((USER,), parts["g.by.user.name"]))
     store = SqliteStore(tmp_path / "s.db")
     w1 = Worker(rules, store, parts)
@@ -169,7 +169,7 @@ def test_a_replayed_hand_over_adds_nothing(rules, tmp_path: Path):
 
 
 def test_revoke_writes_the_state_the_next_owner_restores(rules, tmp_path: Path):
-    bus, topo, parts = stage1(rules, okta_failures(12))
+    bus, _topo, parts = stage1(rules, okta_failures(12))
     tp = ("g.by.user.name", partition_of((USER,), parts["g.by.user.name"]))
     store = SqliteStore(tmp_path / "s.db")
     w1 = Worker(rules, store, parts)
@@ -185,7 +185,7 @@ def test_revoke_writes_the_state_the_next_owner_restores(rules, tmp_path: Path):
 
 
 def test_state_placed_by_another_partition_count_is_not_misread(rules, tmp_path: Path, caplog):
-    bus, topo, parts = stage1(rules, okta_failures(9))
+    bus, _topo, parts = stage1(rules, okta_failures(9))
     tp = ("g.by.user.name", partition_of((USER,), parts["g.by.user.name"]))
     store = SqliteStore(tmp_path / "s.db")
     w1 = Worker(rules, store, parts)

@@ -2241,12 +2241,12 @@ def _more_scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
     who = _k8s_person(eng)
     evil_ip = "45.141.215.19"
     t = _trunc(_scenario_time(g, 1, 23.6 + r.uniform(0, 0.2)), "us")
-    steps = [("list", {"resource": "secrets", "namespace": "payments"}, 200, "/api/v1/namespaces/payments/secrets"),
+    k8s_steps = [("list", {"resource": "secrets", "namespace": "payments"}, 200, "/api/v1/namespaces/payments/secrets"),
              ("list", {"resource": "secrets", "namespace": "kube-system"}, 403,
               "/api/v1/namespaces/kube-system/secrets"),
              ("get", {"resource": "secrets", "namespace": "payments", "name": "payments-db"}, 200,
               "/api/v1/namespaces/payments/secrets/payments-db")]
-    for verb, ref, code, uri in steps:
+    for verb, ref, code, uri in k8s_steps:
         g.json(KUBERNETES, SRC_K8S, t, _k8s_event(r, t, verb, who, evil_ip, _KUBECTL, ref, code, uri), sid)
         t = _trunc(t + timedelta(seconds=r.uniform(4, 40)), "us")
     pod = _K8S_PODS["payments"][0]

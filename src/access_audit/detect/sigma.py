@@ -867,10 +867,11 @@ def required_item(item: SigmaDetectionItem, resolver: FieldResolver) -> Requirem
         return {}
     lits = []
     for v in item.value:
-        if type(v) not in (SigmaString, SigmaCasedString) or v.contains_special() or \
-                any(isinstance(p, Placeholder) for p in v.s):
+        s_v: Any = v  # a SigmaString (pySigma types the values as SigmaType)
+        if type(v) not in (SigmaString, SigmaCasedString) or s_v.contains_special() or \
+                any(isinstance(p, Placeholder) for p in s_v.s):
             return {}
-        lits.append("".join(p for p in v.s if isinstance(p, str)).casefold())
+        lits.append("".join(p for p in s_v.s if isinstance(p, str)).casefold())
     return {f"sigma:{resolver.name}:{item.field}": frozenset(lits)}
 
 

@@ -12,6 +12,7 @@ consumer).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -274,10 +275,8 @@ def ensure_topics(settings: Settings, topics: list[str], partitions: int, replic
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it first
                 admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-            except TopicAlreadyExistsError:
-                pass  # another worker created it first
         for _ in range(50):
             counts = {d["topic"]: len(d.get("partitions") or []) for d in admin.describe_topics(topics)}
             if all(counts.get(t) for t in topics):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -186,7 +186,8 @@ class _Producer:
     def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                self.producer.produce(topic, value=value, key=key, headers=cast(Any, headers),
+                                      on_delivery=self._delivered)
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
                 self.producer.poll(0.5)
@@ -319,7 +320,7 @@ class ConfluentHandoverSource:
                     raise BusError(f"Kafka hand-over consumer: fatal error: {err}")
                 log.warning("Kafka hand-over consumer: %s", err)
                 continue
-            out.append(Handed(m.topic(), m.partition(), m.offset(), m.value() or b""))
+            out.append(Handed(str(m.topic()), int(m.partition() or 0), int(m.offset() or 0), m.value() or b""))
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

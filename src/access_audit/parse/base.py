@@ -191,7 +191,7 @@ class ParserRegistry:
             if obj is not None and len(events) == 1 and "Records" not in obj and events[0].raw_obj is None:
                 # Sigma rules read the vendor record, decoded once, here (a parser of a list of
                 # records, a CloudTrail file or a Kubernetes EventList, set each event's own).
-                events[0].raw_obj = obj
+                events[0].raw_obj = obj  # type: ignore[misc]
             for i, ev in enumerate(events):
                 if ev.timestamp > now + FUTURE_TOLERANCE:
                     raise ParseError("timestamp in the future",
@@ -205,7 +205,7 @@ class ParserRegistry:
                 if e.original is None:
                     e.original = record.data.decode("utf-8", errors="replace")
                 e.ingested = now
-                ev.log_origin = record.origin
+                ev.log_origin = record.origin  # type: ignore[misc]
                 validate_event(ev)
                 ev.fill_related()
             return ParseResult(events=events)

@@ -92,7 +92,7 @@ class CloudTrailParser(JsonParser):
                 raise ParseError("wrong field type", f"Records[{i}] is {type(rec).__name__}, expected object",
                                  parser=self.name)
             ev = self._record(Fields(rec, self.name, f"Records[{i}]."))
-            ev.raw_obj = rec  # Sigma rules read this event's own record, not the whole file
+            ev.raw_obj = rec  # type: ignore[misc]  # Sigma reads its own record
             events.append(ev)
         return events
 

@@ -116,7 +116,7 @@ class KubernetesAuditParser(JsonParser):
             events = []
             for item in top.objects("items"):
                 ev = self._event(item)
-                ev.raw_obj = item.obj  # Sigma rules read this item, not the whole list
+                ev.raw_obj = item.obj  # type: ignore[misc]  # Sigma reads this item, not the whole list
                 events.append(ev)
             return events
         if kind not in (None, "Event"):

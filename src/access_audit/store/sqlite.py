@@ -151,7 +151,8 @@ class SqliteStore:
         for ev in events:
             doc = ev.to_doc()
             rows.append((
-                ev.id, _us(ev.timestamp), ev.event.dataset, ev.event.action, ev.event.outcome.value,
+                ev.id, _us(ev.timestamp), ev.event.dataset, ev.event.action,
+                ev.event.outcome.value if ev.event.outcome else None,
                 ev.user.name if ev.user else None, ev.source.ip if ev.source else None,
                 ev.host.name if ev.host else None, ev.resource.name if ev.resource else None,
                 orjson.dumps(doc).decode(),

@@ -43,7 +43,8 @@ def access_row(ev: AccessEvent) -> dict[str, Any]:
     return {"@timestamp": ev.timestamp.isoformat(), "user": ev.user.name if ev.user else None,
             "source_ip": ev.source.ip if ev.source else None, "service": service_of(ev),
             "resource": (ev.resource.name or ev.resource.id) if ev.resource else None,
-            "action": ev.event.action, "outcome": ev.event.outcome.value, "purpose": purpose_of(ev),
+            "action": ev.event.action, "outcome": ev.event.outcome.value if ev.event.outcome else None,
+            "purpose": purpose_of(ev),
             "log_type": ev.event.dataset, "event_id": ev.event.id}
 
 
