@@ -119,3 +119,24 @@ def test_reads_of_cases_and_the_register_are_in_the_self_audit(tmp_path: Path):
     assert actions == ["case_list", "case_read", "register_export"], actions
     assert all(r["os_user"] == getpass.getuser() and r["interface"] == "cli" for r in recs)
     assert any(r.get("query") == cid for r in recs if r["action"] == "case_read")
+
+
+def test_drafts_shown_by_the_cli_are_in_the_self_audit(tmp_path: Path):
+    """Issue 12: a draft shows the case's facts; rendering one (preview or recorded) is a read."""
+    import getpass
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    cid = run(d, "open", "--title", "Lost laptop").stdout.strip()
+    run(d, "aware", cid, "--at", "now", "--reason", "logs confirm")
+    assert "# Melding datalek" in run(d, "draft", cid, "--phased", "--preview").stdout
+    p = run(d, "draft", cid, "--lang", "en", "--preview", ok=False)  # not renderable: nothing was shown
+    assert p.returncode == 1 and not p.stdout
+    store = SqliteStore(d / "events.db")
+    try:
+        recs = [r for r in store.self_audit(limit=100) if r["action"] == "draft_read"]
+    finally:
+        store.close()
+    assert [(r["query"], r["os_user"], r["interface"]) for r in recs] == \
+        [(f"{cid} authority (nl, md, preview)", getpass.getuser(), "cli")]

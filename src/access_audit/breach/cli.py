@@ -454,6 +454,8 @@ def draft(
         res = _run(drafts.render, case, kind, lang, tz=wf.config.tz, now=wf.clock.now(), phased=phased)
     else:
         case, res = _run(wf.draft, case_id, _by(by), kind, lang, phased=phased)
+    if res.markdown is not None:  # the draft shows the case's facts: its reading is in the self-audit (issue 12)
+        _audit_read(data_dir, "draft_read", f"{case_id} {kind} ({lang}, {fmt}{', preview' if preview else ''})")
     if res.markdown is None:
         err.print(escape(res.missing_text()))
         err.print("Or draft it as a phased notification (--phased, authority only: Art. 33(4)).")
