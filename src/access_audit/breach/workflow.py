@@ -379,14 +379,19 @@ class BreachWorkflow:
         reasons = (delay_reasons or "").strip()
         statuses = self.clocks(c, st.now)
         missing = []
+        # The submission's (or its approval's) reasons explain the clock the submission met, not another
+        # authority's: a late ICO notification next to a late AP one gives its own reasons.
+        submitted_ms = next((n.milestone for n in c.notifications if n.lead), "") if c.submission else ""
         for s in statuses:
             if s.status != "met_late" or s.rule.id in c.late_reasons:
                 continue
-            if not reasons and s.rule.authority_notification and c.submission is not None:
-                reasons = (c.submission.delay_reasons or "").strip() or (
+            mine = reasons
+            if not mine and s.rule.authority_notification and submitted_ms and s.rule.done_by == submitted_ms:
+                assert c.submission is not None
+                mine = (c.submission.delay_reasons or "").strip() or (
                     c.approval.delay_reasons or "" if c.approval else "").strip()
-            if reasons:
-                c.late_reasons = {**c.late_reasons, s.rule.id: reasons}
+            if mine:
+                c.late_reasons = {**c.late_reasons, s.rule.id: mine}
             else:
                 missing.append(s)
         if missing:
