@@ -4,7 +4,7 @@ through the forms, pseudonyms for the auditor."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from access_audit.api.auth import SESSION_COOKIE, Role
 
@@ -199,3 +199,21 @@ def test_audit_page_shows_actor_action_and_token_of_every_record(sqlite_env):
     assert ("root", "—", "alert list") in shown
     cli_row = next(r for r in rows if r[1] == "root")
     assert cli_row[4] == "cli (root)"
+
+
+def test_awareness_before_the_first_evidence_needs_the_tick_in_the_console(sqlite_env):
+    """Issue 13: the console asks what the CLI and the API ask about a doubtful awareness time."""
+    env = sqlite_env
+    h = env.headers(Role.dpo)
+    r = env.client.post("/console/cases", data={"alert_id": ["a-xss"]}, headers=h, follow_redirects=False)
+    cid = r.headers["location"].split("/")[-1].split("?")[0]
+    first = env.repo.get(cid).alerts[0].first_seen
+    at = (first - timedelta(days=1)).astimezone(UTC)
+    data = {"at": at.strftime("%Y-%m-%dT%H:%M+00:00"), "reason": "logs confirm"}
+    r = env.client.post(f"/console/cases/{cid}/awareness", data=data, headers=h, follow_redirects=False)
+    assert r.status_code != 303 and "before the first evidence" in r.text
+    assert env.repo.get(cid).awareness is None
+    r = env.client.post(f"/console/cases/{cid}/awareness", data={**data, "confirm": "yes"}, headers=h,
+                        follow_redirects=False)
+    assert r.status_code == 303, r.text[-500:]
+    assert env.repo.get(cid).awareness.at == at.replace(second=0, microsecond=0)

@@ -10,7 +10,7 @@ between. Time comes from the injected clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from access_audit.breach.clocks import (
     REGIMES,
     ClockStatus,
     case_clocks,
+    local_iso,
     milestone_names,
     org_zone,
     rules_for,
@@ -227,6 +228,18 @@ class BreachWorkflow:
             st.case.not_a_breach_reason = None
         st.log("triage", reason=reason, to=S.triage)
         return self._save(st)
+
+    def awareness_doubts(self, case: BreachCase, at: datetime) -> list[str]:
+        """Why an awareness time looks like a typo, for the caller to confirm before it is set (issue 13):
+        before the first evidence (the earliest alert of the case: the organisation cannot have been
+        aware of what had not happened yet), or more than a year from now (a wrong year). Empty: no doubt."""
+        doubts = []
+        first = min((a.first_seen for a in case.alerts), default=None)
+        if first is not None and at < first:
+            doubts.append(f"before the first evidence ({local_iso(first, self.config.tz)})")
+        if abs(self.clock.now() - at) > timedelta(days=365):
+            doubts.append("more than a year from now")
+        return doubts
 
     def set_awareness(self, case_id: str, actor: str, at: datetime, reason: str, *,
                       by: str | None = None, delay_reasons: str | None = None) -> BreachCase:
