@@ -192,6 +192,35 @@ def test_self_audit_keeps_its_own_longer_period(tmp_path: Path):
     assert ret.Periods.from_settings(Settings(retention_days=3000, self_audit_retention_days=100)).self_audit == 3000
 
 
+def test_a_case_on_legal_hold_keeps_its_self_audit_against_a_short_period(store: Any):
+    """Issue 13: the self-audit is part of a case's evidence (who looked at the data, and when): a hold
+    keeps it from the first evidence until the hold ends, however short the self-audit's own period."""
+    store.write_self_audit([{"id": f"sa{d}", "@timestamp": ago(d).isoformat(), "actor": "dpo-person",
+                             "action": "search"} for d in (500, 401, 200, 40)])
+    if hasattr(store, "refresh"):
+        store.refresh()
+    periods = ret.Periods(events=30, dead_letters=30, self_audit=30)
+    stores = {"self_audit": store}
+    d = ago(0).date()
+    open_hold = ret.hold_for_case(held_case(), legal_hold_days=365)  # evidence 401 days ago, case open
+    plan = ret.plan(stores, periods, [open_hold], NOW)
+    assert [(ln.day, ln.records, ln.action) for ln in plan.lines] == [
+        (d - timedelta(days=500), 1, "delete"),  # before the evidence: not the case's
+        (d - timedelta(days=401), 1, "kept: held by BR-2025-0007"),
+        (d - timedelta(days=200), 1, "kept: held by BR-2025-0007"),
+        (d - timedelta(days=40), 1, "kept: held by BR-2025-0007")]
+    # closed 10 days ago, held 365 days more: still kept; closed 400 days ago: the hold is over
+    assert [ln.action for ln in ret.plan(stores, periods, [ret.hold_for_case(held_case(closed=ago(10)), 365)],
+                                         NOW).lines] == ["delete"] + ["kept: held by BR-2025-0007"] * 3
+    assert ret.execute(plan, stores, hooks=[]) == {"self_audit": 1}
+    if hasattr(store, "refresh"):
+        store.refresh()
+    assert sorted(r["id"] for r in store.self_audit(limit=10)) == ["sa200", "sa40", "sa401"]
+    over = ret.plan(stores, periods, [ret.hold_for_case(held_case(closed=ago(400)), 365)], NOW)
+    assert [ln.action for ln in over.lines] == ["delete"] * 3
+    assert ret.execute(over, stores, hooks=[]) == {"self_audit": 3}
+
+
 def test_closed_cases_age_out_from_their_closing_day(tmp_path: Path):
     repo = BreachRepo(tmp_path / "breach.db")
     clock = FrozenClock(ago(2000))

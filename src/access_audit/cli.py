@@ -656,10 +656,11 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from access_audit.api.audit import csv_safe
+    from access_audit.core.csvcells import LINE_END
 
     page_size = EXPORT_PAGE
     total = min(qq.limit, store.count(qq)) if qq.limit > page_size else None
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator="\n") if fmt == "csv" else None
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS), lineterminator=LINE_END) if fmt == "csv" else None
     if writer:
         writer.writeheader()
     done = 0
@@ -710,6 +711,7 @@ def subject_report(
 
     from access_audit.api.audit import audit_cli, csv_safe
     from access_audit.app import open_store
+    from access_audit.core.csvcells import LINE_END
     from access_audit.store.query import parse_query, parse_when
     from access_audit.store.subject_report import CSV_COLUMNS, access_row
     from access_audit.store.subject_report import subject_report as build
@@ -734,7 +736,7 @@ def subject_report(
         sys.stdout.write(orjson.dumps(rep.to_json()).decode() + "\n")
         return
     if fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        w = csv.DictWriter(sys.stdout, fieldnames=list(CSV_COLUMNS), lineterminator=LINE_END)
         w.writeheader()
         w.writerows(csv_safe(access_row(ev)) for ev in rep.accesses)
         return
@@ -960,9 +962,12 @@ def _write_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: str, 
         for r in rows:
             sys.stdout.write(orjson.dumps(r).decode() + "\n")
     elif fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        from access_audit.api.audit import csv_safe
+        from access_audit.core.csvcells import LINE_END
+
+        w = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator=LINE_END)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(csv_safe(r) for r in rows)  # formula-escaped: an alert title "=HYPERLINK(..." stays text
     else:
         t = Table(title=title, show_header=True, header_style="bold")
         for c in columns:
@@ -998,13 +1003,18 @@ def alerts_list(
     _check_format(fmt)
     if status is not None and status not in {s.value for s in AlertStatus}:
         raise _fail(f"unknown status {status!r}: use {', '.join(s.value for s in AlertStatus)}")
+    from access_audit.api.audit import audit_cli
+
     store = _open_existing_store(data_dir)
     try:
         alerts = store.alerts(rule_id=rule, limit=limit if status is None else 1_000_000)
+        if status is not None:
+            alerts = [a for a in alerts if a.status.value == status][:limit]
+        # the read is recorded before anything is shown (issue 12): alerts name users and subjects
+        audit_cli(store, "alert_list", f"status={status or '*'} rule={rule or '*'} limit={limit} ({fmt})",
+                  hits=len(alerts))
     finally:
         store.close()
-    if status is not None:
-        alerts = [a for a in alerts if a.status.value == status][:limit]
     rows = [{**a.to_doc()} for a in alerts]
     if fmt == "table":
         rows = [{**r, "id": r["id"][:12], "first_seen": r["first_seen"][:19], "last_seen": r["last_seen"][:19]}
@@ -1020,9 +1030,12 @@ def alerts_show(alert_id: Annotated[str, typer.Argument(help="The alert id (or i
     """One alert: what, who, where, how many, its history, and the query that shows the evidence."""
     if fmt not in ("table", "json"):
         raise _fail(f"unknown format {fmt!r}: use table or json")
+    from access_audit.api.audit import audit_cli
+
     store = _open_existing_store(data_dir)
     try:
         a = _find_alert(store, alert_id)
+        audit_cli(store, "alert_read", a.id, hits=1)
     finally:
         store.close()
     doc = a.to_doc()
@@ -1093,16 +1106,21 @@ def dead_letters_list(
 ) -> None:
     """The stored dead letters with their reason, where they came from, and the raw record.
     Replayed ones (see ``replay``) are left out unless ``--all``."""
+    from access_audit.api.audit import audit_cli
+
     _check_format(fmt)
     store = _open_existing_store(data_dir)
     try:
         replays = _replays(store)
         rows = store.dead_letters(limit=1_000_000 if (log_type or reason or replays) else limit)
+        rows = [{**r, "replayed": replays.get(r["id"], {}).get("at", "")} for r in rows
+                if (not log_type or r.get("log_type") == log_type)
+                and (not reason or reason in (r.get("reason") or "")) and (show_all or r["id"] not in replays)][:limit]
+        # dead letters hold raw records (names, addresses): the read is in the self-audit (issue 12)
+        audit_cli(store, "dead_letter_list", f"log_type={log_type or '*'} reason={reason or '*'} all={show_all} "
+                  f"limit={limit} ({fmt})", hits=len(rows))
     finally:
         store.close()
-    rows = [{**r, "replayed": replays.get(r["id"], {}).get("at", "")} for r in rows
-            if (not log_type or r.get("log_type") == log_type) and (not reason or reason in (r.get("reason") or ""))
-            and (show_all or r["id"] not in replays)][:limit]
     cols = ("id", "received_at", "log_type", "reason", "origin", "raw") + (("replayed",) if show_all else ())
     if fmt == "table":
         rows = [{**r, "id": r["id"][:12], "received_at": str(r["received_at"])[:19], "raw": str(r["raw"])[:120]}
@@ -1136,10 +1154,13 @@ def dead_letters_show(
     data_dir: DataDir = None,
 ) -> None:
     """One dead letter whole: reason, where it came from, the raw bytes exactly (non-UTF-8 bytes as \\xNN)."""
+    from access_audit.api.audit import audit_cli
+
     store = _open_existing_store(data_dir)
     try:
         did, d = _find_dead_letter(store, ref)
         replay = _replays(store).get(did)
+        audit_cli(store, "dead_letter_read", did, hits=1)
     finally:
         store.close()
     import re

@@ -133,3 +133,31 @@ def test_reconsideration_over_http(client: TestClient, wf: BreachWorkflow):
     r = client.post(f"/api/breaches/{c.id}/reconsideration", json={"reason": "A second copy turned up"})
     assert r.status_code == 200 and r.json()["state"] == "assessed"
     assert [s["status"] for s in r.json()["clocks"]] == ["open"]
+
+
+def test_an_awareness_time_before_the_evidence_or_a_year_off_needs_confirm(client: TestClient, wf: BreachWorkflow,
+                                                                           clock, tmp_path):
+    """Issue 13: as the CLI asks, the API answers 422 naming the doubt unless ``confirm`` is true."""
+    from test_prefill import mass_read_alert
+
+    from access_audit.store.sqlite import SqliteStore
+
+    first = clock.now() - timedelta(days=2)
+    store = SqliteStore(tmp_path / "events.db")
+    store.write_alerts([mass_read_alert(first_seen=first, last_seen=first + timedelta(minutes=5))])
+    client.app.dependency_overrides[get_event_store] = lambda: store
+    cid = client.post("/api/breaches/from-alerts", json={"alert_ids": ["a1b2c3"]}).json()["id"]
+    early = (first - timedelta(hours=3)).isoformat()
+    r = client.post(f"/api/breaches/{cid}/awareness", json={"at": early, "reason": "logs confirm"})
+    assert r.status_code == 422 and "before the first evidence (2026-03-25T10:00:00+01:00)" in r.json()["detail"]
+    assert '"confirm": true' in r.json()["detail"] and wf.get(cid).awareness is None
+    r = client.post(f"/api/breaches/{cid}/awareness", json={"at": early, "reason": "logs confirm", "confirm": True})
+    assert r.status_code == 200 and wf.get(cid).awareness.at == first - timedelta(hours=3)
+    # a year off (no evidence needed to doubt it); a plausible time needs no confirmation
+    other = client.post("/api/breaches", json={"title": "Lost laptop"}).json()["id"]
+    r = client.post(f"/api/breaches/{other}/awareness",
+                    json={"at": (clock.now() - timedelta(days=400)).isoformat(), "reason": "a typo in the year"})
+    assert r.status_code == 422 and "more than a year from now" in r.json()["detail"]
+    r = client.post(f"/api/breaches/{other}/awareness", json={"at": clock.now().isoformat(), "reason": "confirmed"})
+    assert r.status_code == 200
+    store.close()

@@ -186,6 +186,42 @@ def test_a_corrected_milestone_is_re_evaluated(wf: BreachWorkflow, clock):
     assert c.trail[-1].action == "correct_milestone"
 
 
+def _uk_case(wf: BreachWorkflow, clock, *, late_submission: bool) -> object:
+    c = confirmed_case(wf)
+    c = wf.edit(c.id, "fenna", {"regimes": ["gdpr", "uk_gdpr"]})
+    c = wf.assess(c.id, "fenna", {"identifiability": "maximum", "consequences": "serious"})
+    c, _ = wf.draft(c.id, "fenna", "authority", "nl")
+    c, _ = wf.draft(c.id, "fenna", "authority", "en")
+    if late_submission:
+        clock.advance(hours=100)
+    c = wf.approve(c.id, "fenna", delay_reasons="AP portal was down" if late_submission else None)
+    c = wf.submit(c.id, "fenna", channel="AP meldloket", reference="M-1")
+    clock.advance(hours=100 if not late_submission else 1)
+    return c
+
+
+@pytest.mark.parametrize("late_submission", [False, True], ids=["ap-on-time", "ap-late-with-its-own-reasons"])
+def test_a_late_notification_to_another_authority_needs_its_own_delay_reasons(wf: BreachWorkflow, clock,
+                                                                              late_submission: bool):
+    """GDPR Art. 33(1) / UK GDPR Art. 33(1): the ICO notified after its 72 hours needs the reasons for
+    that delay, through ``notify_authority`` too; the AP submission's reasons explain the AP's clock,
+    not the ICO's (they were copied silently before)."""
+    c = _uk_case(wf, clock, late_submission=late_submission)
+    with pytest.raises(TransitionRefusedError, match=r"notification to ICO makes a deadline late: UK GDPR.*"
+                                                     r"reasons for the delay"):
+        wf.notify_authority(c.id, "fenna", authority="ICO", channel="ICO portal", reference="IC-1", lang="en",
+                            milestone="ico_notified")
+    c = wf.get(c.id)
+    assert [n.authority for n in c.notifications] == ["Autoriteit Persoonsgegevens"]
+    assert "ico_notified" not in c.milestones and "uk_gdpr.authority" not in c.late_reasons
+    c = wf.notify_authority(c.id, "fenna", authority="ICO", channel="ICO portal", reference="IC-1", lang="en",
+                            milestone="ico_notified", delay_reasons="UK establishment found on day five")
+    ico = c.notifications[-1]
+    assert (ico.authority, ico.late, ico.milestone) == ("ICO", True, "ico_notified")
+    assert c.late_reasons["uk_gdpr.authority"] == "UK establishment found on day five"
+    assert c.late_reasons.get("gdpr.authority") == ("AP portal was down" if late_submission else None)
+
+
 # --- 5. a case holds its evidence: retention keeps it --------------------------------------------------
 
 def test_retention_keeps_the_evidence_behind_an_open_case(tmp_path, clock):

@@ -8,17 +8,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from breach_helpers import FULL
 
 
-def run(data_dir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(data_dir: Path, *args: str, ok: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ACCESS_AUDIT_ACTOR": "Fenna de Vries", "ACCESS_AUDIT_ORGANISATION_NAME": "Zorgwijk B.V.",
            "ACCESS_AUDIT_DPO_NAME": "Fenna de Vries", "ACCESS_AUDIT_DPO_EMAIL": "fg@zorgwijk.example",
            "COLUMNS": "200"}
     p = subprocess.run([sys.executable, "-m", "access_audit.cli", "breach", *args, "--data-dir", str(data_dir)],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, input=input or "")
     if ok:
         assert p.returncode == 0, p.stderr
     return p
@@ -119,3 +120,48 @@ def test_reads_of_cases_and_the_register_are_in_the_self_audit(tmp_path: Path):
     assert actions == ["case_list", "case_read", "register_export"], actions
     assert all(r["os_user"] == getpass.getuser() and r["interface"] == "cli" for r in recs)
     assert any(r.get("query") == cid for r in recs if r["action"] == "case_read")
+
+
+def test_drafts_shown_by_the_cli_are_in_the_self_audit(tmp_path: Path):
+    """Issue 12: a draft shows the case's facts; rendering one (preview or recorded) is a read."""
+    import getpass
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    cid = run(d, "open", "--title", "Lost laptop").stdout.strip()
+    run(d, "aware", cid, "--at", "now", "--reason", "logs confirm")
+    assert "# Melding datalek" in run(d, "draft", cid, "--phased", "--preview").stdout
+    p = run(d, "draft", cid, "--lang", "en", "--preview", ok=False)  # not renderable: nothing was shown
+    assert p.returncode == 1 and not p.stdout
+    store = SqliteStore(d / "events.db")
+    try:
+        recs = [r for r in store.self_audit(limit=100) if r["action"] == "draft_read"]
+    finally:
+        store.close()
+    assert [(r["query"], r["os_user"], r["interface"]) for r in recs] == \
+        [(f"{cid} authority (nl, md, preview)", getpass.getuser(), "cli")]
+
+
+def test_an_awareness_time_before_the_first_evidence_asks_for_confirmation(tmp_path: Path):
+    """Issue 13: every clock runs from the awareness time; one before the case's first alert (or a
+    year off) is most likely a typo, so the CLI asks, and without a yes nothing is set."""
+    from test_prefill import START, mass_read_alert
+
+    from access_audit.store.sqlite import SqliteStore
+
+    d = tmp_path / "data"
+    store = SqliteStore(d / "events.db")
+    store.write_alerts([mass_read_alert()])
+    store.close()
+    cid = run(d, "open", "--alert", "a1b2c3").stdout.strip()
+    early = (START - timedelta(days=1)).isoformat()
+    p = run(d, "aware", cid, "--at", early, "--reason", "logs confirm", ok=False, input="n\n")
+    assert p.returncode == 2 and "before the first evidence (2026-11-04T01:55:00+01:00)" in p.stderr
+    assert "is it right?" in p.stderr and "awareness not set" in p.stderr
+    assert json.loads(run(d, "show", cid, "--format", "json").stdout)["awareness"] is None
+    p = run(d, "aware", cid, "--at", early, "--reason", "logs confirm", input="y\n")
+    assert json.loads(run(d, "show", cid, "--format", "json").stdout)["awareness"]["at"] == "2026-11-03T00:55:00Z"
+    # after the first evidence: no question (nothing on stdin, and it goes through)
+    p = run(d, "aware", cid, "--at", (START + timedelta(hours=1)).isoformat(), "--reason", "the first alert")
+    assert "is it right?" not in p.stderr

@@ -96,8 +96,12 @@ def test_every_register_field_in_json_and_csv(wf: BreachWorkflow, clock):
 
 def test_register_csv_cells_never_run_as_formulas(wf: BreachWorkflow):
     """CSV injection: a case title an attacker can influence must stay text in a spreadsheet."""
-    for title in ("=HYPERLINK(\"http://x\",\"click\")", " +1+1", "\n@SUM(A1)", "\uff1dcmd|' /C calc'!A0"):
+    for title in ("=HYPERLINK(\"http://x\",\"click\")", " +1+1", "\n@SUM(A1)", "\uff1dcmd|' /C calc'!A0",
+                  "\r=1+1"):
         wf.open_case("bob", title=title)
-    rows = list(csv.DictReader(io.StringIO(register_csv(wf.repo.list(), wf.config.tz))))
+    text = register_csv(wf.repo.list(), wf.config.tz)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     titles = [r["title"] for r in rows]
-    assert len(titles) == 4 and all(t.startswith("'") for t in titles), titles
+    assert len(titles) == 5 and all(t.startswith("'") for t in titles), titles
+    # a bare CR inside a cell is quoted (CRLF rows): a spreadsheet must not start a row at "=1+1"
+    assert "'\r=1+1" in titles and '"\'\r=1+1"' in text

@@ -208,3 +208,43 @@ def test_direct_writes_to_the_elasticsearch_indices_are_found(es_url: str, tmp_p
     finally:
         es.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
         es.close()
+
+
+def test_the_self_audit_is_on_the_chain(tmp_path: Path):
+    """Issue 12: the self-audit is append-only in the store (triggers) and chained, so an edit, a
+    delete or an insert made past the triggers is found; retention of a whole day verifies."""
+    from access_audit.api.audit import SelfAudit
+    from access_audit.app import open_store
+    from access_audit.settings import Settings
+
+    d = tmp_path / "data"
+    store = open_store(Settings(data_dir=d))
+    recs = [SelfAudit(store).record(actor="fenna", role="dpo", action="search", query=f"user.name:u{i}",
+                                    token_id="t1") for i in range(3)]
+    store.close()
+    code, rep = verify(d)
+    assert code == 0 and rep["records"]["self_audit"] == 3, rep["findings"][:3]
+
+    c = db(d)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):  # the first line of defence
+        c.execute("UPDATE self_audit SET actor = 'x' WHERE id = ?", (recs[0]["id"],))
+    c.execute("DROP TRIGGER self_audit_append_only")
+    c.execute("DROP TRIGGER self_audit_whole_days")
+    c.execute("UPDATE self_audit SET doc = ? WHERE id = ?",
+              (orjson.dumps({**recs[0], "actor": "someone-else"}).decode(), recs[0]["id"]))
+    c.execute("DELETE FROM self_audit WHERE id = ?", (recs[1]["id"],))
+    forged = {**recs[2], "id": uuid.uuid4().hex, "query": "user.name:nobody"}
+    c.execute("INSERT INTO self_audit (id, ts_us, day, actor, doc) SELECT ?, ts_us, day, actor, ? FROM self_audit"
+              " WHERE id = ?", (forged["id"], orjson.dumps(forged).decode(), recs[2]["id"]))
+    c.close()
+    code, rep = verify(d)
+    assert code == 1 and problems(rep) == {("altered", "self_audit", recs[0]["id"]),
+                                           ("deleted", "self_audit", recs[1]["id"]),
+                                           ("inserted", "self_audit", forged["id"])}
+
+    store = open_store(Settings(data_dir=d))  # retention deletes the whole day, and the chain says so
+    day = datetime.fromisoformat(recs[0]["@timestamp"]).astimezone(UTC).date()
+    assert store.delete_day("self_audit", day) == 3
+    store.close()
+    code, rep = verify(d)
+    assert code == 0, rep["findings"][:3]

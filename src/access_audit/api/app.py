@@ -80,6 +80,7 @@ from access_audit.api.edges import (
 )
 from access_audit.api.privacy import PseudonymIndex, personal_values
 from access_audit.core.clock import Clock, SystemClock
+from access_audit.core.csvcells import LINE_END
 from access_audit.core.errors import ConfigError, QueryError, StoreError, StoreUnavailableError
 from access_audit.core.events import Outcome
 from access_audit.store.aggregations import check_terms_field_for_pseudonyms
@@ -285,7 +286,7 @@ def register_csv_of(rows: list[dict[str, Any]]) -> str:
     from access_audit.breach.register import COLUMNS
 
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=LINE_END)
     w.writerow(COLUMNS)
     for row in rows:
         cells = []
@@ -637,7 +638,7 @@ def _routes(app: FastAPI) -> None:
 
         def as_csv() -> Iterator[str]:
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            w = csv.writer(buf, lineterminator=LINE_END)
             w.writerow(EXPORT_COLUMNS)
             for docs in pages():
                 for d in docs:
@@ -715,7 +716,7 @@ def _routes(app: FastAPI) -> None:
               hits=rep.total, subject_ids=[subject_id], purpose=purpose, status=200)
         if format == "csv":
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            w = csv.writer(buf, lineterminator=LINE_END)
             w.writerow(CSV_COLUMNS)
             for ev in rep.accesses:
                 row = protect(request, access_row(ev))

@@ -445,6 +445,10 @@ def _apply(wf: Any, name: str, case_id: str, actor: str, f: Form) -> None:
         at = f.time("at", tz)
         if at is None:
             raise BreachError("give the time the organisation became aware")
+        doubts = [] if f.get("confirm") else wf.awareness_doubts(wf.get(case_id), at)
+        if doubts:  # as the CLI and the API ask (issue 13): every clock runs from this time
+            raise BreachError(f"the awareness time is {' and '.join(doubts)}: check it, or tick "
+                              "'the time is right'")
         wf.set_awareness(case_id, actor, at, f.get("reason") or "", by=f.get("by"))
     elif name == "dismissal":
         wf.dismiss(case_id, actor, f.get("reason") or "")

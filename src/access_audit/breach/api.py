@@ -58,8 +58,15 @@ Actor = Annotated[str, Depends(get_actor)]
 
 
 def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+    out = _call_raw(wf, fn, *args, **kw)
+    case = out[0] if isinstance(out, tuple) else out
+    return case_json(wf, case)
+
+
+def _call_raw(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> Any:
+    """``fn(*args, **kw)`` with the workflow's errors as HTTP answers."""
     try:
-        out = fn(*args, **kw)
+        return fn(*args, **kw)
     except CaseNotFoundError as e:
         raise HTTPException(404, e.message) from None
     except (TransitionRefusedError, ConcurrentUpdateError) as e:
@@ -68,8 +75,6 @@ def _call(wf: BreachWorkflow, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
         raise HTTPException(422, e.message) from None
     except ValidationError as e:  # a value the case model refuses (e.g. a naive time): the caller's input
         raise HTTPException(422, "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
-    case = out[0] if isinstance(out, tuple) else out
-    return case_json(wf, case)
 
 
 class OpenBody(BaseModel):
@@ -92,6 +97,8 @@ class AwareBody(BaseModel):
     reason: str
     by: str | None = None
     delay_reasons: str | None = None  # a correction that makes a met deadline late (GDPR Art. 33(1))
+    #: a time before the first evidence or a year off is refused (422) unless confirmed, as the CLI asks
+    confirm: bool = False
 
 
 class ReasonBody(BaseModel):
@@ -212,6 +219,15 @@ def triage(case_id: str, wf: WF, actor: Actor, body: ReasonBody | None = None) -
 
 @router.post("/{case_id}/awareness")
 def aware(case_id: str, body: AwareBody, wf: WF, actor: Actor) -> dict[str, Any]:
+    """Set or correct the awareness time. A time that looks like a typo (before the case's first
+    evidence, or more than a year from now) answers 422 naming the doubt unless ``confirm`` is true:
+    every legal clock runs from it, and the CLI asks the same question."""
+    if not body.confirm:
+        case = _call_raw(wf, wf.get, case_id)
+        doubts = wf.awareness_doubts(case, body.at)
+        if doubts:
+            raise HTTPException(422, f"the awareness time {body.at.isoformat()} is {' and '.join(doubts)}: "
+                                     'check it, or send "confirm": true')
     return _call(wf, wf.set_awareness, case_id, actor, body.at, body.reason, by=body.by,
                  delay_reasons=body.delay_reasons)
 

@@ -299,20 +299,12 @@ def aware(
     data_dir: DataDir = None,
 ) -> None:
     """Set the awareness time: every legal clock runs from it. Confirms the breach (or corrects the time)."""
-    from datetime import timedelta
-
     from access_audit.breach.clocks import local_iso
 
     wf = _wf(data_dir)
     t = _time(at, wf)
     assert t is not None
-    case = _run(wf.get, case_id)
-    first = min((a.first_seen for a in case.alerts), default=None)
-    doubt = []
-    if first is not None and t < first:
-        doubt.append(f"before the first evidence ({local_iso(first, wf.config.tz)})")
-    if abs(wf.clock.now() - t) > timedelta(days=365):
-        doubt.append("more than a year from now")
+    doubt = wf.awareness_doubts(_run(wf.get, case_id), t)
     if doubt and not yes and not typer.confirm(f"the awareness time {local_iso(t, wf.config.tz)} is "
                                                f"{' and '.join(doubt)}: is it right?", default=False, err=True):
         err.print("[red]refused:[/] awareness not set (check the time, or confirm with --yes)")
@@ -454,6 +446,8 @@ def draft(
         res = _run(drafts.render, case, kind, lang, tz=wf.config.tz, now=wf.clock.now(), phased=phased)
     else:
         case, res = _run(wf.draft, case_id, _by(by), kind, lang, phased=phased)
+    if res.markdown is not None:  # the draft shows the case's facts: its reading is in the self-audit (issue 12)
+        _audit_read(data_dir, "draft_read", f"{case_id} {kind} ({lang}, {fmt}{', preview' if preview else ''})")
     if res.markdown is None:
         err.print(escape(res.missing_text()))
         err.print("Or draft it as a phased notification (--phased, authority only: Art. 33(4)).")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from access_audit.breach.clocks import local_iso
 from access_audit.breach.model import BreachCase
-from access_audit.core.csvcells import csv_cell
+from access_audit.core.csvcells import LINE_END, csv_cell
 
 COLUMNS = (
     "id", "state", "title", "opened_at", "opened_by", "source", "occurred_from", "occurred_to", "detected_at",
@@ -115,7 +115,7 @@ def register_rows(cases: list[BreachCase], tz: ZoneInfo, case_retention_days: in
 def register_csv(cases: list[BreachCase], tz: ZoneInfo, case_retention_days: int = 1825) -> str:
     """CSV with a header; lists joined with '; ', supplements as 'v1 <time>: <text>'."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator=LINE_END)
     w.writeheader()
     for row in register_rows(cases, tz, case_retention_days):
         flat: dict[str, Any] = {}

@@ -10,7 +10,7 @@ between. Time comes from the injected clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from access_audit.breach.clocks import (
     REGIMES,
     ClockStatus,
     case_clocks,
+    local_iso,
     milestone_names,
     org_zone,
     rules_for,
@@ -228,6 +229,18 @@ class BreachWorkflow:
         st.log("triage", reason=reason, to=S.triage)
         return self._save(st)
 
+    def awareness_doubts(self, case: BreachCase, at: datetime) -> list[str]:
+        """Why an awareness time looks like a typo, for the caller to confirm before it is set (issue 13):
+        before the first evidence (the earliest alert of the case: the organisation cannot have been
+        aware of what had not happened yet), or more than a year from now (a wrong year). Empty: no doubt."""
+        doubts = []
+        first = min((a.first_seen for a in case.alerts), default=None)
+        if first is not None and at < first:
+            doubts.append(f"before the first evidence ({local_iso(first, self.config.tz)})")
+        if abs(self.clock.now() - at) > timedelta(days=365):
+            doubts.append("more than a year from now")
+        return doubts
+
     def set_awareness(self, case_id: str, actor: str, at: datetime, reason: str, *,
                       by: str | None = None, delay_reasons: str | None = None) -> BreachCase:
         """Record when the organisation became aware (all clocks run from it). From ``reported`` or
@@ -379,14 +392,19 @@ class BreachWorkflow:
         reasons = (delay_reasons or "").strip()
         statuses = self.clocks(c, st.now)
         missing = []
+        # The submission's (or its approval's) reasons explain the clock the submission met, not another
+        # authority's: a late ICO notification next to a late AP one gives its own reasons.
+        submitted_ms = next((n.milestone for n in c.notifications if n.lead), "") if c.submission else ""
         for s in statuses:
             if s.status != "met_late" or s.rule.id in c.late_reasons:
                 continue
-            if not reasons and s.rule.authority_notification and c.submission is not None:
-                reasons = (c.submission.delay_reasons or "").strip() or (
+            mine = reasons
+            if not mine and s.rule.authority_notification and submitted_ms and s.rule.done_by == submitted_ms:
+                assert c.submission is not None
+                mine = (c.submission.delay_reasons or "").strip() or (
                     c.approval.delay_reasons or "" if c.approval else "").strip()
-            if reasons:
-                c.late_reasons = {**c.late_reasons, s.rule.id: reasons}
+            if mine:
+                c.late_reasons = {**c.late_reasons, s.rule.id: mine}
             else:
                 missing.append(s)
         if missing:

@@ -20,3 +20,10 @@ def csv_cell(v: Any) -> Any:
 
 
 _FORMULA = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+#: The line end of every CSV writer (RFC 4180): the CLI's, the API's exports, the breach register.
+#: Python's csv module quotes only the cells that hold the delimiter, the quote or a character of the
+#: line terminator: with "\n" a cell holding a bare CR goes out unquoted, a spreadsheet (and
+#: ``str.splitlines``) starts a new row there, and the text after it (``=1+1``) is a formula again.
+#: With "\r\n" such a cell is quoted.
+LINE_END = "\r\n"

@@ -7,7 +7,8 @@ The scheme
 - A record's **leaf** is ``blake2b-128("aa-chain-v1" \\0 kind \\0 id \\0 canonical JSON)`` of the
   document exactly as the store keeps it (sorted keys). Kinds: ``event``, ``dead_letter``,
   ``alert`` (each *version*: a counter update or an acknowledgement chains the new document),
-  and any other kind a module appends (``case``, ``self_audit``: see ``Chain.append``).
+  ``self_audit`` (``ChainedStore.write_self_audit``: every record of the self-audit), and any other
+  kind a module appends (``case``: see ``Chain.append``).
 - A **writer** is one ``ChainedStore`` (one worker process, one CLI run): it has its own id
   and its own chain, so N writers never coordinate. Each batch the writer stores becomes one
   **entry** ``{writer, seq, prev, at, kind, items: [[id, leaf, epoch seconds], ...]}`` whose
@@ -304,6 +305,15 @@ class ChainedStore:
             self.chain.append("dead_letter", items)
         self.inner.write_dead_letters(letters)
 
+    def write_self_audit(self, records: list[dict[str, Any]]) -> None:
+        """Chain the self-audit records (kind ``self_audit``) before writing them: the self-audit is
+        append-only in the store (SQLite triggers, ``op_type=create``), and an edit or delete made
+        behind those (a dropped trigger, a re-indexed day) is found by ``verify`` like any other."""
+        if records:
+            self.chain.append("self_audit", [[r["id"], leaf("self_audit", r["id"], r), _ts(r, "@timestamp")]
+                                             for r in records])
+        self.inner.write_self_audit(records)
+
     def write_alerts(self, alerts: list[Alert], **kw: Any) -> Any:
         """Chain each alert version before writing it (as the store will keep it: ``keep_lifecycle``
         for pipeline writes), then chain what the store actually kept if that differs (a refused
@@ -416,6 +426,9 @@ def _stored(store: Any, since: int | None) -> Iterator[tuple[str, str, str, Any,
             dl = store.db.execute("SELECT rowid, id, reason, stage, source, origin, log_type, raw, received_us"
                                   " FROM dead_letters").fetchall()
             al = store.db.execute("SELECT rowid, id, doc FROM alerts").fetchall()
+            sa = store.db.execute("SELECT rowid, id, doc FROM self_audit"
+                                  + (" WHERE ts_us >= ?" if since else ""),
+                                  (since * 1_000_000,) if since else ()).fetchall()
         for rowid, rid, doc, ts in ev:
             yield "event", rid, f"events rowid {rowid}", orjson.loads(doc), ts // 1_000_000
         for rowid, rid, reason, stage, source, origin, lt, raw, ts in dl:
@@ -424,6 +437,9 @@ def _stored(store: Any, since: int | None) -> Iterator[tuple[str, str, str, Any,
         for rowid, rid, doc in al:
             d = orjson.loads(doc)
             yield "alert", rid, f"alerts rowid {rowid}", d, _ts(d, "first_seen")
+        for rowid, rid, doc in sa:
+            d = orjson.loads(doc)
+            yield "self_audit", rid, f"self_audit rowid {rowid}", d, _ts(d, "@timestamp")
         return
     store.refresh()
     q: dict[str, Any] = {"match_all": {}}
@@ -439,6 +455,8 @@ def _stored(store: Any, since: int | None) -> Iterator[tuple[str, str, str, Any,
                                s.get("log_type"), base64.b64decode(s.get("raw_b64") or "")), _ts(s, "@timestamp"))
     for h in _scan(store, store.alerts_index, {"match_all": {}}):
         yield "alert", h["_id"], f"{h['_index']}/{h['_id']}", h["_source"], _ts(h["_source"], "first_seen")
+    for h in _scan(store, store.self_audit_pattern, q):
+        yield "self_audit", h["_id"], f"{h['_index']}/{h['_id']}", h["_source"], _ts(h["_source"], "@timestamp")
 
 
 def _scan(store: Any, index: str, query: dict[str, Any]) -> Iterable[dict[str, Any]]:
