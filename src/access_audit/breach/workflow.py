@@ -415,13 +415,13 @@ class BreachWorkflow:
                                          from_state=c.state.value)
         auth = [s for s in statuses if s.rule.authority_notification and s.due is not None]
         if c.submission is not None:
-            mine = [s for s in auth if s.done_at is not None]
-            late_now = any(s.status == "met_late" for s in mine)
+            met = [s for s in auth if s.done_at is not None]
+            late_now = any(s.status == "met_late" for s in met)
             if late_now != c.submission.late:
                 c.submission = c.submission.model_copy(update={
                     "late": late_now,
                     "delay_reasons": c.submission.delay_reasons or next(
-                        (c.late_reasons[s.rule.id] for s in mine if s.rule.id in c.late_reasons), None)})
+                        (c.late_reasons[s.rule.id] for s in met if s.rule.id in c.late_reasons), None)})
         if c.approval is not None and auth:
             approved_late = any(c.approval.at > s.due for s in auth if s.due is not None)
             if approved_late != c.approval.late:
