@@ -171,7 +171,9 @@ class Worker:
             if msgs:
                 self.last_activity = time.monotonic()
                 s2.busy = True
-                updates = s2.detect(msgs)
+                updates = p._retrying(partial(s2.detect, msgs), stop, max_backoff_s)
+                if updates is None:
+                    return
                 if p._retrying(partial(p.write_alert_updates, updates), stop, max_backoff_s) is None:
                     return
                 s2.busy = False

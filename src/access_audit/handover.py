@@ -41,6 +41,7 @@ import orjson
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
 from access_audit.core.clock import Clock
+from access_audit.core.errors import StoreUnavailableError
 from access_audit.core.events import AccessEvent, EventValidationError
 from access_audit.detect.engine import DetectionEngine
 from access_audit.detect.rules import Rule
@@ -241,14 +242,25 @@ class Stage2:
         return _Task(topic, partition, label, engine, AlertManager(clock=self.clock, partition=label),  # type: ignore[arg-type]
                      Groups(self.seen_cap))
 
-    def assign(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Restore the state of newly assigned partitions; returns the offsets to seek to."""
+    def assign(self, parts: list[tuple[str, int]], *, strict: bool = False) -> dict[tuple[str, int], int]:
+        """Restore the state of newly assigned partitions; returns the offsets to seek to.
+
+        Called by the client's rebalance callback, where it must not raise: a partition whose state
+        cannot be read (the store is down) is left unassigned here and restored by ``detect``
+        before its first message (``strict``: raise, so the caller retries)."""
         seek: dict[tuple[str, int], int] = {}
         for tp in parts:
             if tp in self.tasks:
                 continue
             task = self._task(*tp)
-            self._restore(task)
+            try:
+                self._restore(task)
+            except StoreUnavailableError as e:
+                if strict:
+                    raise
+                log.warning("hand-over partition %s: state not restored yet (%s); restoring before its "
+                            "first message", task.label, e)
+                continue
             self.tasks[tp] = task
             if task.offset is not None:
                 seek[tp] = task.offset
@@ -301,15 +313,18 @@ class Stage2:
     # --- processing ----------------------------------------------------------------------------
 
     def detect(self, msgs: list[Handed]) -> list[tuple[Alert, bool]]:
-        """Run the partition's rules over the batch (once: state moves). Returns the alert updates."""
+        """Run the partition's rules over the batch (once: state moves). Returns the alert updates.
+        Only the restores can fail (the store is down), before anything moved: retry freely."""
+        # Restores first (StoreUnavailableError here changes nothing: the caller retries the batch).
+        missing = sorted({(m.topic, m.partition) for m in msgs} - set(self.tasks))
+        if missing:
+            self.assign(missing, strict=True)
         updates: list[tuple[Alert, bool]] = []
         for m in msgs:
-            task = self.tasks.get((m.topic, m.partition))
-            if task is None:  # fetched before the assignment was seen: restore it first
-                self.assign([(m.topic, m.partition)])
-                task = self.tasks[(m.topic, m.partition)]
-                if task.offset is not None and m.offset < task.offset:
-                    continue
+            task = self.tasks[(m.topic, m.partition)]
+            if task.offset is not None and m.offset < task.offset:
+                task.duplicates += 1  # before the checkpointed position (no seek happened): seen
+                continue
             task.offset = m.offset + 1
             task.offset_dirty = True
             try:
