@@ -192,8 +192,31 @@ class Run:
         c.close()
         return ids
 
+    def handover_lag(self) -> int | None:
+        """Messages of the hand-over topics (stage 2, docs/design/topology.md) the group has not
+        committed yet; None while it cannot be read."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        try:
+            topics = [t for t in self.admin.list_topics() if t.startswith(f"g{self.tag}.by.")]
+            committed = {(tp.topic, tp.partition): om.offset
+                         for tp, om in self.admin.list_consumer_group_offsets(f"g{self.tag}.by").items()}
+            c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+            try:
+                parts = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or [])]
+                ends = c.end_offsets(parts) if parts else {}
+            finally:
+                c.close()
+            return sum(max(0, ends[tp] - max(0, committed.get((tp.topic, tp.partition), 0))) for tp in parts)
+        except Exception:  # the broker is restarting: not an answer
+            return None
+
     def settled_alerts(self, quiet_s: float = 6.0, max_s: float = 60.0) -> list[dict[str, Any]]:
-        """The alert documents once their number has not changed for ``quiet_s``."""
+        """The alert documents once stage 2 has caught up (a SIGKILLed worker's hand-over partitions
+        move only when its session expires) and their number has not changed for ``quiet_s``."""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and self.handover_lag() != 0:
+            time.sleep(1.0)
         t0 = time.monotonic()
         docs = self.alert_docs()
         stable_since = time.monotonic()
