@@ -106,6 +106,18 @@ def record_from_kafka(msg: Any, topic_log_types: dict[str, str]) -> RawRecord:
     )
 
 
+def poll_messages(consumer: Any, max_records: int, timeout_s: float, what: str = "") -> list[Any]:
+    """One poll of a kafka-python consumer, flattened; a failed poll is logged and gives nothing
+    (the position is kept: the next poll fetches the same messages)."""
+    try:
+        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+    except KafkaError as e:
+        log.warning("Kafka %spoll failed (%s); will retry", what, e)
+        time.sleep(1.0)
+        return []
+    return [m for msgs in batches.values() for m in msgs]
+
+
 class KafkaRecordSource:
     """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
 
@@ -123,16 +135,7 @@ class KafkaRecordSource:
         self._last_origins: list[tuple[str, int, int]] = []
 
     def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[RawRecord]:
-        try:
-            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except KafkaError as e:
-            log.warning("Kafka poll failed (%s); will retry", e)
-            time.sleep(1.0)
-            return []
-        out: list[RawRecord] = []
-        for msgs in batches.values():
-            for m in msgs:
-                out.append(record_from_kafka(m, self.topic_log_types))
+        out = [record_from_kafka(m, self.topic_log_types) for m in poll_messages(self.consumer, max_records, timeout_s)]
         self.polled += len(out)
         return out
 
@@ -325,13 +328,8 @@ class KafkaHandoverSource:
         self.consumer.subscribe(topics=list(topics), listener=Listener())
 
     def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[Handed]:
-        try:
-            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except KafkaError as e:
-            log.warning("Kafka poll (hand-over) failed (%s); will retry", e)
-            time.sleep(1.0)
-            return []
-        return [Handed(m.topic, m.partition, m.offset, m.value or b"") for msgs in batches.values() for m in msgs]
+        return [Handed(m.topic, m.partition, m.offset, m.value or b"")
+                for m in poll_messages(self.consumer, max_records, timeout_s, "hand-over ")]
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         from kafka.structs import OffsetAndMetadata

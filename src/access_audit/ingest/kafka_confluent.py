@@ -92,6 +92,28 @@ class _Msg:
         self.value, self.headers = m.value(), m.headers()
 
 
+def consume_messages(consumer: Any, max_records: int, timeout_s: float, what: str = "") -> list[Any]:
+    """One ``consume`` of a confluent consumer without its error events: a fatal error raises
+    BusError, another is logged and skipped (librdkafka retries by itself); a failed call gives
+    nothing (the position is kept)."""
+    try:
+        msgs = consumer.consume(num_messages=max_records, timeout=timeout_s)
+    except KafkaException as e:
+        log.warning("Kafka %spoll failed (%s); will retry", what, e)
+        time.sleep(1.0)
+        return []
+    out = []
+    for m in msgs:
+        err = m.error()
+        if err is not None:
+            if err.fatal():
+                raise BusError(f"Kafka {what}consumer: fatal error: {err}")
+            log.warning("Kafka %sconsumer: %s", what, err)
+            continue
+        out.append(m)
+    return out
+
+
 class ConfluentRecordSource:
     """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
 
@@ -113,21 +135,9 @@ class ConfluentRecordSource:
             self._pending.pop((tp.topic, tp.partition), None)
 
     def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[RawRecord]:
-        try:
-            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
-        except KafkaException as e:
-            log.warning("Kafka poll failed (%s); will retry", e)
-            time.sleep(1.0)
-            return []
         out: list[RawRecord] = []
         pending, types = self._pending, self.topic_log_types
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise BusError(f"Kafka consumer: fatal error: {err}")
-                log.warning("Kafka consumer: %s", err)
-                continue
+        for m in consume_messages(self.consumer, max_records, timeout_s):
             view = _Msg(m)
             out.append(record_from_kafka(view, types))
             pending[(view.topic, view.partition)] = view.offset + 1
@@ -306,22 +316,8 @@ class ConfluentHandoverSource:
         self.consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked)
 
     def poll(self, max_records: int = 1000, timeout_s: float = 1.0) -> list[Handed]:
-        try:
-            msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
-        except KafkaException as e:
-            log.warning("Kafka poll (hand-over) failed (%s); will retry", e)
-            time.sleep(1.0)
-            return []
-        out: list[Handed] = []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise BusError(f"Kafka hand-over consumer: fatal error: {err}")
-                log.warning("Kafka hand-over consumer: %s", err)
-                continue
-            out.append(Handed(str(m.topic()), int(m.partition() or 0), int(m.offset() or 0), m.value() or b""))
-        return out
+        return [Handed(str(m.topic()), int(m.partition() or 0), int(m.offset() or 0), m.value() or b"")
+                for m in consume_messages(self.consumer, max_records, timeout_s, "hand-over ")]
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if not offsets:
