@@ -23,6 +23,7 @@ from test_kafka_pipeline import (
     BOOTSTRAP,
     REPO,
     Env,
+    create_topics,
     es,
     expected_events,
     kafka_admin,
@@ -95,7 +96,7 @@ def topics(kafka_admin) -> Iterator[tuple[str, str]]:
 
     tag = uuid.uuid4().hex[:8]
     names = [f"t{tag}.raw", f"t{tag}.alerts", f"t{tag}.dead"]
-    kafka_admin.create_topics([NewTopic(t, 3, 1) for t in names])
+    create_topics(kafka_admin, [NewTopic(t, 3, 1) for t in names])
     yield tag, names[0]
     kafka_admin.delete_topics(names)
 
@@ -205,8 +206,12 @@ def test_records_are_the_same_whichever_client_ships_or_consumes(topics, shipper
         src = kafka_adapters(settings).source(settings)
         out: list[RawRecord] = []
         deadline = time.monotonic() + 60
+        while not out and time.monotonic() < deadline:
+            out.extend(src.poll(5, 1.0))
+        assert 0 < src.lag() <= len(recs) - len(out), client  # what the last fetch told, not a broker query
         while len(out) < len(recs) and time.monotonic() < deadline:
             out.extend(src.poll(100, 1.0))
+        assert src.lag() == 0, client
         src.close()
         assert sorted(out, key=lambda r: r.origin) == sorted(recs, key=lambda r: r.origin), client
         got.extend(out)

@@ -65,6 +65,22 @@ def es():
     client.close()
 
 
+def create_topics(admin, topics: list) -> None:
+    """admin.create_topics, again if the module's admin connection went stale: the broker closes
+    a connection idle for 10 minutes (connections.max.idle.ms) and kafka-python reconnects on the
+    next try."""
+    from kafka.errors import KafkaConnectionError
+
+    for attempt in range(10):
+        try:
+            admin.create_topics(topics)
+            return
+        except KafkaConnectionError:
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
+
+
 class Env:
     """One isolated setup: its own topics, consumer group and index prefix."""
 
@@ -74,7 +90,7 @@ class Env:
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
         self.raw, self.alerts, self.dead = f"t{tag}.raw", f"t{tag}.alerts", f"t{tag}.dead"
-        admin.create_topics([NewTopic(t, partitions, 1) for t in (self.raw, self.alerts, self.dead)])
+        create_topics(admin, [NewTopic(t, partitions, 1) for t in (self.raw, self.alerts, self.dead)])
         self.prefix = f"aa-it-{tag}"
         self.es = es
         self.env = {**os.environ, "ACCESS_AUDIT_BUS": "kafka", "ACCESS_AUDIT_STORE": "elasticsearch",

@@ -118,6 +118,18 @@ def poll_messages(consumer: Any, max_records: int, timeout_s: float, what: str =
     return [m for msgs in batches.values() for m in msgs]
 
 
+def cached_lag(consumer: Any, parts: Any) -> dict[tuple[str, int], int]:
+    """Lag per assigned partition from what the consumer already knows (its position and the high
+    watermark of the last fetch response): no request to the broker from the worker loop, so a
+    metric never stalls the pipeline. A partition not fetched yet is left out."""
+    out: dict[tuple[str, int], int] = {}
+    for tp in parts:
+        high = consumer.highwater(tp)
+        if high is not None:
+            out[(tp.topic, tp.partition)] = max(0, high - consumer.position(tp))
+    return out
+
+
 class KafkaRecordSource:
     """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
 
@@ -160,8 +172,7 @@ class KafkaRecordSource:
         parts = self.consumer.assignment()
         if not parts:
             return 0
-        ends = self.consumer.end_offsets(list(parts))
-        return sum(max(0, ends[p] - self.consumer.position(p)) for p in parts)
+        return sum(cached_lag(self.consumer, parts).values())
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
@@ -344,10 +355,7 @@ class KafkaHandoverSource:
 
     def lag(self) -> dict[tuple[str, int], int]:
         parts = list(self.consumer.assignment())
-        if not parts:
-            return {}
-        ends = self.consumer.end_offsets(parts)
-        return {(p.topic, p.partition): max(0, ends[p] - self.consumer.position(p)) for p in parts}
+        return cached_lag(self.consumer, parts) if parts else {}
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -114,6 +114,19 @@ def consume_messages(consumer: Any, max_records: int, timeout_s: float, what: st
     return out
 
 
+def cached_lag(consumer: Any, parts: list[Any]) -> dict[tuple[str, int], int]:
+    """Lag per assigned partition from what the consumer already knows: its position and the high
+    watermark of the last fetch response. It asks the broker nothing: a watermark query per
+    partition in the worker loop blocked it for seconds behind the fetches (and a worker that looks
+    idle is stopped by ``--max-idle``). A partition not fetched yet is left out."""
+    out: dict[tuple[str, int], int] = {}
+    for tp in consumer.position(parts):
+        _low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high >= 0:
+            out[(tp.topic, tp.partition)] = max(0, high - tp.offset) if tp.offset >= 0 else high
+    return out
+
+
 class ConfluentRecordSource:
     """RecordSource over a consumer group on the raw-log topics. Never auto-commits."""
 
@@ -170,11 +183,7 @@ class ConfluentRecordSource:
         parts = self.consumer.assignment()
         if not parts:
             return 0
-        total = 0
-        for tp in self.consumer.position(parts):
-            _low, high = self.consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
-            total += max(0, high - tp.offset) if tp.offset >= 0 else 0
-        return total
+        return sum(cached_lag(self.consumer, parts).values())
 
     def close(self) -> None:
         self.consumer.close()  # auto-commit is off: closing commits nothing
@@ -329,11 +338,7 @@ class ConfluentHandoverSource:
 
     def lag(self) -> dict[tuple[str, int], int]:
         parts = self.consumer.assignment()
-        out: dict[tuple[str, int], int] = {}
-        for tp in self.consumer.position(parts) if parts else []:
-            _low, high = self.consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
-            out[(tp.topic, tp.partition)] = max(0, high - tp.offset) if tp.offset >= 0 else high
-        return out
+        return cached_lag(self.consumer, parts) if parts else {}
 
     def close(self) -> None:
         self.consumer.close()
