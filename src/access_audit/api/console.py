@@ -11,7 +11,9 @@ little JavaScript for the countdowns, no front-end build.
     POST /console/cases/{id}/<step>  one workflow step (triage, awareness, dismissal, details,
                                      assessment, no-notification, draft, approval, submission,
                                      subjects-decision, closure), then back to the case (303)
-    GET  /console/alerts             the alert list
+    GET  /console/alerts             the alert list (?rule_id=, ?since=&until= on first seen)
+    GET  /console/activity           access events and alerts over time, top users, resources and
+                                     source addresses; every bar and row links to its query
     GET  /console/register           the breach register, with CSV and JSON export
 
 Forms post ``application/x-www-form-urlencoded`` with the session's CSRF token. Every page shows
@@ -22,11 +24,12 @@ server's clock (``data-now``) so a wrong client clock does not move a deadline.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -42,6 +45,7 @@ from access_audit.api.auth import (
     Perm,
     Principal,
     form_fields,
+    protect,
     require,
 )
 from access_audit.breach.machine import NEXT_STEP
@@ -58,6 +62,8 @@ from access_audit.breach.model import (
     SubjectsDecisionKind,
 )
 from access_audit.breach.risk import Consequences, Identifiability, RiskWorksheet
+from access_audit.core.errors import QueryError
+from access_audit.core.events import Outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
 S = BreachState
@@ -223,6 +229,61 @@ def _case_view(request: Request, case_id: str) -> dict[str, Any]:
     }
 
 
+# --- the activity page ------------------------------------------------------------------------------
+
+TOP_FIELDS = (("user.name", "Top users"), ("resource.name", "Top resources"), ("source.ip", "Top source addresses"))
+MAX_ACTIVITY_DAYS = 366
+
+
+def query_text(field: str, value: str) -> str:
+    """``field:"value"`` in the query language (quotes and backslashes escaped)."""
+    return f'{field}:"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def events_link(q: str, since: datetime, until: datetime) -> dict[str, str]:
+    """The query behind a bar or a row: the API's search URL and the same query for the CLI."""
+    s, u = _iso(since), _iso(until)
+    quoted = "'" + q.replace("'", "'\\''") + "' " if q else ""  # one shell word, as typed
+    cli = f"access-audit query {quoted}--since {s} --until {u}"
+    return {"q": q, "href": "/api/events?" + urlencode({"q": q, "since": s, "until": u, "order": "asc",
+                                                         "limit": 1000}), "cli": cli}
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def bars(buckets: list[tuple[datetime, int]], seconds: int, lo: datetime, hi: datetime, tz: ZoneInfo, fmt: str,
+         link: Callable[[datetime, datetime], dict[str, str]] | None = None) -> dict[str, Any]:
+    """An SVG bar chart's model: one bar per bucket (x, height in a 100-high box), each linked to
+    what it counts (default: the search of its events), the bucket cut to the page's range as the
+    store counted it."""
+    to = link or (lambda a, b: events_link("", a, b))
+    top = max((n for _, n in buckets), default=0)
+    out = []
+    for i, (t, n) in enumerate(buckets):
+        end = t + timedelta(seconds=seconds)
+        out.append({"x": i * 10, "h": round(100 * n / top, 2) if top else 0, "n": n, "start": _iso(t),
+                    "label": t.astimezone(tz).strftime(fmt), "link": to(max(t, lo), min(end, hi)) if n else None})
+    return {"bars": out, "max": top, "total": sum(n for _, n in buckets), "width": max(len(out), 1) * 10}
+
+
+def alerts_link(since: datetime, until: datetime) -> dict[str, str]:
+    """The alerts of one bar: the console's alert list, by first seen."""
+    return {"q": "", "cli": "", "href": "/console/alerts?" + urlencode({"since": _iso(since), "until": _iso(until)})}
+
+
+def alert_days(alerts: list[Any], since: datetime, until: datetime) -> dict[datetime, int]:
+    from access_audit.store.aggregations import bucket_start
+
+    counts: dict[datetime, int] = {}
+    for a in alerts:
+        if since <= a.first_seen < until:
+            day = bucket_start(a.first_seen, 86400)
+            counts[day] = counts.get(day, 0) + 1
+    return counts
+
+
 # --- routes -----------------------------------------------------------------------------------------
 
 def protect_cases(request: Request, docs: Any, cases: list[Any]) -> Any:
@@ -369,13 +430,78 @@ def add_console_routes(app: FastAPI) -> None:
 
     @app.get("/console/alerts", include_in_schema=False)
     def alerts_page(request: Request, _: Annotated[Principal, require(Perm.alerts_read, html=True)],
-                    rule_id: str | None = None) -> HTMLResponse:
+                    rule_id: str | None = None, since: str | None = None, until: str | None = None) -> HTMLResponse:
+        from access_audit.store.query import parse_when
+
         tz = st.workflow.config.tz
-        found = st.store.alerts(rule_id=rule_id, limit=500)
+        try:
+            lo = parse_when(since, st.clock.now()) if since else None
+            hi = parse_when(until, st.clock.now()) if until else None
+        except QueryError as e:
+            return error_page(request, 400, str(e))
+        found = st.store.alerts(rule_id=rule_id, limit=500 if lo is None and hi is None else 100_000)
+        if lo is not None or hi is not None:  # the alerts of one bar of the activity page (by first seen)
+            found = [a for a in found if (lo is None or a.first_seen >= lo) and (hi is None or a.first_seen < hi)]
         rows = [{**a.to_doc(), "first": a.first_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
                  "last": a.last_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M")} for a in found]
         return page(request, "alerts.html", alerts=protect_alerts(request, rows, found), rule_id=rule_id,
-                    nav="alerts")
+                    nav="alerts", since=since or "", until=until or "")
+
+    @app.get("/console/activity", include_in_schema=False)
+    def activity_page(request: Request, p: Annotated[Principal, require(Perm.events_aggregate, html=True)],
+                      days: int = 7, since: str | None = None, until: str | None = None) -> HTMLResponse:
+        """Access events per hour and per day, alerts per day, the top users, resources and source
+        addresses of a time range (default the last 7 days); each bar and row links to its query.
+        Values are shown as the role may see them (pseudonyms), and the read is in the self-audit."""
+        from access_audit.api.app import QueryParams, audit
+        from access_audit.store.aggregations import check_terms_field_for_pseudonyms, fill
+        from access_audit.store.query import Query as EventQuery
+
+        tz = st.workflow.config.tz
+        now = st.clock.now()
+        try:
+            if not 1 <= days <= MAX_ACTIVITY_DAYS:
+                raise QueryError(f"days must be between 1 and {MAX_ACTIVITY_DAYS} (got {days})")
+            qp = QueryParams("", since, until, now)
+            hi = qp.until or now
+            lo = qp.since or hi - timedelta(days=days)
+            if lo >= hi:
+                raise QueryError("'since' must be before 'until'")
+            if (hi - lo) > timedelta(days=MAX_ACTIVITY_DAYS):
+                raise QueryError(f"at most {MAX_ACTIVITY_DAYS} days at once")
+        except QueryError as e:
+            audit(request, p, "aggregate", "activity page", outcome=Outcome.failure, reason=str(e)[:500], status=400)
+            return error_page(request, 400, str(e))
+        eq = EventQuery(since=lo, until=hi)
+        hourly = (hi - lo) <= timedelta(days=31)
+        step = 3600 if hourly else 86400
+        if not p.sees_personal_data:
+            for f, _ in TOP_FIELDS:
+                check_terms_field_for_pseudonyms(f, f"your role ({p.role.value})")
+        per_step = st.store.histogram(eq, "1h" if hourly else "1d")
+        per_day = st.store.histogram(eq, "1d")
+        tops = {f: [{f: str(v), "events": n} for v, n in st.store.aggregate(eq, f, 10)] for f, _ in TOP_FIELDS}
+        described = f"activity since {lo.isoformat()} until {hi.isoformat()} by {', '.join(tops)}"
+        audit(request, p, "aggregate", described, hits=sum(n for _, n in per_day), status=200)
+        request.state.protected = True
+        tops = protect(request, tops)  # pseudonyms for a role that sees them (as /api/aggregations)
+        lists = []
+        for f, title in TOP_FIELDS:
+            most = max((r["events"] for r in tops[f]), default=0)
+            lists.append({"field": f, "title": title, "max": most, "rows": [
+                {"value": r[f], "events": r["events"], "link": events_link(query_text(f, r[f]), lo, hi)}
+                for r in tops[f]]})
+        alerts = None
+        if p.can(Perm.alerts_read):
+            counts = alert_days(st.store.alerts(limit=100_000), lo, hi)
+            alerts = bars(fill(counts, eq, 86400), 86400, lo, hi, tz, "%a %d %b", alerts_link)
+        return page(request, "activity.html", nav="activity", tz=st.workflow.config.timezone,
+                    since=_iso(lo), until=_iso(hi), since_local=lo.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                    until_local=hi.astimezone(tz).strftime("%Y-%m-%d %H:%M"), days=days,
+                    per_step=bars(per_step, step, lo, hi, tz, "%a %d %b %H:00" if hourly else "%a %d %b"),
+                    per_day=bars(per_day, 86400, lo, hi, tz, "%a %d %b"), hourly=hourly, lists=lists,
+                    alerts=alerts,
+                    all_events=events_link("", lo, hi))
 
     @app.get("/console/register", include_in_schema=False)
     def register_page(request: Request, _: Annotated[Principal, require(Perm.register_read,
