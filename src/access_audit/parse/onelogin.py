@@ -60,7 +60,7 @@ EVENT_TYPES: dict[int, tuple[str, str, str, Outcome]] = {
     551: ("user-suspended", "iam", "change", Outcome.success),
 }
 _SNIFF_COMPANIONS = ("user_name", "actor_user_name", "user_id", "actor_user_id", "ipaddr", "app_name",
-                     "privilege_name")
+                     "privilege_name", "created_at")
 
 
 def type_id(v: Any) -> int | None:
@@ -83,7 +83,8 @@ class OneLoginParser(JsonParser):
 
     def sniff_obj(self, obj: dict[str, Any]) -> bool:
         rec = inner(obj)
-        return "event_type_id" in rec and any(k in rec for k in _SNIFF_COMPANIONS)
+        return "event_type_id" in rec and (any(k in rec for k in _SNIFF_COMPANIONS)
+                                           or rec.get("p_log_type") == "OneLogin.Events")
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
         f = Fields(unwrap(obj), self.name)
