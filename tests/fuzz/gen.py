@@ -39,7 +39,8 @@ SEED_LINES[-1:-1] = [
 
 LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs",
                                "postgresql.pgaudit", "mysql.audit", "windows.security",
-                               "duo.authentication", "duo.administrator", "onelogin.events"]
+                               "duo.authentication", "duo.administrator", "onelogin.events",
+                               "onepassword.itemusage", "onepassword.signinattempt"]
 
 
 # Panther fixtures without a time field, and the field their vendor documents.
@@ -57,7 +58,7 @@ def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes],
         if p.is_file():
             lines += p.read_bytes().splitlines()[:per_file]
     for name in ("AWS.CloudTrail", "GitHub.Audit", "Okta.SystemLog", "Duo.Administrator", "Duo.Authentication",
-                 "OneLogin.Events"):
+                 "OneLogin.Events", "OnePassword.ItemUsage", "OnePassword.SignInAttempt"):
         p = datasets / "panther_tests" / f"{name}.jsonl"
         if p.is_file():
             for row in p.read_text().splitlines()[:per_file]:
