@@ -38,7 +38,13 @@ SEED_LINES[-1:-1] = [
 ]
 
 LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs",
-                               "postgresql.pgaudit", "mysql.audit"]
+                               "postgresql.pgaudit", "mysql.audit", "windows.security",
+                               "duo.authentication", "duo.administrator", "onelogin.events",
+                               "onepassword.itemusage", "onepassword.signinattempt"]
+
+
+# Panther fixtures without a time field, and the field their vendor documents.
+_UNTIMED = {"Duo.Authentication": "isotimestamp", "OneLogin.Events": "created_at"}
 
 
 def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes], list[dict[str, Any]]]:
@@ -51,16 +57,25 @@ def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes],
         p = datasets / name
         if p.is_file():
             lines += p.read_bytes().splitlines()[:per_file]
-    for name in ("AWS.CloudTrail", "GitHub.Audit", "Okta.SystemLog"):
+    for name in ("AWS.CloudTrail", "GitHub.Audit", "Okta.SystemLog", "Duo.Administrator", "Duo.Authentication",
+                 "OneLogin.Events", "OnePassword.ItemUsage", "OnePassword.SignInAttempt"):
         p = datasets / "panther_tests" / f"{name}.jsonl"
         if p.is_file():
             for row in p.read_text().splitlines()[:per_file]:
                 ev = json.loads(row).get("event")
                 if isinstance(ev, dict):
                     objs.append(ev)
+                    if name in _UNTIMED:  # these fixtures have no time: a timed copy reaches the mapping
+                        objs.append({**ev, _UNTIMED[name]: "2026-11-20T10:00:00+00:00"})
     p = datasets / "pgaudit_regress" / "pgaudit.out"
     if p.is_file():
         lines += [x for x in p.read_bytes().splitlines() if b"AUDIT: " in x][:per_file]
+    # Windows Security logons: the NXLog and export shapes (OTRF) and Sentinel rows (msticpy).
+    win = sorted((datasets / "otrf_windows_security").glob("*.jsonl"))[:3]
+    win += [datasets / "msticpy_testdata" / "failed_logons.from_pkl.jsonl"]
+    for p in win:
+        if p.is_file():
+            objs += [json.loads(x) for x in p.read_text().splitlines()[:per_file // 10] if x.strip()]
     p = datasets / "otrf_aws_cloudtrail" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json"
     if p.is_file():
         for row in p.read_text().splitlines()[:per_file]:

@@ -145,6 +145,7 @@ JSON_LOG_TYPES |= {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", 
 # key=value fields of every record of the event, ``sigma_fields``).
 RAW_LINE_LOG_TYPES = frozenset({"linux.auditd"})
 JSON_LOG_TYPES |= {"kubernetes.audit"}  # parse/kubernetes.py
+JSON_LOG_TYPES |= {"duo.authentication", "duo.administrator", "onelogin.events"}  # parse/duo.py, onelogin.py
 
 # Sigma field -> ECS path, only where the ECS value is the vendor's value verbatim (the parsers'
 # normalised values, such as event.outcome, are left to the raw record). Keys compare ignoring case.
@@ -302,6 +303,17 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "cs-host": "url.domain",
         "sc-bytes": "http.response.body.bytes",
     },
+    # Cisco Duo and OneLogin: SigmaHQ names the API's own fields, read from the record; these
+    # are the ones whose ECS value is the vendor's verbatim.
+    "duo": {
+        "access_device.ip": "source.ip",
+        "reason": "event.reason",
+        "username": "user.name",
+    },
+    "onelogin": {
+        "event_type_id": "labels.onelogin_event_type_id",  # a number or a string of digits: the label is one form
+        "ipaddr": "source.ip",
+    },
     # Linux auditd: SigmaHQ names the audit record's own fields (type, key, exe, comm, a0..,
     # SYSCALL, name, nametype, cwd, euid, unit...), read from the record (``RAW_LINE_LOG_TYPES``);
     # the table only adds the ECS fields the same rules may name.
@@ -348,7 +360,9 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
     threat_detection) -> o365.audit; product gcp service gcp.audit -> gcp.audit, service
     google_workspace.* -> gworkspace.activity and gcp.audit; product kubernetes (service audit,
-    category none or application) -> kubernetes.audit. The database audit types
+    category none or application) -> kubernetes.audit; product cisco service duo ->
+    duo.authentication and duo.administrator; product onelogin (service onelogin.events) ->
+    onelogin.events. Windows Security (windows.security) has no log source yet. The database audit types
     (postgresql.pgaudit, mysql.audit) have no Sigma log source: SigmaHQ has no rules for them.
     """
     cat = (ls.category or "").lower() or None
@@ -376,6 +390,10 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "gworkspace", ("gworkspace.activity", "gcp.audit")
     if prod == "kubernetes" and cat in (None, "application") and svc in (None, "audit"):
         return "kubernetes", ("kubernetes.audit",)
+    if prod == "cisco" and cat is None and svc == "duo":
+        return "duo", ("duo.authentication", "duo.administrator")
+    if prod == "onelogin" and cat is None and svc in (None, "onelogin.events"):
+        return "onelogin", ("onelogin.events",)
     return None
 
 
@@ -949,7 +967,8 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
                           "carries it; supported: product aws/service cloudtrail, okta, product github, "
                           "category webserver, product linux with service auth/sshd/sudo/su/syslog, product azure "
                           "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
-                          "(gcp.audit, google_workspace.*), product kubernetes (audit)",
+                          "(gcp.audit, google_workspace.*), product kubernetes (audit), product cisco/service duo, "
+                          "product onelogin",
                           section="logsource")
     table, log_types = found
     resolver = FieldResolver(table, log_types)
