@@ -469,7 +469,7 @@ def retention(
     settings = _settings(data_dir)
     now = datetime.now(UTC)
     store = open_store(settings)
-    repo = BreachRepo(settings.breach_path) if settings.breach_path.exists() else None
+    repo = BreachRepo.from_settings(settings) if settings.breach_path.exists() else None
     try:
         holds = {h["id"]: ret.LegalHold.from_doc(h) for h in store.legal_holds()}
         for case in repo.list() if repo else []:  # the cases are the source of truth of their holds
@@ -867,10 +867,18 @@ def verify(
     except QueryError as e:
         raise _fail(str(e)) from None
     store = open_store(settings.model_copy(update={"chain": False}))
+    cases = None
+    if settings.breach_path.exists():
+        from access_audit.breach.repo import BreachRepo
+
+        cases = BreachRepo(settings.breach_path)  # read only: it chains nothing itself
     try:
-        rep = verify_chain(store, load_key(settings.chain_key_path), settings.chain_anchor_path, since=when)
+        rep = verify_chain(store, load_key(settings.chain_key_path), settings.chain_anchor_path, since=when,
+                           cases=cases)
     finally:
         store.close()
+        if cases is not None:
+            cases.close()
     if fmt == "json":
         sys.stdout.write(orjson.dumps(rep.to_json()).decode() + "\n")
     else:

@@ -366,7 +366,7 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
         store = open_store(settings)
         owned.append(store)
     if repo is None:
-        repo = BreachRepo(settings.data_dir / "breach.db")
+        repo = BreachRepo.from_settings(settings)
         owned.append(repo)
     if tokens is None:
         tokens = TokenStore(settings.data_dir / "auth.db", clock)

@@ -7,6 +7,10 @@
   trail's source of truth; a case's ``trail`` is read from it.
 - ``reminders``: one row per reminder sent, keyed by (case, clock, offset, due time, channel), so
   a reminder is sent once per channel, across restarts and across processes.
+- ``chain``: with a chain key (``BreachRepo.from_settings``, on by default), every case version and
+  every trail row is chained (``store/chain.py``, kind ``case``) in the same transaction that
+  writes it, so ``access-audit verify`` reports a case or trail row edited, deleted or inserted
+  behind the workflow's back; retention chains the ids of the cases it deletes.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class BreachRepo:
     """The case repository. Safe to share between threads (one connection, one lock); several
     processes may open the same file (SQLite WAL; writes are short transactions)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, chain_key: Path | None = None, chain_anchor: Path | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -80,6 +84,19 @@ class BreachRepo:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self.chain: Any = None
+        if chain_key is not None and chain_anchor is not None:
+            from access_audit.store.chain import Chain, SqliteLog, load_key
+
+            self.chain = Chain(SqliteLog(self), load_key(chain_key), chain_anchor)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BreachRepo:
+        """``<data_dir>/breach.db``, chained when the store is (``settings.chain``)."""
+        path = getattr(settings, "breach_path", None) or Path(settings.data_dir) / "breach.db"
+        if not getattr(settings, "chain", False):  # not a Settings (a test's namespace): no chain
+            return cls(path)
+        return cls(path, chain_key=settings.chain_key_path, chain_anchor=settings.chain_anchor_path)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -107,6 +124,7 @@ class BreachRepo:
                                                      _us(case.awareness.at) if case.awareness else None, 1,
                                                      orjson.dumps(case.to_doc()).decode()))
             self._append(db, case.id, case.trail)
+            self._chain(db, case.id)
         return case
 
     def save(self, case: BreachCase, new_entries: list[AuditEntry]) -> BreachCase:
@@ -124,6 +142,7 @@ class BreachRepo:
                 raise ConcurrentUpdateError("the case was changed by someone else since it was read: read it "
                                             "again and retry", case_id=case.id)
             self._append(db, case.id, new_entries)
+            self._chain(db, case.id, [e.seq for e in new_entries])
         return stored
 
     def _append(self, db: sqlite3.Connection, case_id: str, entries: list[AuditEntry]) -> None:
@@ -133,6 +152,48 @@ class BreachRepo:
             [(case_id, e.seq, _us(e.at), e.actor, e.action, e.from_state.value if e.from_state else None,
               e.to_state.value if e.to_state else None, e.reason, orjson.dumps(e.changes, default=str).decode())
              for e in entries])
+
+    # --- tamper evidence (store/chain.py) -------------------------------------------------------
+
+    _CASE_SQL = "SELECT id, version, opened_us, doc FROM cases"
+    _TRAIL_SQL = "SELECT case_id, seq, at_us, actor, action, from_state, to_state, reason, changes FROM audit"
+
+    @staticmethod
+    def _case_leaf_doc(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"version": row[1], "doc": orjson.loads(row[3])}
+
+    @staticmethod
+    def _trail_leaf_doc(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"seq": row[1], "at_us": row[2], "actor": row[3], "action": row[4], "from_state": row[5],
+                "to_state": row[6], "reason": row[7], "changes": orjson.loads(row[8])}
+
+    def _chain(self, db: sqlite3.Connection, case_id: str, seqs: builtins.list[int] | None = None) -> None:
+        """Chain the case as just written (read back from the transaction, so the leaves cover the
+        stored bytes) and its new trail rows; last in the transaction, so a failure rolls all back."""
+        if self.chain is None:
+            return
+        from access_audit.store.chain import leaf
+
+        row = db.execute(self._CASE_SQL + " WHERE id=?", (case_id,)).fetchone()
+        items: builtins.list[builtins.list[Any]] = [[case_id, leaf("case", case_id, self._case_leaf_doc(row)),
+                                                     row[2] // 1_000_000]]
+        trail = db.execute(self._TRAIL_SQL + " WHERE case_id=?" + ("" if seqs is None else
+                           f" AND seq IN ({','.join('?' * len(seqs))})"), (case_id, *(seqs or []))).fetchall()
+        for r in trail:
+            rid = f"{case_id}#{r[1]}"
+            items.append([rid, leaf("case", rid, self._trail_leaf_doc(r)), r[2] // 1_000_000])
+        self.chain.append("case", items)
+
+    def chained_records(self) -> Iterator[tuple[str, str, str, Any, int]]:
+        """(kind, id, place, document as its leaf covers it, epoch seconds) of every case and trail
+        row, for ``store.chain.verify``."""
+        with self._lock:
+            cases = self.db.execute(self._CASE_SQL).fetchall()
+            trail = self.db.execute(self._TRAIL_SQL).fetchall()
+        for r in cases:
+            yield "case", r[0], f"breach.db cases {r[0]}", self._case_leaf_doc(r), r[2] // 1_000_000
+        for r in trail:
+            yield "case", f"{r[0]}#{r[1]}", f"breach.db audit {r[0]}#{r[1]}", self._trail_leaf_doc(r), r[2] // 1_000_000
 
     def get(self, case_id: str) -> BreachCase:
         with self._lock:
@@ -201,6 +262,8 @@ class BreachRepo:
                 db.execute("DELETE FROM audit WHERE case_id=?", (i,))
                 db.execute("DELETE FROM reminders WHERE case_id=?", (i,))
                 db.execute("DELETE FROM cases WHERE id=? AND state='closed'", (i,))
+            if self.chain is not None and ids:
+                self.chain.append("retention", [], cls="cases", ids=ids, count=len(ids))
         return len(ids)
 
     # --- reminders sent -----------------------------------------------------------------------

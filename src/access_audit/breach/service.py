@@ -25,7 +25,7 @@ def case_json(wf: BreachWorkflow, case: BreachCase) -> dict[str, Any]:
 
 
 def open_repo(settings: Any) -> BreachRepo:
-    return BreachRepo(settings.data_dir / "breach.db")
+    return BreachRepo.from_settings(settings)
 
 
 def workflow_from_settings(settings: Any, clock: Clock | None = None) -> BreachWorkflow:

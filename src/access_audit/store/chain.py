@@ -8,7 +8,8 @@ The scheme
   document exactly as the store keeps it (sorted keys). Kinds: ``event``, ``dead_letter``,
   ``alert`` (each *version*: a counter update or an acknowledgement chains the new document),
   ``self_audit`` (``ChainedStore.write_self_audit``: every record of the self-audit), and any other
-  kind a module appends (``case``: see ``Chain.append``).
+  kind a module appends: ``case`` (``breach/repo.py``: each version of a case document, id
+  the case id, and each row of its append-only trail, id ``<case>#<seq>``).
 - A **writer** is one ``ChainedStore`` (one worker process, one CLI run): it has its own id
   and its own chain, so N writers never coordinate. Each batch the writer stores becomes one
   **entry** ``{writer, seq, prev, at, kind, items: [[id, leaf, epoch seconds], ...]}`` whose
@@ -55,6 +56,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import secrets
@@ -137,7 +139,10 @@ def _entry_hash(e: dict[str, Any]) -> str:
 
 # --- where entries are kept -------------------------------------------------------------------------
 
-class _SqliteLog:
+class SqliteLog:
+    """Entries in a ``chain`` table of a SQLite database: the event store's, or the breach
+    repository's (``breach.db``: a case change and its entry commit in one transaction)."""
+
     def __init__(self, store: Any) -> None:
         self.store = store
         with store._lock:
@@ -154,7 +159,9 @@ class _SqliteLog:
                                       " VALUES (?,?,?,?,?)",
                                       (e["writer"], e["seq"], int(e["at"] * 1e6), e["kind"], canonical(e).decode()))
             except sqlite3.Error as err:
-                raise self.store._error("the chain entry", err) from err
+                if hasattr(self.store, "_error"):
+                    raise self.store._error("the chain entry", err) from err
+                raise
 
     def entries(self) -> Iterator[dict[str, Any]]:
         with self.store._lock:
@@ -194,7 +201,7 @@ def _log_for(store: Any) -> Any:
     from access_audit.store.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        return _SqliteLog(store)
+        return SqliteLog(store)
     return _EsLog(store)
 
 
@@ -480,23 +487,25 @@ def _scan(store: Any, index: str, query: dict[str, Any]) -> Iterable[dict[str, A
                 es.clear_scroll(scroll_id=sid)
 
 
-def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = None) -> Report:
+def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = None, cases: Any = None) -> Report:
     """Walk every writer's chain and every stored record; report each problem with its place.
 
     ``since`` limits the record checks to records of that time or later (events by @timestamp,
-    the others by their own time); the chain itself is always checked whole.
+    the others by their own time); the chain itself is always checked whole. ``cases`` is the
+    breach repository (``breach/repo.py``): its chain and its cases are checked too.
     """
     rep = Report()
-    log_ = _log_for(store)
+    logs = [_log_for(store)] + ([SqliteLog(cases)] if cases is not None else [])
     anchored = _read_anchor(anchor)
     cut = int(since.timestamp()) if since else None
     by_writer: dict[str, dict[int, dict[str, Any]]] = {}
-    for e in log_.entries():
+    for e in (e for lg in logs for e in lg.entries()):
         by_writer.setdefault(str(e.get("writer")), {})[int(e.get("seq", -1))] = e
     rep.writers = len(by_writer | {w: {} for w, _ in anchored})
     expected: dict[tuple[str, str], dict[str, str]] = {}  # (kind, id) -> leaf -> place
     deleted_days: dict[str, set[int]] = {}
     deleted_before: dict[str, int] = {}
+    deleted_ids: dict[str, set[str]] = {}  # cls -> ids retention deleted by name (breach cases)
     erased: dict[tuple[str, str], tuple[float, str, str, int]] = {}  # (kind, id) -> the latest erasure
     for w, ents in by_writer.items():
         prev = ""
@@ -538,6 +547,7 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
                     deleted_days.setdefault(cls, set()).add(date.fromisoformat(e["day"]).toordinal() - EPOCH_DAY)
                 if "before" in e:
                     deleted_before[cls] = max(deleted_before.get(cls, 0), int(e["before"]))
+                deleted_ids.setdefault(cls, set()).update(str(i) for i in e.get("ids") or [])
                 continue
             for rid, lf, ts in e.get("items") or []:
                 if cut is not None and ts < cut:
@@ -555,7 +565,10 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
     for k, (_, lf, place, ts) in erased.items():  # only the erased version verifies: no way back
         expected[k] = {lf: place, "\x00ts": str(ts)}
     seen: set[tuple[str, str]] = set()
-    for kind, rid, where, doc, ts in _stored(store, cut):
+    stored = _stored(store, cut)
+    if cases is not None:
+        stored = itertools.chain(stored, cases.chained_records())
+    for kind, rid, where, doc, ts in stored:
         if cut is not None and ts < cut:
             continue
         rep.records[kind] = rep.records.get(kind, 0) + 1
@@ -570,13 +583,14 @@ def verify(store: Any, key: bytes, anchor: Path, *, since: datetime | None = Non
             continue  # an alert may hold any chained version (see the module docstring)
         rep.findings.append(Finding("altered", kind, rid, where, next(v for x, v in exp.items() if x != "\x00ts"),
                                     "the stored document does not match what was chained"))
-    cls_of = {"event": "events", "dead_letter": "dead_letters", "alert": "alerts"}
+    cls_of = {"event": "events", "dead_letter": "dead_letters", "alert": "alerts", "case": "cases"}
     for (kind, rid), exp in expected.items():
         if (kind, rid) in seen:
             continue
         ts = int(exp.get("\x00ts", "0"))
         cls = cls_of.get(kind, kind)
-        if ts < deleted_before.get(cls, 0) or (ts // 86400) in deleted_days.get(cls, set()):
+        if (ts < deleted_before.get(cls, 0) or (ts // 86400) in deleted_days.get(cls, set())
+                or rid.split("#", 1)[0] in deleted_ids.get(cls, ())):
             continue  # deleted by retention, and the chain says so
         place = next(v for x, v in exp.items() if x != "\x00ts")
         rep.findings.append(Finding("deleted", kind, rid, f"day {datetime.fromtimestamp(ts, UTC):%Y-%m-%d}", place,
