@@ -250,13 +250,16 @@ def _cli(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedPro
 def test_retention_command_shows_the_plan_asks_and_keeps_what_a_case_holds(tmp_path: Path):
     now = datetime.now(UTC)
     store = SqliteStore(tmp_path / "events.db")
-    store.write_events([event(f"e{d}", now - timedelta(days=d)) for d in (1, 10, 400, 401)])
+    # the 401-day-old evidence sits at noon of its day, so the case's window around it never crosses midnight,
+    # whatever time of day the suite runs (CI ran it at 23:xx once and the window fell on the next day)
+    old = (now - timedelta(days=401)).replace(hour=12, minute=0, second=0, microsecond=0)
+    store.write_events([event(f"e{d}", now - timedelta(days=d)) for d in (1, 10, 400)] + [event("e401", old)])
     store.close()
     # an open case whose evidence is 401 days old (opened from an alert of then)
     repo = BreachRepo(tmp_path / "breach.db")
     wf = BreachWorkflow(repo, FrozenClock(now))
-    case = wf.open_case("fenna", title="old evidence", occurred_from=now - timedelta(days=401, hours=-1),
-                        occurred_to=now - timedelta(days=401, hours=-2))
+    case = wf.open_case("fenna", title="old evidence", occurred_from=old - timedelta(hours=1),
+                        occurred_to=old + timedelta(hours=1))
     repo.close()
 
     r = _cli(tmp_path, "--days", "30", "--dry-run", "--format", "json")
@@ -264,7 +267,7 @@ def test_retention_command_shows_the_plan_asks_and_keeps_what_a_case_holds(tmp_p
     out = json.loads(r.stdout)
     assert out["deleted"] == {} and out["deleted_events"] == 0
     assert [(k["day"], k["action"]) for k in out["kept"]] == [
-        ((now - timedelta(days=401)).date().isoformat(), f"kept: held by {case.id}")]
+        (old.date().isoformat(), f"kept: held by {case.id}")]
     assert "kept: held by " + case.id in r.stderr and "delete" in r.stderr
 
     r = _cli(tmp_path, "--days", "30", stdin="n\n")  # asked, answered no
