@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,13 @@ from access_audit.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def apply_lateness(rules: list[Any], settings: Settings) -> None:
+    """Give each rule that keeps events in event-time order its allowed lateness (settings)."""
+    for r in rules:
+        if hasattr(r, "lateness"):
+            r.lateness = settings.lateness_for(getattr(r, "log_types", None))
 
 
 def load_ruleset(extra: list[Path] | None = None, *, strict: bool = True) -> RuleSet:
@@ -215,6 +223,13 @@ class Worker:
         metric("batch_seconds_total", "counter", "Seconds spent on raw batches (prepare to commit).",
                [("", st.batch_seconds)])
         metric("batches_total", "counter", "Raw batches processed.", [("", st.batches)])
+        late: Counter[str] = Counter(self.pipeline.engine.stats.late)
+        if self.stage2 is not None:
+            for t in self.stage2.tasks.values():
+                late.update(t.engine.stats.late)
+        metric("late_events_total", "counter",
+               "Events later than the allowed lateness (stored and evaluated; alerts may differ), by log type.",
+               [(f'{{log_type="{k}"}}', n) for k, n in sorted(late.items())] or [("", 0)])
         router = self.pipeline.router
         if router is not None and self.stage2 is not None:
             metric("handover_sent_total", "counter", "Messages handed over to stage 2.", [("", router.handed)])
@@ -281,6 +296,7 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     """Production: Kafka in (consumer group), the configured store, alerts and dead letters to Kafka."""
     clock = clock or SystemClock()
     rs = load_ruleset([*settings.rules, *(rules or [])])
+    apply_lateness(rs.rules, settings)
     store = wait_for("opening the store", lambda: open_store(settings))
     kafka = kafka_adapters(settings)
     alert_sink = kafka.alert_sink(settings)
@@ -288,7 +304,7 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
     source = kafka.source(settings)
     enrichers, ctx = build_context(settings)
     scheme = wait_for("reading the store's id scheme", lambda: store_id_scheme(store))
-    engine = DetectionEngine(rs.rules, ctx)
+    engine = DetectionEngine(rs.rules, ctx, lateness=settings.lateness_for)
     registry = ParserRegistry(clock=clock, id_scheme=scheme)
     all_sinks = [alert_sink, *(sinks or [])]
     if settings.kafka_topology == "single":
@@ -307,7 +323,8 @@ def build_worker(settings: Settings, *, sinks: list[AlertSink] | None = None, ru
                         sinks=all_sinks, dead_letter_sinks=[dl_sink], enrichers=enrichers,
                         router=Router(topology, engine, partitions, producer))
     stage2 = Stage2(topology, partitions, context=ctx, clock=clock, store=store,
-                    write_alerts=pipeline.write_alert_updates, seen_cap=settings.handover_seen_ids)
+                    write_alerts=pipeline.write_alert_updates, seen_cap=settings.handover_seen_ids,
+                    lateness=settings.lateness_for)
     pipeline.state_sources.append(stage2)
     holder: list[Any] = []
     pipeline.after_checkpoint.append(lambda: holder[0].commit(stage2.take_commits()) if holder else None)
@@ -334,10 +351,11 @@ def build_embedded(settings: Settings, *, sinks: list[AlertSink], rules: list[Pa
     """The embedded default: SQLite store under the data directory, the given alert sinks."""
     clock = clock or SystemClock()
     rs = load_ruleset([*settings.rules, *(rules or [])])
+    apply_lateness(rs.rules, settings)
     store = open_store(settings)
     enrichers, ctx = build_context(settings)
     registry = ParserRegistry(clock=clock, id_scheme=store_id_scheme(store))
-    pipeline = Pipeline(registry=registry, engine=DetectionEngine(rs.rules, ctx),
+    pipeline = Pipeline(registry=registry, engine=DetectionEngine(rs.rules, ctx, lateness=settings.lateness_for),
                         alerts=AlertManager(clock=clock), store=store, sinks=sinks, enrichers=enrichers)
     pipeline.restore()
     return Embedded(pipeline, store, rs)

@@ -147,7 +147,7 @@ def run(
                "by_log_type": dict(st.by_log_type), "dead_letter_reasons": dict(st.dead_by_reason),
                "files": len(reader.records_by_source), "skipped_files": [str(p) for p, _ in reader.skipped],
                "file_errors": [e.__dict__ for e in reader.file_errors], "all_dead_letters": all_dead,
-               "data_dir": str(settings.data_dir)}
+               "late_events": dict(emb.pipeline.engine.stats.late), "data_dir": str(settings.data_dir)}
     emb.store.close()
     err.print(f"[bold]{st.records}[/] records: [green]{st.events}[/] events ({st.events_new} new), "
               f"[yellow]{st.dead_letters}[/] dead letters ({dead_new} new), [red]{st.alerts_new}[/] new alerts "
@@ -155,6 +155,10 @@ def run(
     if st.dead_letters:
         for reason, n in st.dead_by_reason.most_common(5):
             err.print(f"  dead letters: {n} x {escape(reason)}")
+    for lt, n in sorted(emb.pipeline.engine.stats.late.items()):
+        err.print(f"  late: {n} {escape(lt)} events came more than the allowed lateness "
+                  f"({settings.lateness_for([lt])}) after newer ones: stored and evaluated, but the stateful "
+                  "rules may alert differently than in time order (read files oldest first)")
     for p, why in reader.skipped:
         err.print(f"  [yellow]skipped[/] {escape(str(p))}: {escape(why)}")
     for fe in reader.file_errors:

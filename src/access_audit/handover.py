@@ -216,8 +216,9 @@ class Stage2:
 
     def __init__(self, topology: Topology, partitions: dict[str, int], *, context: Any, clock: Clock,
                  store: Any, write_alerts: Callable[[list[tuple[Alert, bool]]], object],
-                 seen_cap: int = 200_000) -> None:
+                 seen_cap: int = 200_000, lateness: Callable[[list[str]], Any] | None = None) -> None:
         self.topology = topology
+        self.lateness = lateness
         self.partitions = partitions
         self.context = context
         self.clock = clock
@@ -238,7 +239,8 @@ class Stage2:
             if r.kind == "sequence":  # only the step keys this partition owns advance here
                 n = self.partitions[topic]
                 r.owns = lambda key, _p=partition, _n=n: partition_of(key, _n) == _p  # type: ignore[attr-defined]
-        engine = DetectionEngine(rules, self.context, partition=label)  # type: ignore[arg-type]
+        engine = DetectionEngine(rules, self.context, partition=label,  # type: ignore[arg-type]
+                                 lateness=self.lateness)
         return _Task(topic, partition, label, engine, AlertManager(clock=self.clock, partition=label),  # type: ignore[arg-type]
                      Groups(self.seen_cap))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +128,17 @@ class Settings(BaseSettings):
     chain: bool = True
     chain_key_file: Path | None = None
     chain_anchor_file: Path | None = None
+    # Allowed lateness (issue 11): how late, in event time behind the newest event of its
+    # partition, an event may arrive and still give the alerts it would have given in order.
+    # CloudTrail delivers up to ~15 minutes late; a syslog shipper's buffer sets its own.
+    allowed_lateness_minutes: float = Field(default=15.0, ge=0, le=7 * 24 * 60)
+    allowed_lateness_by_log_type: dict[str, float] = Field(default_factory=dict)  # minutes, e.g. {syslog: 60}
+
+    def lateness_for(self, log_types: list[str] | tuple[str, ...] | None) -> timedelta:
+        """The allowed lateness of a rule over these log types (the largest; the default for none)."""
+        by = self.allowed_lateness_by_log_type
+        mins = [by.get(t, self.allowed_lateness_minutes) for t in (log_types or ())]
+        return timedelta(minutes=max(mins) if mins else self.allowed_lateness_minutes)
 
     # Enrichment: offline GeoIP, the identity directory, the resource catalogue
     geoip: bool = True

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from access_audit.detect.state import META_KEY, STATE_VERSION, fingerprint
 
 log = logging.getLogger(__name__)
 
+_DEFAULT_LATENESS = timedelta(minutes=15)
+
 
 @dataclass
 class EngineStats:
@@ -36,6 +39,9 @@ class EngineStats:
     detections: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     last_errors: list[RuleError] = field(default_factory=list)
+    # events later than the allowed lateness behind the newest event of their log type on this
+    # partition (the watermark): still stored and evaluated, counted here (issue 11)
+    late: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -57,8 +63,11 @@ class DetectionEngine:
     MAX_KEPT_ERRORS = 100
 
     def __init__(self, rules: list[Rule], context: Any = None, *, dispatch: bool = True,
-                 partition: int = -1) -> None:
+                 partition: int = -1, lateness: Callable[[list[str]], timedelta] | None = None) -> None:
         self.rules = list(rules)
+        self._lateness_of = lateness or (lambda _types: _DEFAULT_LATENESS)
+        self._lateness: dict[str | None, timedelta] = {}
+        self._newest: dict[str | None, datetime] = {}
         self.stats = EngineStats()
         self.dispatch = dispatch
         self.partition = partition
@@ -115,6 +124,7 @@ class DetectionEngine:
 
     def process(self, ev: AccessEvent) -> list[Detection]:
         self.stats.events += 1
+        self._watermark(ev)
         out: list[Detection] = []
         rules = self.candidates(ev)
         self.stats.evaluations += len(rules)
@@ -132,6 +142,20 @@ class DetectionEngine:
                 self.stats.detections[rule.id] += len(found)
                 out.extend(found)
         return out
+
+    def _watermark(self, ev: AccessEvent) -> None:
+        """Count an event that arrives later than the allowed lateness (per log type)."""
+        ds = ev.event.dataset
+        ts = ev.timestamp
+        newest = self._newest.get(ds)
+        if newest is None or ts > newest:
+            self._newest[ds] = ts
+            return
+        lateness = self._lateness.get(ds)
+        if lateness is None:
+            lateness = self._lateness[ds] = self._lateness_of([ds] if ds else [])
+        if ts < newest - lateness:
+            self.stats.late[ds or "-"] += 1
 
     # --- state ----------------------------------------------------------------------------
 

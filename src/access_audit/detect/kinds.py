@@ -56,6 +56,15 @@ def _paths(fields: list[str]) -> list[Accessor]:
 
 @dataclass(eq=False)
 class ValueCountRule(_Stateful):
+    """``count`` distinct values of ``value_field`` per group within ``window`` of event time.
+
+    Once it fires, the burst stays open while events of the group keep coming within ``window``
+    of the latest one (in either direction of event time, so a late event of the burst belongs to
+    it): each value not yet counted adds one to the open alert. The alert's count is the burst's
+    distinct values whatever the arrival order (issue 11: arrival order within the allowed
+    lateness does not change an alert). After a quiet ``window`` the group counts afresh.
+    """
+
     kind: ClassVar[str] = "value_count"
     group_by: list[str] = field(default_factory=list)
     value_field: str = "user.name"
@@ -78,8 +87,25 @@ class ValueCountRule(_Stateful):
         values = [v for v in values if v is not None and v != ""]
         if key is None or not values:
             return []
-        st: dict[str, Any] = self._groups.touch(key, lambda: {"seen": {}, "events": deque()})
+        st: dict[str, Any] = self._groups.touch(key, _value_count_state)
         ts = ev.timestamp
+        fired: datetime | None = st.get("fired")
+        if fired is not None:
+            if abs(ts - fired) <= self.window:
+                # The burst goes on (or an event of it arrives late): each value not yet counted
+                # adds to the open alert, so the alert counts the burst's distinct values in any
+                # arrival order, not whichever twelve happened to arrive first.
+                st["fired"] = max(fired, ts)
+                counted: set[Any] = st["fv"]
+                new = [h for v in values if (h := _hashable(v)) not in counted]
+                if not new:
+                    return []
+                counted.update(new)
+                return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, [ev.id],
+                                  count=len(new), context={"distinct_field": self.value_field,
+                                                           "sample_values": [str(v) for v in new[:20]]})]
+            st["fired"] = None
+            st["fv"] = set()
         lo = ts - self.window
         seen: dict[Any, datetime] = st["seen"]
         events: deque[tuple[datetime, str, int]] = st["events"]
@@ -106,8 +132,15 @@ class ValueCountRule(_Stateful):
                                                  "records": sum(w for _, _, w in events),
                                                  "window_start": events[0][0].isoformat(),
                                                  "sample_values": [str(v) for v in list(seen)[:20]]})
-        self._groups.pop(key, None)
+        st["fired"] = ts
+        st["fv"] = set(seen)
+        seen.clear()
+        events.clear()
         return [det]
+
+
+def _value_count_state() -> dict[str, Any]:
+    return {"seen": {}, "events": deque(), "fired": None, "fv": set()}
 
 
 @dataclass(eq=False)

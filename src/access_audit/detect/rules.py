@@ -8,6 +8,7 @@ recently seen are evicted and counted) and nothing older than the window.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -279,6 +280,7 @@ class SequenceRule(GroupState, Rule):
     window: timedelta = timedelta(minutes=10)
     steps: list[Step] = field(default_factory=list)
     weight_field: tuple[str, ...] | None = None
+    lateness: timedelta = timedelta(minutes=15)  # allowed lateness (settings, per log type)
 
     def __post_init__(self) -> None:
         self._groups = _Groups(self.max_keys)
@@ -316,31 +318,108 @@ class SequenceRule(GroupState, Rule):
         return out
 
     def _advance(self, ev: AccessEvent, key: tuple[Any, ...], hits: list[int], n: int) -> list[Detection]:
-        state: list[deque[tuple[datetime, int, str]]] = self._groups.touch(
-            key, lambda: [deque() for _ in range(n)])
+        """Order-insensitive within the allowed lateness: every step event of the key is kept in
+        event-time order (for ``window`` + ``lateness`` behind the newest), and the rule fires at
+        the earliest final-step event before which, within ``window``, the steps complete in order:
+        the same sequence, the same trigger and the same count whether the events arrive in order
+        or shuffled by up to ``lateness``."""
+        st: dict[str, Any] = self._groups.touch(key, lambda: _sequence_state(n))
+        if not isinstance(st, dict) or len(st.get("s", ())) != n:  # a state of the in-order scheme
+            st = _sequence_state(n)
+            self._groups[key] = st
         ts = ev.timestamp
-        lo = ts - self.window
-        for dq in state:
-            while dq and dq[0][0] < lo:
-                dq.popleft()
+        w = _weight(ev, self.weight_field)
+        entry = (ts, w, ev.id)
+        newest = st["max"] = ts if st["max"] is None else max(st["max"], ts)
+        horizon = newest - self.window - self.lateness
+        if ts < horizon:
+            return []  # later than the allowed lateness: stored and counted late, too late to sequence
+        fired: datetime | None = st["fired"]
+        names = self.steps[hits[0]].by or self.by
+        if fired is not None and fired - self.window <= ts <= fired:
+            # A late event of the sequence that already fired: a step before the last one counts
+            # into the open alert as far as the step's cap would have kept it in order.
+            folded = [i for i in hits if i < n - 1 and st["fn"][i] < self._cap(i) and ts >= st["fc"][i]]
+            if folded:
+                i = folded[0]
+                st["fn"][i] += 1
+                return [Detection(self, fired, dict(zip(names, key, strict=True)), ev, [ev.id], count=w)]
+            if ts < fired:
+                return []
+        steps: list[list[tuple[Any, ...]]] = st["s"]
+        for i in hits:
+            # the final step keeps its event: the alert shows the trigger (the successful login),
+            # whichever event completed the sequence last in arrival order
+            bisect.insort(steps[i], (*entry, ev.to_json().decode()) if i == n - 1 else entry, key=_ts)
+        for lst in steps:
+            while lst and lst[0][0] < horizon:
+                lst.pop(0)
+            if len(lst) > 4 * self._cap(0) + 64:  # bounded: a flood keeps its newest entries
+                del lst[: len(lst) - 4 * self._cap(0) - 64]
+        out: list[Detection] = []
+        while (found := self._complete(steps, n)) is not None:
+            final, counted, completions = found
+            evidence = [x[2] for part in counted for x in part][-MAX_EVIDENCE:]
+            total = sum(x[1] for part in counted for x in part)
+            f_ts = final[0]
+            for lst in steps:  # what the sequence used, and everything before its trigger, is done
+                lst[:] = [x for x in lst if x[0] > f_ts]
+            st["fired"] = f_ts if fired is None else max(fired, f_ts)
+            st["fn"] = [len(part) for part in counted]
+            st["fc"] = completions
+            trig = ev if final[2] == ev.id or len(final) < 4 else AccessEvent.from_json(final[3])
+            out.append(Detection(self, f_ts, dict(zip(names, key, strict=True)), trig, evidence, count=total))
+        return out
 
-        def done(i: int) -> bool:
-            return sum(w for _, w, _ in state[i]) >= self.steps[i].min_count
+    def _cap(self, i: int) -> int:
+        return max(self.steps[i].min_count, 1) * 2
 
-        # The furthest step this event can advance: all steps before it complete.
-        for i in sorted(hits, reverse=True):
-            if all(done(j) for j in range(i)):
-                state[i].append((ts, _weight(ev, self.weight_field), ev.id))
-                if len(state[i]) > max(self.steps[i].min_count, 1) * 2:
-                    state[i].popleft()
-                if i == n - 1 and done(i):
-                    evidence = [eid for dq in state for _, _, eid in dq][-MAX_EVIDENCE:]
-                    total = sum(w for dq in state for _, w, _ in dq)
-                    for dq in state:
-                        dq.clear()
-                    names = self.steps[i].by or self.by
-                    return [Detection(self, ts, dict(zip(names, key, strict=True)), ev, evidence, count=total)]
-                break
-        return []
+    def _complete(self, steps: list[list[tuple[datetime, int, str]]], n: int
+                  ) -> tuple[tuple[datetime, int, str], list[list[tuple[datetime, int, str]]], list[datetime]] | None:
+        """The earliest final-step event with the steps complete in order within ``window`` before
+        it: (that event, the entries each step counts, the time each step was entered)."""
+        for final in steps[n - 1]:
+            f_ts = final[0]
+            lo = f_ts - self.window
+            start = lo
+            counted: list[list[tuple[datetime, int, str]]] = []
+            entered: list[datetime] = []
+            ok = True
+            for i in range(n):
+                mc = self.steps[i].min_count
+                if i == n - 1:
+                    part = [x for x in steps[i] if start <= x[0] <= f_ts and (x[0], x[2]) <= (f_ts, final[2])]
+                    if sum(x[1] for x in part) < mc:
+                        ok = False
+                        break
+                    entered.append(start)
+                    counted.append(part[-self._cap(i):])
+                    break
+                part = [x for x in steps[i] if start <= x[0] <= f_ts]
+                acc = 0
+                done_at: datetime | None = None
+                for x in part:
+                    acc += x[1]
+                    if acc >= mc:
+                        done_at = x[0]
+                        break
+                if done_at is None:
+                    ok = False
+                    break
+                entered.append(start)
+                counted.append([x for x in part if x[0] <= f_ts][-self._cap(i):])
+                start = done_at
+            if ok:
+                return final, counted, entered
+        return None
+
+
+def _sequence_state(n: int) -> dict[str, Any]:
+    return {"s": [[] for _ in range(n)], "max": None, "fired": None, "fn": [0] * n, "fc": [None] * n}
+
+
+def _ts(entry: tuple[datetime, int, str]) -> datetime:
+    return entry[0]
+
 
 RULE_KINDS: dict[str, type[Rule]] = {"match": Rule, "threshold": ThresholdRule, "sequence": SequenceRule}

@@ -200,7 +200,7 @@ class Groups(OrderedDict[Any, Any]):
 _NOT_STATE = {"id", "title", "match", "severity", "description", "risk_score", "tags", "mitre", "personal_data",
               "dedup_fields", "suppress", "summary", "source", "tests", "max_keys", "ctx", "sigma_id", "sigma_name",
               "false_positives", "references", "logsource", "log_types", "unknown_user", "requires",
-              "resolver"}
+              "resolver", "lateness"}
 
 
 def fingerprint(rule: Any) -> str:
