@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from access_audit.alert.manager import window_start
 from access_audit.app import apply_lateness, build_embedded, load_ruleset
 from access_audit.core.records import RawRecord
 from access_audit.demo.context import write_context
@@ -56,10 +57,11 @@ def _sequence_alerts(events):
 
 
 def _folded(dets) -> dict:
-    """Detections as the alert manager folds them: count per (detection time, group)."""
+    """Detections as the alert manager folds them into alerts: the count per alert, which is
+    the rule's suppression window of the detection time and the group (the alert id)."""
     out: dict = {}
     for d in dets:
-        key = (d.timestamp, tuple(sorted(d.group.items())))
+        key = (window_start(d.timestamp, d.rule.suppress), tuple(sorted(d.group.items())))
         out[key] = out.get(key, 0) + d.count
     return out
 
@@ -73,7 +75,7 @@ def test_a_success_that_arrives_before_the_failures_still_completes_the_sequence
     late = _sequence_alerts(shuffled)
     # the sequence completes once the threshold of failures is there; the older failures that
     # arrive after that count into the same alert (same detection time and group: one alert id)
-    assert _folded(late) == _folded(in_order) == {(in_order[0].timestamp, tuple(sorted(in_order[0].group.items()))): 8}
+    assert _folded(late) == _folded(in_order) and list(_folded(in_order).values()) == [8]
     assert len(late) > 1  # it did fire before all failures had arrived: the folding was exercised
     # the alert shows the trigger (the successful login of 'deploy'), not the failure that came last
     assert late[0].event.user.name == "deploy"
@@ -146,3 +148,42 @@ def test_demo_traffic_shuffled_within_the_lateness_gives_the_same_alerts(tmp_pat
     # the stateful kinds this exercises are there: a sequence, distinct counts, thresholds
     assert {"ssh_brute_force_then_success", "credential_stuffing", "login_brute_force"} <= rules
     assert late == in_order
+
+
+def _okta_failure(i: int, ip: str, at: datetime):
+    import orjson
+
+    from access_audit.parse.base import ParserRegistry as _Reg
+
+    line = orjson.dumps({
+        "uuid": f"vc-{i}", "published": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventType": "user.session.start",
+        "version": "0", "severity": "INFO", "displayMessage": "User login to Okta",
+        "actor": {"id": "00ub1", "type": "User", "alternateId": f"user{i % 7}@zorgwijk.nl", "displayName": "X"},
+        "client": {"ipAddress": ip}, "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"}})
+    res = _Reg(clock=FrozenClock(T0 + timedelta(days=1))).parse(
+        RawRecord(data=line, origin=f"okta:{i}", source="okta", log_type="okta.system", occurrence=i))
+    assert not res.dead_letters, res.dead_letters
+    return res.events[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_distinct_values_count_the_same_burst_in_any_order_within_the_lateness(seed: int):
+    """Credential stuffing: 30 addresses failing over 20 minutes, then a second burst of 14 four
+    hours later (the next 6-hour alert window), and stray failures before. Shuffled within 15
+    minutes, the count per alert is that of the time-ordered run: one burst, one alert."""
+    times = [T0 - timedelta(minutes=40), T0 - timedelta(minutes=25)]  # strays: no burst
+    times += [T0 + timedelta(seconds=40 * i) for i in range(30)]  # 20 minutes, 30 addresses
+    times += [T0 + timedelta(minutes=240, seconds=30 * i) for i in range(14)]  # the next (6 h) alert window
+    events = [_okta_failure(i, f"92.38.{i // 200}.{i % 200 + 1}", t) for i, t in enumerate(times)]
+    rule_id = "credential_stuffing"
+
+    def run(evs):
+        engine = DetectionEngine([r for r in load_ruleset().rules if r.id == rule_id])
+        return _folded([d for ev in evs for d in engine.process(ev)])
+
+    in_order = run(events)
+    assert sorted(in_order.values()) == [14, 30]  # every address of each burst counted, strays not
+    rng = random.Random(seed)
+    shuffled = sorted(events, key=lambda e: e.timestamp + timedelta(seconds=rng.uniform(0, 900)))
+    assert shuffled != events
+    assert run(shuffled) == in_order

@@ -17,8 +17,8 @@ snapshotted and restored so a restarted worker keeps its baselines.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
@@ -58,11 +58,14 @@ def _paths(fields: list[str]) -> list[Accessor]:
 class ValueCountRule(_Stateful):
     """``count`` distinct values of ``value_field`` per group within ``window`` of event time.
 
-    Once it fires, the burst stays open while events of the group keep coming within ``window``
-    of the latest one (in either direction of event time, so a late event of the burst belongs to
-    it): each value not yet counted adds one to the open alert. The alert's count is the burst's
-    distinct values whatever the arrival order (issue 11: arrival order within the allowed
-    lateness does not change an alert). After a quiet ``window`` the group counts afresh.
+    Order-insensitive within the allowed lateness (issue 11): the group's events are kept sorted
+    by event time (for ``window`` + ``lateness`` behind the newest), and the rule fires at the
+    earliest event at which ``window`` of event time ending there holds ``count`` distinct values,
+    whichever event arrived last. The firing opens a *burst*: from the start of that window, it
+    goes on while events keep coming within ``window`` of its latest one; each value of the burst
+    not yet counted adds one to the open alert, in whatever order it arrives (a late event of the
+    burst counts into it, an event that fills a gap extends it). After a quiet ``window`` the group
+    counts afresh. So one burst gives one alert whose count is the burst's distinct values.
     """
 
     kind: ClassVar[str] = "value_count"
@@ -71,6 +74,7 @@ class ValueCountRule(_Stateful):
     count: int = 10
     window: timedelta = timedelta(minutes=10)
     weight_field: tuple[str, ...] | None = None
+    lateness: timedelta = timedelta(minutes=15)  # allowed lateness (settings, per log type)
     MAX_WINDOW_EVENTS: ClassVar[int] = 100_000
 
     def __post_init__(self) -> None:
@@ -84,63 +88,146 @@ class ValueCountRule(_Stateful):
         key = self._key(ev, self._gpaths)
         raw = self._vpath(ev)
         values = raw if isinstance(raw, list) else [raw]
-        values = [v for v in values if v is not None and v != ""]
-        if key is None or not values:
+        hvals = [_hashable(v) for v in values if v is not None and v != ""]
+        if key is None or not hvals:
             return []
         st: dict[str, Any] = self._groups.touch(key, _value_count_state)
+        if "p" not in st:  # a state of the in-order scheme: count afresh
+            st = _value_count_state()
+            self._groups[key] = st
         ts = ev.timestamp
-        fired: datetime | None = st.get("fired")
-        if fired is not None:
-            if abs(ts - fired) <= self.window:
-                # The burst goes on (or an event of it arrives late): each value not yet counted
-                # adds to the open alert, so the alert counts the burst's distinct values in any
-                # arrival order, not whichever twelve happened to arrive first.
-                st["fired"] = max(fired, ts)
-                counted: set[Any] = st["fv"]
-                new = [h for v in values if (h := _hashable(v)) not in counted]
-                if not new:
-                    return []
-                counted.update(new)
-                return [Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, [ev.id],
-                                  count=len(new), context={"distinct_field": self.value_field,
-                                                           "sample_values": [str(v) for v in new[:20]]})]
-            st["fired"] = None
-            st["fv"] = set()
-        lo = ts - self.window
-        seen: dict[Any, datetime] = st["seen"]
-        events: deque[tuple[datetime, str, int]] = st["events"]
-        for v in values:
-            seen[_hashable(v)] = ts
-        events.append((ts, ev.id, _weight(ev, self.weight_field)))
-        while events and events[0][0] < lo:  # evidence and record counts cover the window only
-            events.popleft()
-        if len(events) > self.MAX_WINDOW_EVENTS:
-            events.popleft()
-        if len(seen) >= self.count:
-            stale = [v for v, t in seen.items() if t < lo]
-            for v in stale:
-                del seen[v]
-        if len(seen) < self.count:
-            if len(seen) > self.count * 4:  # bounded: drop the oldest values
-                for v in sorted(seen, key=seen.__getitem__)[: len(seen) - self.count * 2]:
+        newest = st["max"] = ts if st["max"] is None else max(st["max"], ts)
+        horizon = newest - self.window - self.lateness
+        bursts: list[list[Any]] = st["b"]  # [start, end, fired at, counted values]
+        bursts[:] = [b for b in bursts if b[1] + self.window >= horizon]  # closed for good
+        group = dict(zip(self.group_by, key, strict=True))
+        for b in bursts:
+            if b[0] <= ts <= b[1] + self.window:
+                return self._fold(b, st, ts, hvals, ev, group)
+        pending: list[tuple[datetime, tuple[Any, ...], str, int]] = st["p"]
+        entry = (ts, tuple(hvals), ev.id, _weight(ev, self.weight_field))
+        seen: dict[Any, datetime] = st["v"]  # value -> its latest time among the waiting events
+        if not pending or ts >= pending[-1][0]:
+            # In time order (the common case): only the window ending here can fire, and the
+            # latest time of each value says how many distinct ones it holds, without a scan.
+            pending.append(entry)
+            for v in hvals:
+                seen[v] = ts
+            lo = ts - self.window
+            if len(seen) >= self.count:
+                for v in [v for v, t in seen.items() if t < lo]:
                     del seen[v]
+            fired = (bisect.bisect_left(pending, lo, key=_first), len(pending) - 1) \
+                if len(seen) >= self.count else None
+        else:
+            bisect.insort(pending, entry, key=_first)
+            for v in hvals:
+                seen[v] = max(seen.get(v, ts), ts)
+            fired = self._first_firing(pending, ts)
+        if pending[0][0] < horizon or len(pending) > self.MAX_WINDOW_EVENTS:
+            cut = max(bisect.bisect_left(pending, horizon, key=_first), len(pending) - self.MAX_WINDOW_EVENTS)
+            del pending[:cut]
+            if fired is not None:
+                fired = (max(fired[0] - cut, 0), fired[1] - cut)
+        if fired is None:
             return []
-        distinct = len(seen)
-        evidence = [eid for _, eid, _ in events][-MAX_EVIDENCE:]
-        det = Detection(self, ts, dict(zip(self.group_by, key, strict=True)), ev, evidence,
-                        count=distinct, context={"distinct_field": self.value_field, "distinct": distinct,
-                                                 "records": sum(w for _, _, w in events),
-                                                 "window_start": events[0][0].isoformat(),
-                                                 "sample_values": [str(v) for v in list(seen)[:20]]})
-        st["fired"] = ts
-        st["fv"] = set(seen)
-        seen.clear()
-        events.clear()
-        return [det]
+        lo_i, hi_i = fired
+        window_part = pending[lo_i: hi_i + 1]
+        f_ts = pending[hi_i][0]
+        counted = {v for x in window_part for v in x[1]}
+        burst = [f_ts - self.window, f_ts, f_ts, counted]
+        del pending[lo_i: hi_i + 1]
+        bursts.append(burst)
+        extra = self._absorb(burst, pending)  # events already here that carry the burst on
+        _reseen(st)
+        evidence = [x[2] for x in window_part + extra][-MAX_EVIDENCE:]
+        distinct = len(counted)
+        return [Detection(self, f_ts, group, ev, evidence, count=distinct,
+                          context={"distinct_field": self.value_field, "distinct": distinct,
+                                   "records": sum(x[3] for x in window_part + extra),
+                                   "window_start": window_part[0][0].isoformat(),
+                                   "sample_values": [str(v) for v in list(counted)[:20]]})]
+
+    def _fold(self, b: list[Any], st: dict[str, Any], ts: datetime, hvals: list[Any], ev: AccessEvent,
+              group: dict[str, Any]) -> list[Detection]:
+        """An event of an open burst: its new values count into the burst's alert (at the burst's
+        detection time, so into the same alert), and the events it now reaches carry on too."""
+        before = len(b[3])
+        b[3].update(hvals)
+        ids = [ev.id] if len(b[3]) > before else []
+        b[1] = max(b[1], ts)
+        taken = self._absorb(b, st["p"])
+        if taken:
+            _reseen(st)
+        ids += [x[2] for x in taken]
+        added = len(b[3]) - before
+        if not added:
+            return []
+        return [Detection(self, b[2], group, ev, ids[-MAX_EVIDENCE:], count=added,
+                          context={"distinct_field": self.value_field,
+                                   "sample_values": [str(v) for v in hvals[:20]]})]
+
+    def _absorb(self, b: list[Any], pending: list[tuple[datetime, tuple[Any, ...], str, int]]) -> list[Any]:
+        """Move the waiting events the burst reaches (from its start, within ``window`` of its
+        latest event, transitively) into it."""
+        taken: list[Any] = []
+        keep: list[Any] = []
+        for x in pending:
+            if b[0] <= x[0] <= b[1] + self.window:
+                b[3].update(x[1])
+                b[1] = max(b[1], x[0])
+                taken.append(x)
+            else:
+                keep.append(x)
+        if taken:
+            pending[:] = keep
+        return taken
+
+    def _first_firing(self, pending: list[tuple[datetime, tuple[Any, ...], str, int]], ts: datetime
+                      ) -> tuple[int, int] | None:
+        """The earliest window (indices into ``pending``) that ends at an event and holds ``count``
+        distinct values. Only windows that contain the new event (ending in [ts, ts + window])
+        can have changed; earlier ones did not fire before, so they still do not."""
+        n = len(pending)
+        j = bisect.bisect_left(pending, ts, key=_first)
+        end = ts + self.window
+        lo = bisect.bisect_left(pending, ts - self.window, key=_first)
+        counts: dict[Any, int] = {}
+        i = lo
+        for k in range(lo, n):
+            t = pending[k][0]
+            if t > end:
+                break
+            for v in pending[k][1]:
+                counts[v] = counts.get(v, 0) + 1
+            while pending[i][0] < t - self.window:
+                for v in pending[i][1]:
+                    c = counts[v] - 1
+                    if c:
+                        counts[v] = c
+                    else:
+                        del counts[v]
+                i += 1
+            if k >= j and len(counts) >= self.count:
+                return i, k
+        return None
+
+
+def _reseen(st: dict[str, Any]) -> None:
+    """Rebuild the latest time of each value from the events still waiting."""
+    seen: dict[Any, datetime] = {}
+    for t, vals, _, _ in st["p"]:
+        for v in vals:
+            seen[v] = t
+    st["v"] = seen
+
+
+def _first(x: tuple[Any, ...]) -> Any:
+    return x[0]
 
 
 def _value_count_state() -> dict[str, Any]:
-    return {"seen": {}, "events": deque(), "fired": None, "fv": set()}
+    return {"p": [], "b": [], "v": {}, "max": None}
 
 
 @dataclass(eq=False)
