@@ -78,3 +78,9 @@ def test_sign_out(parse_one):
 def test_broken_records_are_dead_letters_naming_the_field(parse_one, rec, log_type, names):
     dl = parse_one(rec, log_type)
     assert isinstance(dl, DeadLetter) and names in dl.reason and dl.log_type.startswith("zoom."), dl
+
+
+def test_a_blank_action_is_kept_not_a_crash(parse_one):
+    # found by fuzzing: the verb is the action's last word, and "  " has none
+    ev = parse_one({"action": "  ", "category_type": "Account", "operator": "a@b.io", "time": "2026-11-20 10:00:00"})
+    assert isinstance(ev, AccessEvent) and ev.event.action == "  " and ev.event.type == ["change"]

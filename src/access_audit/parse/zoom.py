@@ -102,7 +102,7 @@ class ZoomOperationParser(JsonParser):
         ev = AccessEvent(
             timestamp=ts,
             event=EventInfo(kind="event", category=["iam" if low in _IAM else "configuration"],
-                            type=[verb_type(action.split()[-1])], action=action, outcome=Outcome.success,
+                            type=[verb_type((action.split() or [action])[-1])], action=action, outcome=Outcome.success,
                             provider="zoom"),
             user=user,
             resource=resource,
