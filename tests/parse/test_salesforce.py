@@ -112,3 +112,12 @@ OK = {"ORGANIZATION_ID": "00D1", "TIMESTAMP": "2026-11-20 10:00:00.000", "USER_I
 def test_broken_records_are_dead_letters_naming_the_field(parse_one, rec, log_type, names):
     dl = parse_one(rec, log_type)
     assert isinstance(dl, DeadLetter) and names in dl.reason and dl.log_type.startswith("salesforce."), dl
+
+
+def test_other_event_types_are_not_detected_but_parse_when_named(parse_one):
+    rec = {**OK, "EVENT_TYPE": "ReportExport", "CLIENT_IP": "198.51.100.3"}
+    dl = parse_one(rec)
+    assert isinstance(dl, DeadLetter) and "unrecognised JSON record" in dl.reason
+    ev = parse_one(rec, "salesforce.event")
+    assert isinstance(ev, AccessEvent) and ev.event.action == "ReportExport" and ev.event.category == []
+    assert ev.source.ip == "198.51.100.3" and (ev.resource.type, ev.resource.id) == ("organization", "00D1")
