@@ -40,11 +40,14 @@ SEED_LINES[-1:-1] = [
 LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs",
                                "postgresql.pgaudit", "mysql.audit", "windows.security",
                                "duo.authentication", "duo.administrator", "onelogin.events",
-                               "onepassword.itemusage", "onepassword.signinattempt"]
+                               "onepassword.itemusage", "onepassword.signinattempt", "box.event",
+                               "salesforce.login", "salesforce.event", "zoom.operation", "zoom.activity",
+                               "slack.audit"]
 
 
 # Panther fixtures without a time field, and the field their vendor documents.
-_UNTIMED = {"Duo.Authentication": "isotimestamp", "OneLogin.Events": "created_at"}
+_UNTIMED = {"Duo.Authentication": "isotimestamp", "OneLogin.Events": "created_at", "Box.Event": "created_at",
+            "Slack.AuditLogs": "date_create"}
 
 
 def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes], list[dict[str, Any]]]:
@@ -58,7 +61,9 @@ def load_seeds(datasets: Path | None, per_file: int = 300) -> tuple[list[bytes],
         if p.is_file():
             lines += p.read_bytes().splitlines()[:per_file]
     for name in ("AWS.CloudTrail", "GitHub.Audit", "Okta.SystemLog", "Duo.Administrator", "Duo.Authentication",
-                 "OneLogin.Events", "OnePassword.ItemUsage", "OnePassword.SignInAttempt"):
+                 "OneLogin.Events", "OnePassword.ItemUsage", "OnePassword.SignInAttempt", "Box.Event",
+                 "Salesforce.Login", "Salesforce.LoginAs", "Salesforce.BulkApiResultEventStore",
+                 "Salesforce.ApiAnomalyEventStore", "Zoom.Operation", "Zoom.Activity", "Slack.AuditLogs"):
         p = datasets / "panther_tests" / f"{name}.jsonl"
         if p.is_file():
             for row in p.read_text().splitlines()[:per_file]:

@@ -103,7 +103,7 @@ def known_log_types() -> set[str]:
 
 BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
                    "azure", "o365", "gcp", "gworkspace", "auditd", "kubernetes", "pgaudit", "mysql_audit",
-                   "windows", "duo", "onelogin", "onepassword")
+                   "windows", "duo", "onelogin", "onepassword", "box", "salesforce", "zoom", "slack")
 
 
 def _load_builtin() -> None:
