@@ -9,6 +9,7 @@ recently seen are evicted and counted) and nothing older than the window.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -286,6 +287,10 @@ class SequenceRule(GroupState, Rule):
         self._groups = _Groups(self.max_keys)
         self._paths = accessors(self.by)
         self._step_paths = [accessors(st.by) if st.by else self._paths for st in self.steps]
+        # Final-step events waiting for a late earlier step, by id: the alert shows its trigger.
+        # Memory only (bounded), not rule state: after a restart such an alert shows the event
+        # that completed it instead; its id and count do not change.
+        self._triggers: dict[str, AccessEvent] = {}
 
     def evaluate(self, ev: AccessEvent) -> list[Detection]:
         if not self.match(ev):
@@ -348,16 +353,26 @@ class SequenceRule(GroupState, Rule):
                 return []
         steps: list[list[tuple[Any, ...]]] = st["s"]
         for i in hits:
+            bisect.insort(steps[i], entry, key=_ts)
+        if n - 1 in hits:
             # the final step keeps its event: the alert shows the trigger (the successful login),
             # whichever event completed the sequence last in arrival order
-            bisect.insort(steps[i], (*entry, ev.to_json().decode()) if i == n - 1 else entry, key=_ts)
+            trig_cache = self._triggers
+            trig_cache[ev.id] = ev
+            if len(trig_cache) > _MAX_TRIGGERS:
+                for old_id in list(itertools.islice(trig_cache, len(trig_cache) - _MAX_TRIGGERS // 2)):
+                    del trig_cache[old_id]
         for lst in steps:
-            while lst and lst[0][0] < horizon:
-                lst.pop(0)
+            if lst and lst[0][0] < horizon:
+                del lst[: bisect.bisect_left(lst, horizon, key=_ts)]
             if len(lst) > 4 * self._cap(0) + 64:  # bounded: a flood keeps its newest entries
                 del lst[: len(lst) - 4 * self._cap(0) - 64]
         out: list[Detection] = []
-        while (found := self._complete(steps, n)) is not None:
+        if not all(steps):
+            return out  # a step with no event: nothing can complete (the common case, cheaply)
+        # Only a window that holds this event can have completed: a final-step event within
+        # ``window`` after it (in time order, that is this event itself).
+        while (found := self._complete(steps, n, ts, ts + self.window)) is not None:
             final, counted, completions = found
             evidence = [x[2] for part in counted for x in part][-MAX_EVIDENCE:]
             total = sum(x[1] for part in counted for x in part)
@@ -367,19 +382,25 @@ class SequenceRule(GroupState, Rule):
             st["fired"] = f_ts if fired is None else max(fired, f_ts)
             st["fn"] = [len(part) for part in counted]
             st["fc"] = completions
-            trig = ev if final[2] == ev.id or len(final) < 4 else AccessEvent.from_json(final[3])
+            trig = ev if final[2] == ev.id else (
+                AccessEvent.from_json(final[3]) if len(final) > 3 else self._triggers.get(final[2], ev))
             out.append(Detection(self, f_ts, dict(zip(names, key, strict=True)), trig, evidence, count=total))
         return out
 
     def _cap(self, i: int) -> int:
         return max(self.steps[i].min_count, 1) * 2
 
-    def _complete(self, steps: list[list[tuple[datetime, int, str]]], n: int
+    def _complete(self, steps: list[list[tuple[datetime, int, str]]], n: int, lo_ts: datetime, hi_ts: datetime
                   ) -> tuple[tuple[datetime, int, str], list[list[tuple[datetime, int, str]]], list[datetime]] | None:
-        """The earliest final-step event with the steps complete in order within ``window`` before
-        it: (that event, the entries each step counts, the time each step was entered)."""
-        for final in steps[n - 1]:
+        """The earliest final-step event in [lo_ts, hi_ts] with the steps complete in order within
+        ``window`` before it: (that event, the entries each step counts, the time each step was
+        entered)."""
+        finals = steps[n - 1]
+        for k in range(bisect.bisect_left(finals, lo_ts, key=_ts), len(finals)):
+            final = finals[k]
             f_ts = final[0]
+            if f_ts > hi_ts:
+                break
             lo = f_ts - self.window
             start = lo
             counted: list[list[tuple[datetime, int, str]]] = []
@@ -412,6 +433,9 @@ class SequenceRule(GroupState, Rule):
             if ok:
                 return final, counted, entered
         return None
+
+
+_MAX_TRIGGERS = 2_000  # the memory of a few thousand events per rule
 
 
 def _sequence_state(n: int) -> dict[str, Any]:
