@@ -245,7 +245,7 @@ def es_store(es_url: str) -> Iterator[Any]:
         yield s
     finally:
         s.es.options(ignore_status=404).indices.delete(index=f"{s.prefix}-*", expand_wildcards="all")
-        s.es.options(ignore_status=404).indices.delete_index_template(name=f"{s.prefix}-events")
+        s.es.options(ignore_status=404).indices.delete_index_template(name=f"{s.prefix}-*")  # events, self-audit
         s.close()
 
 
