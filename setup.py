@@ -1,9 +1,11 @@
-"""Build step: ship the rule pack and the notification templates inside the package.
+"""Build step: ship the rule pack, the notification templates and the Kibana saved objects inside
+the package.
 
-``detectors/`` and ``notifications/`` stay at the top of the repository, where they are edited and
-reviewed. A wheel (pip, pipx, the Docker image) gets a copy as ``access_audit/_detectors`` and
-``access_audit/_notifications``, which the loaders find when the top-level folders are not beside
-the code. An editable install reads the top-level folders directly.
+``detectors/``, ``notifications/`` and ``deploy/kibana/`` stay at the top of the repository, where
+they are edited and reviewed. A wheel (pip, pipx, the Docker image) gets a copy as
+``access_audit/_detectors``, ``access_audit/_notifications`` and ``access_audit/_kibana``, which the
+loaders find when the top-level folders are not beside the code. An editable install reads the
+top-level folders directly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-CONTENT = {"detectors": "_detectors", "notifications": "_notifications"}
+CONTENT = {"detectors": "_detectors", "notifications": "_notifications", "deploy/kibana": "_kibana"}
 
 
 class BuildPyWithContent(build_py):

@@ -63,8 +63,9 @@ def test_every_service_has_a_healthcheck_and_data_on_volumes(compose: dict):
 
 def test_app_services_run_real_cli_commands_with_real_settings(compose: dict):
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    commands |= {g.name for g in app.registered_groups}
     fields = set(Settings.model_fields)
-    for name in ("worker", "scheduler", "api", "kafka-init"):
+    for name in ("worker", "scheduler", "api", "kafka-init", "kibana-setup"):
         svc = compose["services"][name]
         assert svc["command"][0] in commands, f"{name}: {svc['command'][0]!r} is not an access-audit command"
         for key in svc["environment"]:
@@ -73,3 +74,34 @@ def test_app_services_run_real_cli_commands_with_real_settings(compose: dict):
             assert field in fields or field.removesuffix("_file") in fields, f"{name}: {key} is not a setting"
     env = compose["services"]["worker"]["environment"]
     assert env["ACCESS_AUDIT_KAFKA_TOPICS"] == '["access-audit.raw"]' == f'["{Settings().kafka_topics[0]}"]'
+
+
+def _subcommand(group: str, name: str) -> object:
+    (typer_app,) = [g.typer_instance for g in app.registered_groups if g.name == group]
+    (cmd,) = [c for c in typer_app.registered_commands if (c.name or c.callback.__name__) == name]
+    return cmd.callback
+
+
+def test_kibana_setup_loads_the_saved_objects_once_kibana_is_healthy(compose: dict):
+    """Issue 14: the one-shot loader imports deploy/kibana/access-audit.ndjson into the compose Kibana,
+    with the settings of the other services (the index prefix the data views read)."""
+    import inspect
+
+    from access_audit.kibana import saved_objects_file
+
+    services = compose["services"]
+    setup = services["kibana-setup"]
+    assert setup["command"][:2] == ["kibana", "load"]
+    load = _subcommand("kibana", "load")
+    assert {"url", "prefix"} <= set(inspect.signature(load).parameters)
+    url = setup["command"][setup["command"].index("--url") + 1]
+    assert url == "http://kibana:5601" and services["kibana"]["ports"] == ["127.0.0.1:5601:5601"]
+    assert setup["depends_on"] == {"kibana": {"condition": "service_healthy"}}
+    assert "/api/status" in " ".join(services["kibana"]["healthcheck"]["test"])
+    assert setup["environment"] == services["worker"]["environment"]  # same ACCESS_AUDIT_ELASTICSEARCH_INDEX_PREFIX
+    assert setup["build"] == "." and setup["restart"] != "unless-stopped"  # a job: it exits when done
+    # the image carries the file: the Dockerfile copies it into the build, setup.py into the wheel
+    rel = saved_objects_file().relative_to(REPO).parent.as_posix()
+    assert f"COPY {rel} ./{rel}" in (REPO / "Dockerfile").read_text()
+    assert f'"{rel}": "_kibana"' in (REPO / "setup.py").read_text()
+    assert f"graft {rel}" in (REPO / "MANIFEST.in").read_text()

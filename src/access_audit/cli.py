@@ -47,6 +47,9 @@ app.add_typer(alerts_app, name="alerts")
 dead_app = typer.Typer(help="Dead letters (records that could not be stored as events): list, show, replay.",
                        no_args_is_help=True)
 app.add_typer(dead_app, name="dead-letters")
+kibana_app = typer.Typer(help="Kibana: load the data views, saved searches and the \"Access audit\" dashboard.",
+                         no_args_is_help=True)
+app.add_typer(kibana_app, name="kibana")
 app.command("serve")(serve)
 
 out = Console(highlight=False, soft_wrap=True)
@@ -1385,6 +1388,57 @@ def detectors_list(rules: Rules = None, fmt: Fmt = "table") -> None:
 
 
 DEBUG_HINT = "run again with --debug for the traceback (and please report it)"
+
+
+# --- kibana -------------------------------------------------------------------------------------
+
+KibanaPrefix = Annotated[str | None, typer.Option("--prefix", help="Index prefix the data views read (default: "
+                                                  "ACCESS_AUDIT_ELASTICSEARCH_INDEX_PREFIX, access-audit).",
+                                                  show_default=False)]
+
+
+@kibana_app.command("load")
+def kibana_load(
+    url: Annotated[str, typer.Option("--url", help="Kibana's base URL.")] = "http://127.0.0.1:5601",
+    prefix: KibanaPrefix = None,
+    space: Annotated[str | None, typer.Option("--space", help="Kibana space (default: the default space).")] = None,
+    username: Annotated[str | None, typer.Option("--username", help="Kibana user (default: "
+                                                 "ACCESS_AUDIT_ELASTICSEARCH_USERNAME).", show_default=False)] = None,
+    password: Annotated[str | None, typer.Option("--password", envvar="ACCESS_AUDIT_KIBANA_PASSWORD",
+                                                 help="Password (env ACCESS_AUDIT_KIBANA_PASSWORD; default: "
+                                                 "ACCESS_AUDIT_ELASTICSEARCH_PASSWORD).", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for Kibana's answer.")] = 30.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Import the saved objects into Kibana (POST /api/saved_objects/_import?overwrite=true).
+
+    Data views for <prefix>-events-* (time: @timestamp) and <prefix>-alerts (time: last_seen),
+    saved searches (failed logins, access to personal data, alerts by rule), Lens panels and the
+    "Access audit" dashboard. Safe to run again: the objects keep their ids and are overwritten."""
+    from access_audit.kibana import KibanaError, import_saved_objects, saved_objects
+
+    settings = _settings(data_dir)
+    if username is None and settings.elasticsearch_username:
+        username = settings.elasticsearch_username
+        if password is None and settings.elasticsearch_password is not None:
+            password = settings.elasticsearch_password.get_secret_value()
+    objects = saved_objects(prefix or settings.elasticsearch_index_prefix)
+    try:
+        n = import_saved_objects(url, objects, username=username, password=password, space=space, timeout=timeout)
+    except KibanaError as e:
+        raise _fail(str(e), 1) from None
+    out.print(f"kibana {url.rstrip('/')}: imported {n} saved objects (dashboard \"Access audit\", data views "
+              f"{', '.join(o['attributes']['title'] for o in objects if o['type'] == 'index-pattern')})")
+
+
+@kibana_app.command("export")
+def kibana_export(prefix: KibanaPrefix = None, data_dir: DataDir = None) -> None:
+    """Print the saved objects as NDJSON for the prefix, to import in Kibana's UI (Stack Management >
+    Saved objects > Import) or with curl."""
+    from access_audit.kibana import saved_objects, to_ndjson
+
+    sys.stdout.buffer.write(to_ndjson(saved_objects(prefix or _settings(data_dir).elasticsearch_index_prefix)))
+    sys.stdout.flush()
 
 
 def _setting_errors(e: Any) -> list[str]:
