@@ -36,13 +36,21 @@ SEED_LINES[-1:-1] = [
     b'"select * from account",<not logged>',
     b"20261123 11:58:05,db1,root,10.0.0.5,29,913,QUERY,crm,'SELECT a, b FROM t',0",
 ]
+# Squid access log, native and combined (documented formats; no real sample in the datasets).
+SEED_LINES[-1:-1] = [
+    b"1764000000.123    180 192.0.2.24 TCP_MISS/200 4120 GET http://www.example.org/a/b.php?x=1 alice "
+    b"HIER_DIRECT/203.0.113.80 text/html",
+    b"1764000001.004      0 192.0.2.25 TCP_DENIED/403 3946 CONNECT evil.example.net:443 - HIER_NONE/- text/html",
+    b'192.0.2.24 - alice [24/Nov/2026:10:00:00 +0000] "GET http://www.example.org/dl/setup.exe HTTP/1.1" 200 '
+    b'4120 "https://ref.example.net/" "Microsoft BITS/7.8" TCP_MISS:HIER_DIRECT',
+]
 
 LOG_TYPES: list[str | None] = [None, "syslog", "http", "aws.cloudtrail", "okta.system", "github.audit", "ecs",
                                "postgresql.pgaudit", "mysql.audit", "windows.security",
                                "duo.authentication", "duo.administrator", "onelogin.events",
                                "onepassword.itemusage", "onepassword.signinattempt", "box.event",
                                "salesforce.login", "salesforce.event", "zoom.operation", "zoom.activity",
-                               "slack.audit"]
+                               "slack.audit", "squid.access"]
 
 
 # Panther fixtures without a time field, and the field their vendor documents.

@@ -125,6 +125,7 @@ class Url(_Model):
     domain: str | None = None
     path: str | None = None
     query: str | None = None
+    extension: str | None = None  # of the path's last segment, without the dot (ECS): exe, php
 
 
 class HttpRequest(_Model):
@@ -138,6 +139,8 @@ class HttpResponseBody(_Model):
 
 class HttpResponse(_Model):
     status_code: StatusCode | None = None
+    bytes: int | None = None  # the whole response, headers and body (ECS), when the log counts that
+    mime_type: str | None = None
     body: HttpResponseBody | None = None
 
 

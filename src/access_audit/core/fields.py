@@ -142,6 +142,7 @@ FIELD_CLASSES: dict[str, str] = {
     "destination.geo.internal": _S,
     "host.name": _Q, "host.hostname": _Q, "service.name": _S, "service.type": _S,
     "url.original": _F, "url.domain": _S, "url.path": _F, "url.query": _F,
+    "url.extension": _S, "http.response.bytes": _S, "http.response.mime_type": _S,
     "http.version": _S, "http.request.method": _S, "http.request.referrer": _F, "http.response.status_code": _S,
     "http.response.body.bytes": _S, "user_agent.original": _Q, "process.name": _S, "process.pid": _S,
     "cloud.provider": _S, "cloud.region": _S, "authentication.method": _S, "authentication.mfa": _S,

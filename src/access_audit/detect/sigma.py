@@ -27,7 +27,7 @@ Sigma field -> ECS path, for fields whose ECS value is the vendor's value verbat
 log types, the raw record: ``event.original`` parsed once per event (small LRU keyed by event id)
 and walked by dotted path, list elements fanned out, keys matched exactly first and then ignoring
 case (SigmaHQ's Okta rules write ``eventtype``), (3) the ECS path of that name. For the line-based
-log types (``http``, ``syslog``) a field that none of these can ever resolve is reported at load
+log types (``http``, ``syslog``, ``squid.access``) a field that none of these can ever resolve is reported at load
 instead of silently never matching.
 
 Linux auditd (``linux.auditd``) is line-based but its records are key=value fields, so (2) applies
@@ -303,6 +303,35 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "cs-host": "url.domain",
         "sc-bytes": "http.response.body.bytes",
     },
+    # The Sigma proxy taxonomy (W3C extended log names, sigma-specification's Taxonomy) on Squid
+    # events (parse/squid.py). Squid logs the absolute URL: c-uri is all of it (a rule that writes
+    # a bare path as the whole c-uri does not match); cs-host/r-dns are the URL's host, an address
+    # included. sc-bytes is the reply to the client (W3C's server-to-client; the taxonomy's text
+    # swaps cs-/sc-bytes). Squid logs neither cookies nor the request size: a rule naming cs-cookie
+    # or cs-bytes is reported at load.
+    "proxy": {
+        "c-ip": "source.ip",
+        "src_ip": "source.ip",
+        "dst_ip": "destination.ip",
+        "cs-method": "http.request.method",
+        "c-uri": "url.original",
+        "cs-uri": "url.original",
+        "c-uri-stem": "url.path",
+        "cs-uri-stem": "url.path",
+        "c-uri-query": "url.query",
+        "cs-uri-query": "url.query",
+        "c-uri-extension": "url.extension",
+        "cs-host": "url.domain",
+        "r-dns": "url.domain",
+        "c-useragent": "user_agent.original",
+        "cs-user-agent": "user_agent.original",
+        "cs-referer": "http.request.referrer",
+        "cs-referrer": "http.request.referrer",
+        "cs-version": "http.version",
+        "cs-username": "user.name",
+        "sc-status": "http.response.status_code",
+        "sc-bytes": "http.response.bytes",
+    },
     # Cisco Duo and OneLogin: SigmaHQ names the API's own fields, read from the record; these
     # are the ones whose ECS value is the vendor's verbatim.
     "duo": {
@@ -354,7 +383,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
 
     product aws (service cloudtrail) -> aws.cloudtrail; product or service okta -> okta.system;
     product github (service audit) -> github.audit; category webserver (or product apache/nginx)
-    -> http; product linux with service auth/sshd/sudo/su/syslog -> syslog, service auditd ->
+    -> http; category proxy (or product squid) -> squid.access; product linux with service
+    auth/sshd/sudo/su/syslog -> syslog, service auditd ->
     linux.auditd; product azure with
     service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
@@ -376,6 +406,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "github", ("github.audit",)
     if cat == "webserver" or (cat is None and prod in ("apache", "nginx") and svc in (None, "access")):
         return "webserver", ("http",)
+    if (cat == "proxy" and prod in (None, "squid")) or (cat is None and prod == "squid" and svc in (None, "access")):
+        return "proxy", ("squid.access",)
     if prod == "linux" and cat is None and svc == "auditd":
         return "auditd", ("linux.auditd",)
     if prod == "linux" and cat is None and svc in _LINUX_SERVICES:
@@ -965,7 +997,8 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
     if found is None:
         raise Unsupported(f"unsupported logsource ({_describe_logsource(rule.logsource)}): no log type of ours "
                           "carries it; supported: product aws/service cloudtrail, okta, product github, "
-                          "category webserver, product linux with service auth/sshd/sudo/su/syslog, product azure "
+                          "category webserver, category proxy, product linux with service "
+                          "auth/sshd/sudo/su/syslog, product azure "
                           "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
                           "(gcp.audit, google_workspace.*), product kubernetes (audit), product cisco/service duo, "
                           "product onelogin",

@@ -35,6 +35,9 @@ class Parser(ABC):
     aliases: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     json: ClassVar[bool] = False
+    # Line parsers are asked in descending order: a format that refines another's must come first
+    # (Squid's combined lines are NCSA combined lines with a Squid tail, so ``squid.access`` is 1).
+    sniff_priority: ClassVar[int] = 0
     clock: Clock | None = None  # set by the registry; parsers that infer dates use it
 
     def sniff(self, data: bytes) -> bool:
@@ -103,7 +106,7 @@ def known_log_types() -> set[str]:
 
 BUILTIN_MODULES = ("syslog", "http_access", "cloudtrail", "okta", "github", "ecs", "s3_honeybucket",
                    "azure", "o365", "gcp", "gworkspace", "auditd", "kubernetes", "pgaudit", "mysql_audit",
-                   "windows", "duo", "onelogin", "onepassword", "box", "salesforce", "zoom", "slack")
+                   "windows", "duo", "onelogin", "onepassword", "box", "salesforce", "zoom", "slack", "squid")
 
 
 def _load_builtin() -> None:
@@ -145,7 +148,8 @@ class ParserRegistry:
         self._json_parsers: list[JsonParser] = [p for p in self._instances.values() if isinstance(p, JsonParser)]
         # ECS last: it is the most permissive shape.
         self._json_parsers.sort(key=lambda p: p.name == "ecs")
-        self._line_parsers = [p for p in self._instances.values() if not p.json]
+        self._line_parsers = sorted((p for p in self._instances.values() if not p.json),
+                                    key=lambda p: -p.sniff_priority)
 
     def get(self, name: str) -> Parser:
         try:

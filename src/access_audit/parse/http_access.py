@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from access_audit.core.errors import ParseError
@@ -60,7 +61,7 @@ class HttpAccessParser(Parser):
     """nginx / Apache access log lines in the common or combined log format."""
 
     name = "http"
-    aliases = ("nginx", "apache", "http_access")
+    aliases: ClassVar[tuple[str, ...]] = ("nginx", "apache", "http_access")
     description = "nginx / Apache access logs (common or combined log format)"
 
     def sniff(self, data: bytes) -> bool:
