@@ -118,6 +118,9 @@ def test_the_form_leads_to_the_report(sqlite_env):
                        headers=env.headers(Role.dpo), follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/subjects/c-1?purpose=Art.+15"
     assert env.get("/console/subjects", subject_id="  ").status_code == 422
+    env.store.write_events([ev(901, NOW - timedelta(hours=2), "gina", "10.6.6.6", subjects=["NL/123 4"])])
+    r = env.client.get("/console/subjects", params={"subject_id": "NL/123 4"}, headers=env.headers(Role.dpo))
+    assert r.status_code == 200 and _timeline(r.text)[0][0] == "gina"  # an id with a slash and a space
     assert env.get("/console/subjects/c-1", since="yesterday").status_code == 400
     assert env.get("/console/subjects/c-1", purpose="x" * 201).status_code == 400
 

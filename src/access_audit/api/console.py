@@ -545,7 +545,7 @@ def add_console_routes(app: FastAPI) -> None:
         query = "?" + urlencode({"purpose": purpose}) if purpose else ""
         return RedirectResponse(f"/console/subjects/{quote(sid, safe='')}{query}", status_code=303)
 
-    @app.get("/console/subjects/{subject_id}", include_in_schema=False)
+    @app.get("/console/subjects/{subject_id:path}", include_in_schema=False)  # an id may hold a "/"
     def subject_page(request: Request, p: Annotated[Principal, require(Perm.subjects_report, html=True)],
                      subject_id: str, since: str | None = None, until: str | None = None,
                      purpose: str | None = None) -> HTMLResponse:
