@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,3 +213,14 @@ def build_env(kind: str, tmp_path: Path, *, with_cases: bool = True) -> Env:
     return env
 
 
+
+
+def keep_screenshots(*shots: Path) -> None:
+    """Browser tests' screenshots: printed (they are in pytest's tmp dir), and copied to
+    $ACCESS_AUDIT_SCREENSHOT_DIR when set."""
+    print("\nscreenshots: " + " ".join(map(str, shots)))
+    if os.environ.get("ACCESS_AUDIT_SCREENSHOT_DIR"):
+        out = Path(os.environ["ACCESS_AUDIT_SCREENSHOT_DIR"])
+        out.mkdir(parents=True, exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, out / shot.name)

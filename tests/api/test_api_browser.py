@@ -3,68 +3,19 @@
 watch the countdown tick, fill the risk worksheet, render the draft, approve it, screenshot.
 
 The screenshot lands in pytest's tmp dir (printed), and in $ACCESS_AUDIT_SCREENSHOT_DIR when set.
+The fixtures ``served`` and ``browser`` are in conftest.py (the other browser tests use them too).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
+from api_helpers import keep_screenshots
 
 from access_audit.api.auth import Role
 
-CHROMIUM = os.environ.get("ACCESS_AUDIT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 pytestmark = pytest.mark.integration
-
-
-def _missing(msg: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-@pytest.fixture
-def served(sqlite_env) -> Iterator[tuple[str, Any]]:
-    """The app on 127.0.0.1:<free port>, served by uvicorn in a thread."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(sqlite_env.app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not t.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", sqlite_env
-    server.should_exit = True
-    t.join(10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM}: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: pip install -e '.[dev]'")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_dpo_approves_a_notification_in_the_console(served, browser, tmp_path):
@@ -138,12 +89,7 @@ def test_dpo_approves_a_notification_in_the_console(served, browser, tmp_path):
     top = tmp_path / "console-case-top.png"
     page.goto(f"{base}/console/cases/{case_id}")
     page.screenshot(path=str(top))
-    print(f"\nscreenshots: {shot} {top}")
-    if os.environ.get("ACCESS_AUDIT_SCREENSHOT_DIR"):
-        out = Path(os.environ["ACCESS_AUDIT_SCREENSHOT_DIR"])
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, out / shot.name)
-        shutil.copy(top, out / top.name)
+    keep_screenshots(shot, top)
     assert shot.stat().st_size > 10_000
     assert errors == [], errors  # no script errors, nothing blocked by the CSP
 

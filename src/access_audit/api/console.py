@@ -14,6 +14,10 @@ little JavaScript for the countdowns, no front-end build.
     GET  /console/alerts             the alert list (?rule_id=, ?since=&until= on first seen)
     GET  /console/activity           access events and alerts over time, top users, resources and
                                      source addresses; every bar and row links to its query
+    GET  /console/subjects           a form: which data subject's report (?subject_id= -> the report)
+    GET  /console/subjects/{id}      who saw data subject {id}'s data (Art. 15): per actor who, role,
+                                     from where, through which service, for what purpose; every
+                                     access on a timeline; who looked the subject up (self-audit)
     GET  /console/register           the breach register, with CSV and JSON export
 
 Forms post ``application/x-www-form-urlencoded`` with the session's CSRF token. Every page shows
@@ -284,6 +288,32 @@ def alert_days(alerts: list[Any], since: datetime, until: datetime) -> dict[date
     return counts
 
 
+def subject_view(doc: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """A subject report (its JSON, already protected) as the page shows it: local times, an index
+    per actor (its colour on the timeline), the accesses oldest first, the lookups newest first."""
+    def local(t: str | None) -> str:
+        return datetime.fromisoformat(t).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if t else "—"
+
+    actors = []
+    index: dict[str, int] = {}
+    for i, a in enumerate(doc["actors"]):
+        key = a["user"] or (a["source_ips"][0] if a["source_ips"] else "")
+        index.setdefault(key, i)
+        actors.append({**a, "n": i, "who": a["user"] or "(no user)", "first_local": local(a["first"]),
+                       "last_local": local(a["last"])})
+    accesses = []
+    for x in doc.get("accesses", []):
+        key = x["user"] or x["source_ip"] or ""
+        accesses.append({**x, "n": index.get(key, 0), "when": local(x["@timestamp"]),
+                         "iso": x["@timestamp"], "who": x["user"] or "(no user)"})
+    lookups = None
+    if "lookups" in doc:
+        lookups = [{**r, "when": local(r["@timestamp"])} for r in sorted(doc["lookups"],
+                   key=lambda r: r["@timestamp"], reverse=True)]
+    return {**doc, "actors": actors, "accesses": accesses, "lookups": lookups,
+            "first_local": local(doc["first"]), "last_local": local(doc["last"])}
+
+
 # --- routes -----------------------------------------------------------------------------------------
 
 def protect_cases(request: Request, docs: Any, cases: list[Any]) -> Any:
@@ -502,6 +532,50 @@ def add_console_routes(app: FastAPI) -> None:
                     per_day=bars(per_day, 86400, lo, hi, tz, "%a %d %b"), hourly=hourly, lists=lists,
                     alerts=alerts,
                     all_events=events_link("", lo, hi))
+
+    @app.get("/console/subjects", include_in_schema=False)
+    def subjects_form(request: Request, _: Annotated[Principal, require(Perm.subjects_report, html=True)],
+                      subject_id: str | None = None, purpose: str | None = None) -> Response:
+        """The form for a subject report; submitted, it leads to the report's page."""
+        sid = (subject_id or "").strip()
+        if not sid:
+            blank = subject_id is not None  # the form was sent empty
+            return page(request, "subject.html", status=422 if blank else 200, nav="subjects", report=None,
+                        subject_id="", purpose=purpose or "", error="Enter a data subject id." if blank else None)
+        query = "?" + urlencode({"purpose": purpose}) if purpose else ""
+        return RedirectResponse(f"/console/subjects/{quote(sid, safe='')}{query}", status_code=303)
+
+    @app.get("/console/subjects/{subject_id:path}", include_in_schema=False)  # an id may hold a "/"
+    def subject_page(request: Request, p: Annotated[Principal, require(Perm.subjects_report, html=True)],
+                     subject_id: str, since: str | None = None, until: str | None = None,
+                     purpose: str | None = None) -> HTMLResponse:
+        """The subject access report of /api/subjects/{id}/report as a page: the same permission, the
+        same self-audit record (with the purpose), the same pseudonyms for a role that sees them."""
+        from access_audit.api.app import audit, parse_params
+        from access_audit.store.subject_report import subject_report as build
+
+        if not subject_id.strip() or len(subject_id) > 200 or (purpose and len(purpose) > 200):
+            return error_page(request, 400, "A subject id (and a purpose) of 1 to 200 characters is needed.")
+        try:
+            qp = parse_params(request, p, "subject_report", "", since, until)
+        except QueryError as e:
+            return error_page(request, 400, str(e))
+        rep = build(st.store, subject_id, now=st.clock.now(), since=qp.since, until=qp.until)
+        lookups = st.store.self_audit(subject_id=subject_id, since=qp.since, until=qp.until, limit=10_000) \
+            if p.can(Perm.audit_read) else None
+        audit(request, p, "subject_report", f"subject {subject_id}", expr=qp.expr, hits=rep.total,
+              subject_ids=[subject_id], purpose=purpose, status=200)
+        doc = rep.to_json()
+        if lookups is not None:
+            doc["lookups"] = [{k: r.get(k) for k in ("@timestamp", "actor", "role", "token_id", "interface",
+                                                     "action", "purpose", "outcome")} for r in lookups]
+        request.state.protected = True
+        doc = protect(request, doc)  # pseudonyms for a role that sees them (as the API's JSON)
+        return page(request, "subject.html", nav="subjects", report=subject_view(doc, st.workflow.config.tz),
+                    subject_id=doc["subject_id"], purpose=purpose or "", tz=st.workflow.config.timezone,
+                    csv_href=f"/api/subjects/{quote(subject_id, safe='')}/report?" + urlencode(
+                        {k: v for k, v in (("format", "csv"), ("since", since), ("until", until),
+                                           ("purpose", purpose)) if v}))
 
     @app.get("/console/register", include_in_schema=False)
     def register_page(request: Request, _: Annotated[Principal, require(Perm.register_read,

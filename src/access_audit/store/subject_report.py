@@ -57,6 +57,7 @@ class ActorAccess:
     last: datetime
     events: int = 0
     failures: int = 0
+    roles: Counter[str] = field(default_factory=Counter)  # user.roles of the events (the directory's)
     source_ips: Counter[str] = field(default_factory=Counter)
     services: Counter[str] = field(default_factory=Counter)
     resources: Counter[str] = field(default_factory=Counter)
@@ -68,7 +69,8 @@ class ActorAccess:
             return [k for k, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
 
         return {"user": self.user, "first": self.first.isoformat(), "last": self.last.isoformat(),
-                "events": self.events, "failures": self.failures, "source_ips": ranked(self.source_ips),
+                "events": self.events, "failures": self.failures, "roles": ranked(self.roles),
+                "source_ips": ranked(self.source_ips),
                 "services": ranked(self.services), "resources": ranked(self.resources),
                 "actions": ranked(self.actions), "purposes": ranked(self.purposes)}
 
@@ -136,6 +138,8 @@ def subject_report(store: Any, subject_id: str, *, now: datetime, since: datetim
         a.last = ev.timestamp
         a.events += 1
         a.failures += ev.event.outcome is Outcome.failure
+        for r in ev.user.roles if ev.user else ():
+            a.roles[r] += 1
         if ip:
             a.source_ips[ip] += 1
         if (svc := service_of(ev)) is not None:
