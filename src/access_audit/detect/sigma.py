@@ -376,6 +376,17 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
 _TABLES_CI: dict[str, dict[str, str]] = {k: {f.lower(): p for f, p in t.items()} for k, t in FIELD_TABLES.items()}
 
 _LINUX_SERVICES = {"auth", "sshd", "sudo", "su", "syslog"}
+# Daemons that log through syslog: their rules are keywords on the message, and see only the
+# lines of that daemon's program (the syslog tag: ``CRON[123]:``, ``vsftpd[88]:``, ``clamd:``).
+_LINUX_DAEMONS: dict[str, frozenset[str]] = {
+    "cron": frozenset({"cron", "crond", "crontab", "anacron"}),
+    "clamav": frozenset({"clamd", "freshclam", "clamscan", "clamav-milter", "clamonacc", "clamdscan"}),
+    "guacamole": frozenset({"guacd", "guacamole", "tomcat", "tomcat9"}),
+    "vsftpd": frozenset({"vsftpd"}),
+}
+for _svc in _LINUX_DAEMONS:
+    FIELD_TABLES[f"linux.{_svc}"] = FIELD_TABLES["linux"]
+    _TABLES_CI[f"linux.{_svc}"] = _TABLES_CI["linux"]
 
 
 def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
@@ -383,8 +394,9 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
 
     product aws (service cloudtrail) -> aws.cloudtrail; product or service okta -> okta.system;
     product github (service audit) -> github.audit; category webserver (or product apache/nginx)
-    -> http; category proxy (or product squid) -> squid.access; product linux with service
-    auth/sshd/sudo/su/syslog -> syslog, service auditd ->
+    -> http; category proxy (or product squid) -> squid.access; product linux with no service or
+    service auth/sshd/sudo/su/syslog -> syslog, service cron/clamav/guacamole/vsftpd -> syslog
+    lines of that daemon's program, service auditd ->
     linux.auditd; product azure with
     service signinlogs/auditlogs/activitylogs/riskdetection -> azure.<service>, pim ->
     azure.riskdetection and azure.auditlogs; product m365 (audit, exchange, threat_management,
@@ -410,8 +422,10 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "proxy", ("squid.access",)
     if prod == "linux" and cat is None and svc == "auditd":
         return "auditd", ("linux.auditd",)
-    if prod == "linux" and cat is None and svc in _LINUX_SERVICES:
-        return "linux", ("syslog",)
+    if prod == "linux" and cat is None and (svc is None or svc in _LINUX_SERVICES):
+        return "linux", ("syslog",)  # no service: any Linux log, which is syslog here
+    if prod == "linux" and cat is None and svc in _LINUX_DAEMONS:
+        return f"linux.{svc}", ("syslog",)
     if prod == "azure" and cat is None and svc in _AZURE_SERVICES:
         return _AZURE_SERVICES[svc]
     if prod == "m365" and cat is None and svc in ("audit", "exchange", "threat_management", "threat_detection"):
@@ -435,6 +449,17 @@ _K8S_FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 SOURCE_GATES: dict[str, Callable[[AccessEvent], bool]] = {
     "kubernetes": lambda ev: ev.labels.get("k8s_stage") in _K8S_FINAL_STAGES,
 }
+
+
+def _program_gate(programs: frozenset[str]) -> Callable[[AccessEvent], bool]:
+    def gate(ev: AccessEvent) -> bool:
+        name = ev.process.name if ev.process else None
+        return name is not None and name.split("(", 1)[0].lower() in programs
+    return gate
+
+
+for _svc, _progs in _LINUX_DAEMONS.items():
+    SOURCE_GATES[f"linux.{_svc}"] = _program_gate(_progs)
 
 
 # PIM alerts have no log of their own: SigmaHQ matches riskEventType as on risk detections; PIM
@@ -997,8 +1022,8 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
     if found is None:
         raise Unsupported(f"unsupported logsource ({_describe_logsource(rule.logsource)}): no log type of ours "
                           "carries it; supported: product aws/service cloudtrail, okta, product github, "
-                          "category webserver, category proxy, product linux with service "
-                          "auth/sshd/sudo/su/syslog, product azure "
+                          "category webserver, category proxy, product linux (no service, or service "
+                          "auth/sshd/sudo/su/syslog/cron/clamav/guacamole/vsftpd, or auditd), product azure "
                           "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
                           "(gcp.audit, google_workspace.*), product kubernetes (audit), product cisco/service duo, "
                           "product onelogin",
