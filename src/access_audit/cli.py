@@ -438,14 +438,48 @@ def scheduler(
     wf = workflow_from_settings(settings)
     sched = reminder_scheduler(wf, senders)
     sched.start()
-    err.print(f"scheduler: {len(sched.job_ids())} reminder(s) planned" + (", Slack delivery on" if slack else ""))
+    err.print(f"scheduler: {len(sched.job_ids())} reminder(s) planned" + (", Slack delivery on" if slack else "")
+              + f", log sources checked every {settings.source_check_minutes:g} min")
+    checker = threading.Thread(target=_check_sources_until, args=(settings, stop, slack), name="sources",
+                               daemon=True)
+    checker.start()
     try:
         stop.wait(max_seconds)
     finally:
+        stop.set()
+        checker.join(timeout=30)
         sched.shutdown()
         if slack is not None:
             slack.close()
         wf.repo.close()
+
+
+def _check_sources_until(settings: Any, stop: Any, slack: Any) -> None:
+    """The scheduler's source check: every ``source_check_minutes``, silent or dropped log sources
+    raise ``log_source_silent`` alerts (Slack when configured, else the console; alerts.jsonl)."""
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    from access_audit import sources as src
+    from access_audit.app import open_store
+    from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+
+    sinks: list[Any] = [slack if slack is not None else ConsoleNotifier(err), JsonlAlertSink(settings.alerts_path)]
+    quiet = timedelta(minutes=settings.source_quiet_minutes)
+    while not stop.is_set():
+        try:
+            now = datetime.now(UTC)
+            store = open_store(settings)
+            try:
+                rows = src.source_health(store, now, quiet=quiet,
+                                         baseline=timedelta(hours=settings.source_baseline_hours),
+                                         min_events=settings.source_min_events, drop_ratio=settings.source_drop_ratio)
+                src.raise_alerts(store, sinks, src.silence_alerts(rows, now, quiet=quiet))
+            finally:
+                store.close()
+        except Exception as e:  # a store that is down now is checked again next time
+            logging.getLogger(__name__).warning("log source check failed: %s: %s", type(e).__name__, e)
+        stop.wait(settings.source_check_minutes * 60)
 
 
 @app.command()
@@ -759,6 +793,62 @@ def subject_report(
     without = rep.to_json(with_events=False)["without_purpose"]
     err.print(f"{rep.total} access(es) by {len(rep.actors)} actor(s); {without} without a declared purpose"
               + (" [yellow](truncated: narrow with --since/--until)[/]" if rep.truncated else ""))
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+@app.command()
+def sources(
+    fmt: Fmt = "table",
+    at: Annotated[str | None, typer.Option("--at", help="Judge as of this time (ISO 8601 or e.g. 2h ago; default "
+                                           "now; for a replayed log, its last event time).")] = None,
+    alert: Annotated[bool, typer.Option("--alert", help="Raise an alert (log_source_silent) for every silent or "
+                                        "dropped source, to the configured sinks.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Log sources (log type x host or cloud account) and whether they still send: ok, silent (no
+    event in ACCESS_AUDIT_SOURCE_QUIET_MINUTES), dropped (under ACCESS_AUDIT_SOURCE_DROP_RATIO of the
+    rate of the day before), sparse (too few events to judge). Exits 1 when a source is silent or
+    dropped. The scheduler runs the same check and raises the alerts."""
+    from datetime import UTC, datetime, timedelta
+
+    from access_audit import sources as src
+    from access_audit.app import alert_sinks, open_store
+    from access_audit.store.query import parse_when
+
+    _check_format(fmt)
+    settings = _settings(data_dir)
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
+    now = parse_when(at) if at else datetime.now(UTC)
+    quiet = timedelta(minutes=settings.source_quiet_minutes)
+    store = open_store(settings)
+    try:
+        rows = src.source_health(store, now, quiet=quiet, baseline=timedelta(hours=settings.source_baseline_hours),
+                                 min_events=settings.source_min_events, drop_ratio=settings.source_drop_ratio)
+        raised = src.raise_alerts(store, alert_sinks(settings, err), src.silence_alerts(rows, now, quiet=quiet)) \
+            if alert else []
+    finally:
+        store.close()
+    cols = ("status", "dataset", "key_field", "key", "baseline", "recent", "expected")
+    if fmt in ("json", "csv"):
+        _write_rows([r.to_json() for r in rows], cols, fmt, "")
+    else:
+        t = Table(title=f"log sources as of {now.isoformat(timespec='seconds')} (quiet window "
+                        f"{settings.source_quiet_minutes:g} min, baseline {settings.source_baseline_hours:g} h)")
+        for c in ("status", "source", "events in baseline", "in quiet window", "expected"):
+            t.add_column(c, justify="right" if c not in ("status", "source") else "left")
+        colour = {"silent": "red", "dropped": "yellow", "ok": "green", "sparse": "dim"}
+        for r in rows:
+            t.add_row(f"[{colour[r.status]}]{r.status}[/]", escape(r.name), str(r.baseline), str(r.recent),
+                      f"{r.expected:.0f}")
+        out.print(t)
+        if not rows:
+            err.print("no events in the baseline period or the quiet window")
+    if raised:
+        err.print(f"{sum(1 for _, n in raised if n)} new alert(s), {sum(1 for _, n in raised if not n)} update(s)")
+    if any(r.status in ("silent", "dropped") for r in rows):
+        raise typer.Exit(1)
 
 
 # --- status -------------------------------------------------------------------------------------

@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         mins = [by.get(t, self.allowed_lateness_minutes) for t in (log_types or ())]
         return timedelta(minutes=max(mins) if mins else self.allowed_lateness_minutes)
 
+    # Log sources that go silent (access_audit.sources): checked by the scheduler and `sources`.
+    source_quiet_minutes: float = Field(default=120.0, gt=0, le=30 * 24 * 60)  # no event for this long: silent
+    source_baseline_hours: float = Field(default=24.0, gt=0, le=90 * 24)  # the period a source's rate is learnt in
+    source_min_events: int = Field(default=20, ge=1)  # fewer in the baseline: too sparse to judge
+    source_drop_ratio: float = Field(default=0.1, ge=0, le=1)  # below this share of the expected: dropped
+    source_check_minutes: float = Field(default=5.0, gt=0, le=24 * 60)  # how often the scheduler checks
+
     # Enrichment: offline GeoIP, the identity directory, the resource catalogue
     geoip: bool = True
     geoip_db: Path | None = None  # a MaxMind-format .mmdb; default: the GeoLite2 copy shipped with the package
