@@ -148,3 +148,20 @@ def test_the_sources_command_shows_the_table_exits_1_and_raises_alerts(tmp_path:
     assert {(x["dataset"], x["key"], x["status"]) for x in map(json.loads, r.stdout.splitlines())} == {
         ("syslog", "db1", "silent"), ("syslog", "bastion", "silent"), ("aws.cloudtrail", "123456789012", "silent"),
         ("okta.system", None, "sparse")}  # GitHub's last events are eight days old by then: out of the week
+
+
+def test_the_scheduler_checks_the_sources_and_raises_the_alert(tmp_path: Path):
+    import os
+
+    now = datetime.now(UTC)
+    s = SqliteStore(tmp_path / "events.db")
+    s.write_events([_ev(i, "syslog", now - timedelta(hours=3, minutes=i), host="db1") for i in range(30)]
+                   + [_ev(100 + i, "syslog", now - timedelta(minutes=i), host="bastion") for i in range(30)])
+    s.close()
+    env = {**os.environ, "ACCESS_AUDIT_DATA_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "access_audit.cli", "scheduler", "--max-seconds", "4"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "log sources checked every 5 min" in r.stderr
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["rule_id"], a["host"]) for a in alerts] == [(src.RULE_ID, "db1")]  # db1 stopped 3 h ago; not bastion
