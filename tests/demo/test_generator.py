@@ -48,6 +48,7 @@ EXPECTED = {
     "k8s_stolen_kubeconfig": ("k8s_secret_read_by_non_system", "k8s_pod_exec"),
     "db_dump_as_postgres": ("db_superuser_login", "db_bulk_select_personal_data"),
     "instance_credentials_stolen": ("aws_instance_credentials_outside_aws",),
+    "windows_password_spray": ("windows_password_spray",),
 }
 #: the scenario that carries a record from before the window (the account's last use)
 BEFORE_WINDOW = "dormant_account"

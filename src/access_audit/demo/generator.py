@@ -12,6 +12,8 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``kubernetes.audit``: the production cluster's API server audit log (``audit.k8s.io/v1``,
   level Metadata, RequestReceived omitted by the policy): controllers and kubelets at work, and
   engineers looking at pods and logs in office hours.
+* ``windows.security``: the office laptops' Security log (4624/4625/4634), forwarded by the
+  Windows Event Collector through NXLog as one JSON object per event (the OTRF shape);
 * ``postgresql.pgaudit``: the CRM database's PostgreSQL server log on db-01 (``log_line_prefix =
   '%m [%p] %q%u@%d '``, ``log_connections = on``, pgAudit ``READ, ROLE, MISC`` for the people's
   roles; the application's own role is not audited: ``ALTER ROLE crm_app SET pgaudit.log = 'none'``).
@@ -75,7 +77,8 @@ GITHUB = "github.audit"
 O365 = "o365.audit"
 KUBERNETES = "kubernetes.audit"
 PGAUDIT = "postgresql.pgaudit"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT)
+WINDOWS = "windows.security"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -87,6 +90,7 @@ SRC_GITHUB = "demo:github"
 SRC_O365 = "demo:o365"
 SRC_K8S = "demo:kubernetes"
 SRC_PG = "demo:db-01-postgresql.log"
+SRC_WINDOWS = "demo:wec-security.jsonl"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -100,6 +104,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_O365: ("o365.jsonl", O365),
     SRC_K8S: ("kube-apiserver-audit.jsonl", KUBERNETES),
     SRC_PG: ("db-01-postgresql.log", PGAUDIT),
+    SRC_WINDOWS: ("wec-security.jsonl", WINDOWS),
 }
 
 #: scenario ids
@@ -128,6 +133,7 @@ GITHUB_OWNER_ESCALATION = "github_owner_escalation"
 OKTA_ADMIN_GRANT = "okta_admin_grant"
 K8S_STOLEN_KUBECONFIG = "k8s_stolen_kubeconfig"
 DB_DUMP_AS_POSTGRES = "db_dump_as_postgres"
+WINDOWS_PASSWORD_SPRAY = "windows_password_spray"
 INSTANCE_CREDENTIALS_STOLEN = "instance_credentials_stolen"
 
 #: scenarios left out of windows shorter than this many days (they need history or dates in it)
@@ -598,6 +604,30 @@ class _Gen:
         ts = _trunc(ts, "ms")
         line = f"{ts:%Y-%m-%d %H:%M:%S}.{ts.microsecond // 1000:03d} UTC [{pid}] {user}@{db} {body}"
         self._emit(line.encode(), PGAUDIT, SRC_PG, scenario, ts)
+
+    def winlogon(self, ts: datetime, event_id: int, laptop: str, user: str, logon_id: int, *,
+                 logon_type: int = 2, process: str = "C:\\Windows\\System32\\svchost.exe",
+                 subject: str = "ZW-LAPTOP$", scenario: str | None = None) -> None:
+        """A Security-log event of an office laptop as the collector forwards it (NXLog ``im_msvistalog``:
+        EventData flattened, ``@timestamp`` UTC): 4624 logon, 4625 failed logon, 4634 logoff."""
+        ts = _trunc(ts, "ms")
+        fail = event_id == 4625
+        obj: dict[str, Any] = {
+            "@timestamp": f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z",
+            "EventID": event_id, "Channel": "Security", "SourceName": "Microsoft-Windows-Security-Auditing",
+            "Hostname": f"{laptop}.corp.zorgwijk.nl", "EventType": "AUDIT_FAILURE" if fail else "AUDIT_SUCCESS",
+            "Category": "Logoff" if event_id == 4634 else "Logon", "TargetUserName": user,
+            "TargetDomainName": "ZORGWIJK", "LogonType": str(logon_type)}
+        if event_id != 4634:
+            obj.update({"SubjectUserName": subject, "SubjectDomainName": "ZORGWIJK", "WorkstationName": laptop,
+                        "IpAddress": "-" if logon_type == 2 else "127.0.0.1", "ProcessName": process,
+                        "LogonProcessName": "Advapi  " if logon_type == 2 and fail else "User32 ",
+                        "AuthenticationPackageName": "Negotiate"})
+        if fail:
+            obj.update({"Status": "0xc000006d", "SubStatus": "0xc000006a", "FailureReason": "%%2313"})
+        else:
+            obj["TargetLogonId"] = f"0x{logon_id:x}"
+        self._emit(orjson.dumps(obj), WINDOWS, SRC_WINDOWS, scenario, ts)
 
     def pg_session(self, r: random.Random, ts: datetime, user: str, reads: list[str], *, gap: tuple[float, float],
                    scenario: str | None = None) -> datetime:
@@ -1843,6 +1873,7 @@ def _scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
                         (sup.username, place.ip), subject_ids=tuple(str(i) for i in ids)))
     out.extend(_more_scenarios(g, benign))
     out.extend(_cloud_and_database_scenarios(g))
+    out.extend(_windows_scenarios(g))
     return out
 
 
@@ -2319,6 +2350,53 @@ def _benign_database(g: _Gen) -> None:
                  "<not logged>")
 
 
+def _laptop(u: DemoUser) -> str:
+    return f"ZW-LT-{u.uid % 1000:03d}"
+
+
+def _benign_windows(g: _Gen) -> None:
+    """The office laptops: each working day a logon in the morning (now and then after one
+    mistyped password, the near miss of the spray rule: one account at a time), the screen
+    unlocked after lunch, a logoff in the evening."""
+    r = g.rng("windows")
+    for i in range(g.days):
+        day = (g.start + timedelta(days=i)).astimezone(AMSTERDAM).date()
+        for u in g.c.users:
+            if not u.works_on(day) or day.weekday() in u.days_off or (day.weekday() >= 5 and not u.night_shift):
+                continue
+            laptop = _laptop(u)
+            t = _at(day, r.uniform(7.9, 9.4) * H)
+            if r.random() < 0.12:
+                g.winlogon(t, 4625, laptop, u.username, 0, process="C:\\Windows\\System32\\winlogon.exe")
+                t += timedelta(seconds=r.uniform(4, 20))
+            lid = r.randint(0x100000, 0xFFFFFF)
+            g.winlogon(t, 4624, laptop, u.username, lid, process="C:\\Windows\\System32\\winlogon.exe")
+            lunch = _at(day, r.uniform(12.6, 13.4) * H)
+            g.winlogon(lunch, 4624, laptop, u.username, lid + 7, logon_type=7,
+                       process="C:\\Windows\\System32\\winlogon.exe")
+            g.winlogon(_at(day, r.uniform(16.8, 18.5) * H), 4634, laptop, u.username, lid)
+
+
+def _windows_scenarios(g: _Gen) -> list[Scenario]:
+    """A spray through the LogonUser API from a support laptop (PurpleSharp's playbook, as in OTRF's
+    recording): eight colleagues' accounts fail within seconds, no source address."""
+    sid = WINDOWS_PASSWORD_SPRAY
+    r = g.rng(sid)
+    day = _weekday_on_or_after(g, int(g.days * 0.45))
+    who = next(u for u in g.c.users if u.role == "support" and u.works_on(day))
+    laptop = _laptop(who)
+    t = _at(day, (12.9 + r.uniform(0, 0.2)) * H)
+    targets = [u.username for u in g.c.users if u.left is None and not u.on_leave and u is not who][:8]
+    tool = f"C:\\Users\\{who.username}\\Downloads\\PurpleSharp.exe"
+    for name in targets:
+        t += timedelta(milliseconds=r.uniform(1, 4))
+        g.winlogon(t, 4625, laptop, name, 0, process=tool, subject=who.username, scenario=sid)
+    mine = [rec.timestamp for rec in g.out if rec.scenario == sid]
+    return [Scenario(sid, f"{tool.rsplit(chr(92), 1)[-1]} on {who.username}'s laptop {laptop} tries one password "
+                     f"against {len(targets)} colleagues' accounts through the LogonUser API within milliseconds.",
+                     (sid,), min(mine), max(mine), (who.username, laptop, *targets))]
+
+
 def _cloud_and_database_scenarios(g: _Gen) -> list[Scenario]:
     out: list[Scenario] = []
 
@@ -2389,6 +2467,7 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
     _benign_systems(g)
     _benign_kubernetes(g)
     _benign_database(g)
+    _benign_windows(g)
     if scenarios:
         # After benign traffic: some attacks are timed by what the victim did.
         found = [sc for sc in _scenarios(sg, g.out) if days >= SCENARIO_MIN_DAYS.get(sc.id, 1)]
