@@ -146,6 +146,7 @@ JSON_LOG_TYPES |= {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", 
 RAW_LINE_LOG_TYPES = frozenset({"linux.auditd"})
 JSON_LOG_TYPES |= {"kubernetes.audit"}  # parse/kubernetes.py
 JSON_LOG_TYPES |= {"duo.authentication", "duo.administrator", "onelogin.events"}  # parse/duo.py, onelogin.py
+JSON_LOG_TYPES |= {"windows.security"}  # parse/windows.py: EventData flattened, Sigma's names are its keys
 
 # Sigma field -> ECS path, only where the ECS value is the vendor's value verbatim (the parsers'
 # normalised values, such as event.outcome, are left to the raw record). Keys compare ignoring case.
@@ -339,6 +340,13 @@ FIELD_TABLES: dict[str, dict[str, str]] = {
         "reason": "event.reason",
         "username": "user.name",
     },
+    # Windows Security (service security): SigmaHQ names the event's own fields (EventID,
+    # TargetUserName, LogonType, IpAddress, SubjectUserName...), read from the record; ``Computer``
+    # is NXLog's ``Hostname`` in the OTRF exports.
+    "windows": {
+        "Computer": "host.name",
+        "Hostname": "host.name",
+    },
     "onelogin": {
         "event_type_id": "labels.onelogin_event_type_id",  # a number or a string of digits: the label is one form
         "ipaddr": "source.ip",
@@ -404,7 +412,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
     google_workspace.* -> gworkspace.activity and gcp.audit; product kubernetes (service audit,
     category none or application) -> kubernetes.audit; product cisco service duo ->
     duo.authentication and duo.administrator; product onelogin (service onelogin.events) ->
-    onelogin.events. Windows Security (windows.security) has no log source yet. The database audit types
+    onelogin.events; product windows service security -> windows.security (other Windows channels
+    and categories, such as process_creation, have no log type here). The database audit types
     (postgresql.pgaudit, mysql.audit) have no Sigma log source: SigmaHQ has no rules for them.
     """
     cat = (ls.category or "").lower() or None
@@ -440,6 +449,8 @@ def logsource_types(ls: SigmaLogSource) -> tuple[str, tuple[str, ...]] | None:
         return "duo", ("duo.authentication", "duo.administrator")
     if prod == "onelogin" and cat is None and svc in (None, "onelogin.events"):
         return "onelogin", ("onelogin.events",)
+    if prod == "windows" and cat is None and svc == "security":
+        return "windows", ("windows.security",)
     return None
 
 
@@ -1026,7 +1037,7 @@ def compile_rule_indexed(rule: SigmaRule) -> tuple[Predicate, tuple[str, ...], F
                           "auth/sshd/sudo/su/syslog/cron/clamav/guacamole/vsftpd, or auditd), product azure "
                           "(signinlogs, auditlogs, activitylogs, riskdetection, pim), product m365, product gcp "
                           "(gcp.audit, google_workspace.*), product kubernetes (audit), product cisco/service duo, "
-                          "product onelogin",
+                          "product onelogin, product windows/service security",
                           section="logsource")
     table, log_types = found
     resolver = FieldResolver(table, log_types)
