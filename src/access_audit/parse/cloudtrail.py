@@ -52,6 +52,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
+from access_audit.parse.cloudcommon import inner, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _STS_AUTH = frozenset({"GetSessionToken", "GetFederationToken"})
@@ -73,6 +74,7 @@ class CloudTrailParser(JsonParser):
     description = "AWS CloudTrail records (one per object, or a {\"Records\": [...]} file)"
 
     def sniff_obj(self, obj: dict[str, Any]) -> bool:
+        obj = inner(obj)  # a Panther test row {"event": {...}} holds the vendor record
         if isinstance(obj.get("Records"), list):
             return True
         # eventSource is sometimes missing in exported rows; eventName plus any CloudTrail
@@ -80,6 +82,7 @@ class CloudTrailParser(JsonParser):
         return has_keys(obj, "eventName") and any(has_keys(obj, k) for k in _SNIFF_COMPANIONS)
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
+        obj = unwrap(obj)
         records = obj.get("Records")
         if records is None:
             return [self._record(Fields(obj, self.name))]

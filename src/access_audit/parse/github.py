@@ -42,6 +42,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
+from access_audit.parse.cloudcommon import inner, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_FIELDS = ("@timestamp", "at_sign_timestamp", "created_at", "p_event_time")
@@ -70,12 +71,14 @@ class GitHubAuditParser(JsonParser):
     description = "GitHub organisation / enterprise audit log entries"
 
     def sniff_obj(self, obj: dict[str, Any]) -> bool:
+        obj = inner(obj)  # a Panther test row {"event": {...}} holds the vendor record
         # actor is a login string (Slack's audit log also has action + an actor *object*).
         return (isinstance(obj.get("action"), str) and isinstance(obj.get("actor"), str)
                 and any(k in obj for k in (*_TIME_FIELDS, "_document_id"))
                 and not has_keys(obj, "eventSource") and not has_keys(obj, "eventType"))
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
+        obj = unwrap(obj)
         f = Fields(obj, self.name)
         ts = f.time(*_TIME_FIELDS)
         action = f.text("action")

@@ -47,6 +47,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
+from access_audit.parse.cloudcommon import inner, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _SNIFF_COMPANIONS = ("published", "uuid", "outcome", "client", "displayMessage")
@@ -85,11 +86,13 @@ class OktaParser(JsonParser):
     description = "Okta System Log events"
 
     def sniff_obj(self, obj: dict[str, Any]) -> bool:
+        obj = inner(obj)  # a Panther test row {"event": {...}} holds the vendor record
         # eventType + actor object, and one more System Log envelope field (exports drop some).
         return (has_keys(obj, "eventType") and isinstance(obj.get("actor"), dict)
                 and any(has_keys(obj, k) for k in _SNIFF_COMPANIONS))
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
+        obj = unwrap(obj)
         f = Fields(obj, self.name)
         ts = f.time("published", "p_event_time")
         action = f.text("eventType")
