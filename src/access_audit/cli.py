@@ -1413,11 +1413,19 @@ def detectors_eval(
     min_precision: Annotated[float, typer.Option(help="Target precision per rule.")] = 0.95,
     min_recall: Annotated[float, typer.Option(help="Target recall per rule.")] = 0.95,
     max_false_per_100k: Annotated[float, typer.Option(help="Target false alerts per 100k benign events.")] = 1.0,
+    samples: Annotated[Path | None, typer.Option("--samples", help="Instead: the real third-party logs of this "
+                                                 "datasets folder (../shared/datasets): what the pack raises on "
+                                                 "each, against what it must raise.", show_default=False)] = None,
 ) -> None:
-    """Measure every rule on labelled demo traffic: TP, FP, FN, precision, recall, false alerts per 100k."""
+    """Measure every rule on labelled demo traffic: TP, FP, FN, precision, recall, false alerts per 100k.
+    With --samples: the alerts per rule on each real log of a datasets folder, against the reviewed
+    expectations (access_audit.detect.evaluate.REAL_SAMPLES)."""
     from access_audit.detect.evaluate import evaluate_demo
 
     _check_format(fmt)
+    if samples is not None:
+        _eval_samples(samples, rules, fmt, check)
+        return
     try:
         rep = evaluate_demo(days=days, seed=seed, rules=rules)
     except RuleLoadErrors as e:
@@ -1448,6 +1456,39 @@ def detectors_eval(
                   f"{rep.meta.get('dead_letters', 0)} dead letters; {rep.meta.get('seconds')} s; "
                   + ("[green]targets met[/]" if ok else "[red]targets not met[/]"))
     if check and not ok:
+        raise typer.Exit(1)
+
+
+def _eval_samples(datasets: Path, rules: list[Path] | None, fmt: str, check: bool) -> None:
+    from access_audit.detect.evaluate import evaluate_samples
+
+    if not datasets.is_dir():
+        raise _fail(f"{datasets} is not a folder (the datasets folder, e.g. ../shared/datasets)")
+    try:
+        rows = evaluate_samples(datasets, rules=rules)
+    except RuleLoadErrors as e:
+        raise _fail(str(e)) from None
+
+    def fmt_counts(alerts: dict[str, int], counted: dict[str, int] | None = None) -> str:
+        return ", ".join(f"{r} {n}" + (f" ({counted[r]} events)" if counted and r in counted else "")
+                         for r, n in sorted(alerts.items())) or "-"
+
+    if fmt in ("json", "csv"):
+        _write_rows([{**r.to_dict(), "alerts": fmt_counts(r.alerts, r.counted), "expected": fmt_counts(r.expected)}
+                     if fmt == "csv" else r.to_dict() for r in rows],
+                    ("file", "events", "dead_letters", "alerts", "expected", "ok", "why"), fmt, "")
+    else:
+        t = Table(title=f"The pack on the real logs of {datasets}")
+        for c in ("file", "events", "dead letters", "alerts raised", "expected", "ok"):
+            t.add_column(c, justify="right" if c in ("events", "dead letters") else "left")
+        for r in rows:
+            t.add_row(escape(r.file), str(r.events), str(r.dead_letters), escape(fmt_counts(r.alerts, r.counted)),
+                      escape(fmt_counts(r.expected, r.expected_events)),
+                      "[yellow]missing[/]" if r.missing else ("[green]ok[/]" if r.ok else "[red]differs[/]"))
+        out.print(t)
+        bad = [r for r in rows if not r.ok]
+        out.print(f"{len(rows) - len(bad)} of {len(rows)} samples as expected")
+    if check and any(not r.ok for r in rows):
         raise typer.Exit(1)
 
 
