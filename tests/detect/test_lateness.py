@@ -187,3 +187,32 @@ def test_distinct_values_count_the_same_burst_in_any_order_within_the_lateness(s
     shuffled = sorted(events, key=lambda e: e.timestamp + timedelta(seconds=rng.uniform(0, 900)))
     assert shuffled != events
     assert run(shuffled) == in_order
+
+
+def _signin(i: int, at: datetime, lat: float, lon: float, country: str):
+    from access_audit.core.events import AccessEvent
+
+    return AccessEvent.from_doc({
+        "@timestamp": at.isoformat(), "user": {"name": "gprins@zorgwijk.nl"},
+        "event": {"id": f"gv{i}", "dataset": "okta.system", "action": "user.session.start", "outcome": "success",
+                  "category": ["authentication"]},
+        "source": {"ip": f"198.51.100.{i + 1}", "geo": {"location": {"lat": lat, "lon": lon},
+                                                       "country_iso_code": country}}})
+
+
+def test_a_late_sign_in_is_compared_with_its_neighbours_in_time():
+    """Amsterdam 09:00, New York 09:10 (delivered late), Amsterdam 09:20: in time order two
+    impossible journeys (there and back); delivered with New York last, the same two, not one."""
+    ams, nyc = (52.37, 4.90, "NL"), (40.71, -74.01, "US")
+    evs = [_signin(0, T0, *ams), _signin(1, T0 + timedelta(minutes=10), *nyc),
+           _signin(2, T0 + timedelta(minutes=20), *ams)]
+
+    def run(order):
+        engine = DetectionEngine([r for r in load_ruleset().rules if r.id == "impossible_travel"])
+        return [d for ev in order for d in engine.process(ev)]
+
+    in_order = run(evs)
+    assert len(in_order) == 2
+    late = run([evs[0], evs[2], evs[1]])
+    assert sorted(d.timestamp for d in late) == sorted(d.timestamp for d in in_order)
+    assert _folded(late) == _folded(in_order)

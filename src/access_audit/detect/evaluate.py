@@ -224,8 +224,10 @@ REAL_SAMPLES: list[dict[str, Any]] = [
      "why": "Panther's test rows for forwarding rules: the six that forward outside the tenant"},
     {"file": "msticpy_testdata/aad_logons.from_pkl.jsonl", "alerts": {"impossible_travel": 1},
      "why": "one account signs in from two countries too far apart for the time between"},
-    {"file": "panther_tests/Okta.SystemLog.jsonl", "alerts": {"okta_mfa_deactivated": 2},
-     "why": "Panther's test rows of MFA factors deactivated, suspended or all reset (two users: two alerts)"},
+    {"file": "panther_tests/Okta.SystemLog.jsonl", "alerts": {"okta_mfa_deactivated": 2, "impossible_travel": 1},
+     "why": "Panther's test rows of MFA factors deactivated, suspended or all reset (two users: two alerts); "
+            "two sign-ins of one account at the same millisecond from addresses 5,392 km apart (the rows are "
+            "not in time order: compared with its neighbour in time, not the newest row, a year later)"},
     {"file": "panther_tests/GitHub.Audit.jsonl", "alerts": {"mfa_disabled": 2, "privilege_granted_then_used": 1},
      "why": "Panther's rows of org.disable_two_factor_requirement (two actors), and an org.update_member "
             "grant its holder uses at once"},

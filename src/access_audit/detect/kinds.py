@@ -334,10 +334,19 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @dataclass(eq=False)
 class GeoVelocityRule(_Stateful):
+    """Impossible travel between consecutive located events of one key (in event time).
+
+    Order-insensitive within the allowed lateness (issue 11): the key's located events of the last
+    ``lateness`` are kept sorted, so a late event is compared with its neighbours in time, the
+    one before it and the one after it, as it would have been in time order (the pair it falls
+    between was compared when the later one arrived; that comparison stands)."""
+
     kind: ClassVar[str] = "geo_velocity"
     key_fields: list[str] = field(default_factory=lambda: ["user.name"])
     max_speed_kmh: float = 900.0
     min_distance_km: float = 500.0
+    lateness: timedelta = timedelta(minutes=15)  # allowed lateness (settings, per log type)
+    MAX_KEPT: ClassVar[int] = 16  # located events kept per key (a burst of sign-ins keeps the newest)
 
     def __post_init__(self) -> None:
         self._init_state()
@@ -354,23 +363,38 @@ class GeoVelocityRule(_Stateful):
             return []
         here = (ev.timestamp, geo.location.lat, geo.location.lon, geo.country_iso_code, ev.source.ip if ev.source
                 else None, ev.id)
-        prev = self._groups.get(key)
-        self._groups.touch(key, lambda: here)
-        if prev is None or here[0] >= prev[0]:
-            self._groups[key] = here
-        if prev is None:
-            return []
-        t0, lat0, lon0, c0, ip0, id0 = prev
-        dist = haversine_km(lat0, lon0, here[1], here[2])
-        hours = abs((here[0] - t0).total_seconds()) / 3600
+        kept = self._groups.touch(key, list)
+        if isinstance(kept, tuple):  # the state of the in-order scheme: its one newest event
+            kept = [kept]
+            self._groups[key] = kept
+        i = bisect.bisect_right(kept, here[0], key=_first)
+        prev = kept[i - 1] if i else None
+        after = kept[i] if i < len(kept) else None
+        kept.insert(i, here)
+        horizon = kept[-1][0] - self.lateness
+        while len(kept) > 1 and (kept[1][0] < horizon or len(kept) > self.MAX_KEPT):  # keeps the one before
+            kept.pop(0)
+        group = dict(zip(self.key_fields, key, strict=True))
+        out = []
+        if prev is not None and (d := self._travel(prev, here, ev, ev.timestamp, group)):
+            out.append(d)
+        if after is not None and (d := self._travel(here, after, ev, after[0], group)):
+            out.append(d)  # what time order would have raised when the later event arrived
+        return out
+
+    def _travel(self, a: tuple[Any, ...], b: tuple[Any, ...], ev: AccessEvent, at: datetime,
+                group: dict[str, Any]) -> Detection | None:
+        t0, lat0, lon0, c0, ip0, id0 = a
+        dist = haversine_km(lat0, lon0, b[1], b[2])
+        hours = abs((b[0] - t0).total_seconds()) / 3600
         speed = dist / hours if hours > 0 else math.inf
         if dist < self.min_distance_km or speed <= self.max_speed_kmh:
-            return []
-        return [Detection(self, ev.timestamp, dict(zip(self.key_fields, key, strict=True)), ev, [id0, ev.id],
-                          context={"distance_km": round(dist), "hours": round(hours, 2),
-                                   "speed_kmh": round(speed) if speed != math.inf else None,
-                                   "from": {"country": c0, "ip": ip0, "at": t0.isoformat()},
-                                   "to": {"country": here[3], "ip": here[4], "at": here[0].isoformat()}})]
+            return None
+        return Detection(self, at, group, ev, [id0, b[5]],
+                         context={"distance_km": round(dist), "hours": round(hours, 2),
+                                  "speed_kmh": round(speed) if speed != math.inf else None,
+                                  "from": {"country": c0, "ip": ip0, "at": t0.isoformat()},
+                                  "to": {"country": b[3], "ip": b[4], "at": b[0].isoformat()}})
 
 
 @dataclass(eq=False)
