@@ -76,6 +76,7 @@ class ValueCountRule(_Stateful):
     weight_field: tuple[str, ...] | None = None
     lateness: timedelta = timedelta(minutes=15)  # allowed lateness (settings, per log type)
     MAX_WINDOW_EVENTS: ClassVar[int] = 100_000
+    REPLAY: ClassVar[timedelta] = timedelta(hours=6)
 
     def __post_init__(self) -> None:
         self._init_state()
@@ -97,13 +98,18 @@ class ValueCountRule(_Stateful):
             self._groups[key] = st
         ts = ev.timestamp
         newest = st["max"] = ts if st["max"] is None else max(st["max"], ts)
-        horizon = newest - self.window - self.lateness
+        # Kept for the allowed lateness, and at least for REPLAY: a backlog read from several
+        # partitions at once arrives hours out of order (one partition's batch runs ahead of the
+        # others'), and its events must still meet the ones they belong with.
+        horizon = newest - self.window - max(self.lateness, self.REPLAY)
         bursts: list[list[Any]] = st["b"]  # [start, end, fired at, counted values]
         bursts[:] = [b for b in bursts if b[1] + self.window >= horizon]  # closed for good
         group = dict(zip(self.group_by, key, strict=True))
         for b in bursts:
             if b[0] <= ts <= b[1] + self.window:
                 return self._fold(b, st, ts, hvals, ev, group)
+        if ts < horizon:
+            return self._too_late(st, ts, hvals, ev, group)
         pending: list[tuple[datetime, tuple[Any, ...], str, int]] = st["p"]
         entry = (ts, tuple(hvals), ev.id, _weight(ev, self.weight_field))
         seen: dict[Any, datetime] = st["v"]  # value -> its latest time among the waiting events
@@ -147,6 +153,31 @@ class ValueCountRule(_Stateful):
                                    "records": sum(x[3] for x in window_part + extra),
                                    "window_start": window_part[0][0].isoformat(),
                                    "sample_values": [str(v) for v in list(counted)[:20]]})]
+
+    def _too_late(self, st: dict[str, Any], ts: datetime, hvals: list[Any], ev: AccessEvent,
+                  group: dict[str, Any]) -> list[Detection]:
+        """An event later than the allowed lateness (a backlog replayed while newer events of the
+        group already passed: partitions caught up at different speeds) is still evaluated, in a
+        lane of its own that counts in arrival order, as the rule did before it knew lateness: the
+        distinct values within ``window`` before each event; firing starts the lane afresh."""
+        lane: dict[Any, datetime] = st.setdefault("late", {})
+        for v in hvals:
+            lane[v] = max(lane.get(v, ts), ts)
+        lo = ts - self.window
+        if len(lane) >= self.count:
+            for v in [v for v, t in lane.items() if t < lo or t > ts + self.window]:
+                del lane[v]
+        if len(lane) < self.count:
+            if len(lane) > 4 * self.count:  # bounded: keep the newest
+                for v in sorted(lane, key=lane.__getitem__)[: len(lane) - 2 * self.count]:
+                    del lane[v]
+            return []
+        distinct = len(lane)
+        values = [str(v) for v in list(lane)[:20]]
+        lane.clear()
+        return [Detection(self, ts, group, ev, [ev.id], count=distinct,
+                          context={"distinct_field": self.value_field, "distinct": distinct, "late": True,
+                                   "sample_values": values})]
 
     def _fold(self, b: list[Any], st: dict[str, Any], ts: datetime, hvals: list[Any], ev: AccessEvent,
               group: dict[str, Any]) -> list[Detection]:
