@@ -458,23 +458,19 @@ def _check_sources_until(settings: Any, stop: Any, slack: Any) -> None:
     """The scheduler's source check: every ``source_check_minutes``, silent or dropped log sources
     raise ``log_source_silent`` alerts (Slack when configured, else the console; alerts.jsonl)."""
     import logging
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from access_audit import sources as src
     from access_audit.app import open_store
     from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
 
     sinks: list[Any] = [slack if slack is not None else ConsoleNotifier(err), JsonlAlertSink(settings.alerts_path)]
-    quiet = timedelta(minutes=settings.source_quiet_minutes)
     while not stop.is_set():
         try:
             now = datetime.now(UTC)
             store = open_store(settings)
             try:
-                rows = src.source_health(store, now, quiet=quiet,
-                                         baseline=timedelta(hours=settings.source_baseline_hours),
-                                         min_events=settings.source_min_events, drop_ratio=settings.source_drop_ratio)
-                src.raise_alerts(store, sinks, src.silence_alerts(rows, now, quiet=quiet))
+                src.raise_alerts(store, sinks, src.check(store, settings, now)[1])
             finally:
                 store.close()
         except Exception as e:  # a store that is down now is checked again next time
@@ -810,7 +806,7 @@ def sources(
     event in ACCESS_AUDIT_SOURCE_QUIET_MINUTES), dropped (under ACCESS_AUDIT_SOURCE_DROP_RATIO of the
     rate of the day before), sparse (too few events to judge). Exits 1 when a source is silent or
     dropped. The scheduler runs the same check and raises the alerts."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from access_audit import sources as src
     from access_audit.app import alert_sinks, open_store
@@ -821,13 +817,10 @@ def sources(
     if settings.store == "sqlite" and not settings.sqlite_path.exists():
         raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
     now = parse_when(at) if at else datetime.now(UTC)
-    quiet = timedelta(minutes=settings.source_quiet_minutes)
     store = open_store(settings)
     try:
-        rows = src.source_health(store, now, quiet=quiet, baseline=timedelta(hours=settings.source_baseline_hours),
-                                 min_events=settings.source_min_events, drop_ratio=settings.source_drop_ratio)
-        raised = src.raise_alerts(store, alert_sinks(settings, err), src.silence_alerts(rows, now, quiet=quiet)) \
-            if alert else []
+        rows, silent = src.check(store, settings, now)
+        raised = src.raise_alerts(store, alert_sinks(settings, err), silent) if alert else []
     finally:
         store.close()
     cols = ("status", "dataset", "key_field", "key", "baseline", "recent", "expected")

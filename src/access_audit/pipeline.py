@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from access_audit.alert.created import flag_created
+from access_audit.alert.created import deliver
 from access_audit.alert.manager import AlertManager
 from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError, StoreError, StoreUnavailableError
@@ -165,14 +165,7 @@ class Pipeline:
 
         "new" is the store's answer (the ids it created), so alerts_new, the sinks' new flag and
         the alerts index agree, also after a restart from an older checkpoint."""
-        if updates:
-            latest = {a.id: a for a, _ in updates}
-            updates = flag_created(updates, self.store.write_alerts(list(latest.values())))
-        for alert, is_new in updates:
-            for sink in self.sinks:
-                sink.emit(alert, is_new)
-        for sink in self.sinks:
-            sink.flush()
+        updates = deliver(self.store, self.sinks, updates)
         if count:
             n_new = sum(1 for _, n in updates if n)
             self.stats.alerts_new += n_new

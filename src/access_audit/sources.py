@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from access_audit.alert.created import deliver
 from access_audit.core.alerts import Alert, Severity, window_alert_id
 from access_audit.store.aggregations import MAX_TERMS
 from access_audit.store.query import Query, Term
@@ -125,6 +126,15 @@ def silence_alerts(rows: list[SourceHealth], now: datetime, *, quiet: timedelta)
     return out
 
 
+def check(store: Any, settings: Any, now: datetime) -> tuple[list[SourceHealth], list[Alert]]:
+    """The check with the thresholds of ``settings``: every source's health, and the alerts for
+    the silent and dropped ones (what ``sources`` shows and the scheduler raises)."""
+    quiet = timedelta(minutes=settings.source_quiet_minutes)
+    rows = source_health(store, now, quiet=quiet, baseline=timedelta(hours=settings.source_baseline_hours),
+                         min_events=settings.source_min_events, drop_ratio=settings.source_drop_ratio)
+    return rows, silence_alerts(rows, now, quiet=quiet)
+
+
 def raise_alerts(store: Any, sinks: list[Any], alerts: list[Alert]) -> list[tuple[Alert, bool]]:
     """Store the alerts (an open alert of the same id counts up) and tell the sinks."""
     if not alerts:
@@ -135,11 +145,4 @@ def raise_alerts(store: Any, sinks: list[Any], alerts: list[Alert]) -> list[tupl
             a.count = old.count + 1
             a.first_seen = old.first_seen
             a.created_at = old.created_at
-    created = set(store.write_alerts(alerts) or ())
-    updates = [(a, a.id in created) for a in alerts]
-    for alert, new in updates:
-        for sink in sinks:
-            sink.emit(alert, new)
-    for sink in sinks:
-        sink.flush()
-    return updates
+    return deliver(store, sinks, [(a, True) for a in alerts])

@@ -10,7 +10,8 @@ swept an open alert and an out-of-order detection of the same window arrives. Th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from access_audit.core.alerts import Alert
 
@@ -39,4 +40,20 @@ def flag_created(updates: Iterable[tuple[Alert, bool]], created: set[str]) -> St
     return out
 
 
-__all__ = ["StoreFlagged", "flag_created"]
+def deliver(store: Any, sinks: Sequence[Any], updates: Iterable[tuple[Alert, bool]]) -> StoreFlagged:
+    """Store alert updates (the latest version of each id), then tell the sinks, each update with
+    the store's ``new`` flag; idempotent, so a caller retries it while the store or a sink is down."""
+    updates = list(updates) if not isinstance(updates, StoreFlagged) else updates
+    flagged = updates
+    if updates:
+        latest = {a.id: a for a, _ in updates}
+        flagged = flag_created(updates, set(store.write_alerts(list(latest.values())) or ()))
+    for alert, is_new in flagged:
+        for sink in sinks:
+            sink.emit(alert, is_new)
+    for sink in sinks:
+        sink.flush()
+    return flagged if isinstance(flagged, StoreFlagged) else StoreFlagged(flagged)
+
+
+__all__ = ["StoreFlagged", "deliver", "flag_created"]

@@ -97,9 +97,11 @@ class AlertManager:
             count=det.count,
             event_ids=list(det.evidence[:MAX_EVIDENCE]),
             group={k: v for k, v in det.group.items()},
-            user=ev.user.name if ev.user else None,
-            source_ip=ev.source.ip if ev.source else None,
-            host=ev.host.name if ev.host else None,
+            # the finding's own key first: the event that completed it may be another party's (a
+            # late grant completes the grantee's sequence; the granting admin is its actor)
+            user=_grouped(det, "user.name", ev.user.name if ev.user else None),
+            source_ip=_grouped(det, "source.ip", ev.source.ip if ev.source else None),
+            host=_grouped(det, "host.name", ev.host.name if ev.host else None),
             resource=(res.name or res.id) if res else None,
             data_categories=list(res.data_categories) if res else [],
             personal_data=rule.personal_data or bool(res and (res.data_categories or res.subject_ids)),
@@ -165,6 +167,11 @@ class AlertManager:
         for k in stale:
             del self.open[k]
             self.dirty.add(k)
+
+
+def _grouped(det: Detection, name: str, fallback: str | None) -> str | None:
+    v = det.group.get(name)
+    return v if isinstance(v, str) else fallback
 
 
 def _responder_context(det: Detection) -> dict[str, Any]:

@@ -340,7 +340,10 @@ class SequenceRule(GroupState, Rule):
         if ts < horizon:
             return []  # later than the allowed lateness: stored and counted late, too late to sequence
         fired: datetime | None = st["fired"]
-        names = self.steps[hits[0]].by or self.by
+        # A detection is named by the sequence's key (``by``), whichever step's event completes it:
+        # a late grant keyed on user.target.name completes the same alert (dedup key, id, title) as
+        # the use keyed on user.name would have in time order.
+        names = self.by
         if fired is not None and fired - self.window <= ts <= fired:
             # A late event of the sequence that already fired: a step before the last one counts
             # into the open alert as far as the step's cap would have kept it in order.
