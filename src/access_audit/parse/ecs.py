@@ -30,6 +30,25 @@ from access_audit.parse.base import JsonParser, parse_time, register
 _MAX_TIME_CHARS = 64
 
 
+_SHAPES: dict[tuple[str, ...], dict[str, str]] = {}  # an object's keys -> {lower-cased key: key}
+
+
+def _lower_names(shape: tuple[str, ...]) -> dict[str, str]:
+    """The case-insensitive names of an object's keys (the first key of each lower-cased spelling),
+    shared by every object with the same keys in the same order: records of one source mostly
+    have one of a few shapes, so the map is built once per shape, not once per record."""
+    names = _SHAPES.get(shape)
+    if names is None:
+        names = {}
+        for k in shape:
+            if isinstance(k, str):
+                names.setdefault(k.lower(), k)
+        if len(_SHAPES) >= 4096:  # bounded: a source of ever-new shapes starts the cache afresh
+            _SHAPES.clear()
+        _SHAPES[shape] = names
+    return names
+
+
 class Fields:
     """Typed, case-tolerant reads from one decoded JSON object.
 
@@ -44,7 +63,7 @@ class Fields:
         self.obj = obj
         self.parser = parser
         self.prefix = prefix
-        self._low: dict[str, Any] | None = None  # lower-cased keys, built on the first miss
+        self._low: dict[str, str] | None = None  # lower-cased key -> key, on the first miss
 
     def has(self, key: str) -> bool:
         return self.raw(key) is not None
@@ -55,12 +74,10 @@ class Fields:
         if v is not None or key in obj:
             return v
         low = self._low
-        if low is None:  # once per object: absent keys are common (errorCode, additionalEventData...)
-            low = self._low = {}
-            for k, val in obj.items():
-                if isinstance(k, str):
-                    low.setdefault(k.lower(), val)
-        return low.get(key.lower())
+        if low is None:  # absent keys are common (errorCode, additionalEventData...)
+            low = self._low = _lower_names(tuple(obj))
+        name = low.get(key.lower())
+        return None if name is None else obj[name]
 
     def raw(self, key: str) -> Any:
         """The value at a (dotted) key, whatever its type; None when absent."""
@@ -72,6 +89,10 @@ class Fields:
 
     def text(self, key: str, *, numbers: bool = False) -> str | None:
         """A string (empty -> None). ``numbers=True`` also accepts ints (ids decoded as numbers)."""
+        if "." not in key:  # the common case, inline: a key present as spelt (~17 reads a record)
+            v = self.obj.get(key)
+            if v.__class__ is str and v:
+                return v
         v = self.raw(key)
         if v is None or v == "":
             return None

@@ -171,7 +171,8 @@ class HttpAccessParser(Parser):
 
 
 def _unquote(quoted: str) -> str:
-    return _ESCAPE.sub(_unescape, quoted[1:-1])
+    inner = quoted[1:-1]
+    return _ESCAPE.sub(_unescape, inner) if "\\" in inner else inner
 
 
 def _unescape(m: re.Match[str]) -> str:
