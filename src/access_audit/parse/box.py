@@ -40,7 +40,7 @@ from access_audit.core.errors import ParseError
 from access_audit.core.events import AccessEvent, EventInfo, Outcome, Resource, User, UserTarget
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, unwrap
+from access_audit.parse.cloudcommon import email_or_none, inner, open_record
 from access_audit.parse.ecs import Fields, endpoint
 
 _TIME_KEYS = ("created_at", "recorded_at", "p_event_time")
@@ -119,11 +119,7 @@ class BoxEventParser(JsonParser):
         return rec.get("type") == "event" and isinstance(et, str) and et.isupper()
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        action = f.text("event_type")
-        if action is None:
-            raise ParseError("missing field", "event_type is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, action, ts = open_record(obj, self.name, "event_type", _TIME_KEYS)
         user = _actor(f)
         resource = None
         src = f.obj_at("source")

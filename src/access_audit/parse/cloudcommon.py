@@ -1,9 +1,12 @@
-"""Helpers the cloud identity parsers share (Azure / Entra ID, Microsoft 365, Google Cloud and
-Workspace): the Panther test wrapper, JSON-encoded columns, and small mappings.
+"""Helpers the cloud and SaaS audit-log parsers share (Azure / Entra ID, Microsoft 365, Google
+Cloud and Workspace, Okta, Duo, 1Password, Slack, Box, Salesforce, Zoom, OneLogin): the Panther
+test wrapper, the opening of a record (required field, then time), JSON-encoded columns, and
+small mappings.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -34,6 +37,28 @@ def unwrap(obj: dict[str, Any]) -> dict[str, Any]:
         obj.clear()
         obj.update(rec)
     return obj
+
+
+def required(f: Fields, key: str) -> str:
+    """The text at ``key``; a record without it is the dead letter ``missing field``
+    (``<key> is absent``)."""
+    v = f.text(key)
+    if v is None:
+        raise ParseError("missing field", f"{f.prefix}{key} is absent", parser=f.parser)
+    return v
+
+
+def open_record(obj: dict[str, Any], parser: str, key: str, time_keys: tuple[str, ...]) -> tuple[Fields, str, datetime]:
+    """How a SaaS parser's ``parse_obj`` starts: the reader of the vendor record (a Panther wrapper
+    unwrapped in place, see ``unwrap``), the text of its ``required`` field ``key`` (the action, as a
+    rule), then the event time from the first of ``time_keys`` (``Fields.time``).
+
+    The order is the dead letter's: a record without ``key`` and without a time is ``missing
+    field``, not ``missing timestamp``.
+    """
+    f = Fields(unwrap(obj), parser)
+    value = required(f, key)
+    return f, value, f.time(*time_keys)
 
 
 def objects(f: Fields, key: str) -> list[Fields]:

@@ -46,7 +46,6 @@ from typing import Any
 
 import orjson
 
-from access_audit.core.errors import ParseError
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
@@ -60,7 +59,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, unwrap, verb_type
+from access_audit.parse.cloudcommon import email_or_none, inner, open_record, verb_type
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_KEYS = ("isotimestamp", "timestamp", "p_event_time")
@@ -89,11 +88,7 @@ class DuoAuthenticationParser(JsonParser):
                 and isinstance(rec.get("access_device", rec.get("application")), dict))
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        action = f.text("event_type")
-        if action is None:
-            raise ParseError("missing field", "event_type is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, action, ts = open_record(obj, self.name, "event_type", _TIME_KEYS)
         result = f.text("result")
         factor = f.text("factor")
         user = User(name=f.text("user.name"), id=f.text("user.key"), email=f.text("email"))
@@ -144,11 +139,7 @@ class DuoAdministratorParser(JsonParser):
         return has_keys(rec, "action", "isotimestamp") and "username" in rec and "event_type" not in rec
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        action = f.text("action")
-        if action is None:
-            raise ParseError("missing field", "action is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, action, ts = open_record(obj, self.name, "action", _TIME_KEYS)
         verb = action.rsplit("_", 1)[-1]
         if action in _AUTH_ACTIONS:
             category, etype, outcome = ["authentication"], "start", _AUTH_ACTIONS[action]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from access_audit.core.errors import ParseError
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
@@ -47,7 +46,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, unwrap
+from access_audit.parse.cloudcommon import inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _SNIFF_COMPANIONS = ("published", "uuid", "outcome", "client", "displayMessage")
@@ -92,12 +91,9 @@ class OktaParser(JsonParser):
                 and any(has_keys(obj, k) for k in _SNIFF_COMPANIONS))
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        obj = unwrap(obj)
-        f = Fields(obj, self.name)
-        ts = f.time("published", "p_event_time")
-        action = f.text("eventType")
-        if action is None:
-            raise ParseError("missing field", "eventType is absent", parser=self.name)
+        f = Fields(unwrap(obj), self.name)
+        ts = f.time("published", "p_event_time")  # Okta reads the time first: no time is missing timestamp
+        action = required(f, "eventType")
 
         outcome, reason = Outcome.unknown, None
         if (out := f.obj_at("outcome")) is not None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from access_audit.core.errors import ParseError
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
@@ -48,7 +47,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, unwrap
+from access_audit.parse.cloudcommon import inner, open_record
 from access_audit.parse.ecs import Fields, endpoint
 
 _TIME_KEYS = ("timestamp", "p_event_time")
@@ -103,11 +102,7 @@ class OnePasswordItemUsageParser(_OnePasswordParser):
         return "item_uuid" in rec and "vault_uuid" in rec and isinstance(rec.get("user"), dict)
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        item = f.text("item_uuid")
-        if item is None:
-            raise ParseError("missing field", "item_uuid is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, item, ts = open_record(obj, self.name, "item_uuid", _TIME_KEYS)
         vault = f.text("vault_uuid")
         ev = AccessEvent(
             timestamp=ts,
@@ -135,11 +130,7 @@ class OnePasswordSignInParser(_OnePasswordParser):
         return "session_uuid" in rec and isinstance(rec.get("target_user"), dict) and "category" in rec
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        category = f.text("category")
-        if category is None:
-            raise ParseError("missing field", "category is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, category, ts = open_record(obj, self.name, "category", _TIME_KEYS)
         kind = f.text("type")
         ok = category.lower() in _SUCCESS
         ev = AccessEvent(

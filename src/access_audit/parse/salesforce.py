@@ -79,7 +79,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, unwrap
+from access_audit.parse.cloudcommon import email_or_none, inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_KEYS = ("TIMESTAMP_DERIVED", "TIMESTAMP", "p_event_time")
@@ -133,10 +133,7 @@ def _sniff_type(obj: dict[str, Any]) -> str | None:
 class _SalesforceParser(JsonParser):
     def start(self, obj: dict[str, Any]) -> tuple[Fields, str, datetime]:
         f = Fields(unwrap(obj), self.name)
-        etype = f.text("EVENT_TYPE")
-        if etype is None:
-            raise ParseError("missing field", "EVENT_TYPE is absent", parser=self.name)
-        return f, etype, _time(f)
+        return f, required(f, "EVENT_TYPE"), _time(f)  # the CSV's compact TIMESTAMP needs _time
 
     @staticmethod
     def user(f: Fields, prefix: str = "") -> User | None:
@@ -188,9 +185,7 @@ class SalesforceLoginParser(_SalesforceParser):
             outcome, reason = Outcome.success, None
         elif etype == "Login":
             user = self.require_user(f)
-            status = f.text("LOGIN_STATUS")
-            if status is None:
-                raise ParseError("missing field", "LOGIN_STATUS is absent", parser=self.name)
+            status = required(f, "LOGIN_STATUS")
             ok = status == "LOGIN_NO_ERROR"
             outcome, reason = (Outcome.success, None) if ok else (Outcome.failure, status)
         else:

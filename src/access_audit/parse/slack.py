@@ -43,7 +43,7 @@ from access_audit.core.errors import ParseError
 from access_audit.core.events import AccessEvent, EventInfo, Outcome, Resource, User, UserAgent, UserTarget
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, unwrap
+from access_audit.parse.cloudcommon import email_or_none, inner, open_record
 from access_audit.parse.ecs import Fields, endpoint
 
 _TIME_KEYS = ("date_create", "p_event_time")
@@ -126,11 +126,7 @@ class SlackAuditParser(JsonParser):
                 and isinstance(rec.get("context"), dict))
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        action = f.text("action")
-        if action is None:
-            raise ParseError("missing field", "action is absent", parser=self.name)
-        ts = f.time(*_TIME_KEYS)
+        f, action, ts = open_record(obj, self.name, "action", _TIME_KEYS)
         actor = f.obj_at("actor.user")
         if actor is None:
             raise ParseError("missing field", "actor.user is absent", parser=self.name)

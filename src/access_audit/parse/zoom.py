@@ -40,12 +40,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from access_audit.core.errors import ParseError
 from access_audit.core.events import AccessEvent, EventInfo, Outcome, Resource, User, UserAgent, UserTarget
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, unwrap, verb_type
-from access_audit.parse.ecs import Fields, endpoint
+from access_audit.parse.cloudcommon import email_or_none, inner, open_record, required, verb_type
+from access_audit.parse.ecs import endpoint
 
 _TIME_KEYS = ("time", "p_event_time")
 _IAM = frozenset({"user", "user group", "group", "role", "sub account"})
@@ -54,13 +53,6 @@ _OWN_TYPES = {"role": "role", "meeting": "meeting", "webinar": "webinar", "recor
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _GROUP = re.compile(r"^(?:Add|Edit|Update|Delete|Remove) Group (.+?)(?:\s{2,}-|$)")
 _ACTIVITY = {"sign in": "start", "sign out": "end"}
-
-
-def _required(f: Fields, key: str) -> str:
-    v = f.text(key)
-    if v is None:
-        raise ParseError("missing field", f"{key} is absent", parser=f.parser)
-    return v
 
 
 @register
@@ -76,10 +68,8 @@ class ZoomOperationParser(JsonParser):
         return "operator" in rec and "category_type" in rec and "action" in rec
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        action = _required(f, "action")
-        ts = f.time(*_TIME_KEYS)
-        operator = _required(f, "operator")
+        f, action, ts = open_record(obj, self.name, "action", _TIME_KEYS)
+        operator = required(f, "operator")
         category_type = f.text("category_type") or ""
         detail = f.text("operation_detail")
         low = category_type.lower()
@@ -126,10 +116,8 @@ class ZoomActivityParser(JsonParser):
         return isinstance(kind, str) and kind.lower() in _ACTIVITY and "email" in rec
 
     def parse_obj(self, obj: dict[str, Any], record: RawRecord) -> list[AccessEvent]:
-        f = Fields(unwrap(obj), self.name)
-        kind = _required(f, "type")
-        ts = f.time(*_TIME_KEYS)
-        email = _required(f, "email")
+        f, kind, ts = open_record(obj, self.name, "type", _TIME_KEYS)
+        email = required(f, "email")
         client, version = f.text("client_type"), f.text("version", numbers=True)
         ev = AccessEvent(
             timestamp=ts,
