@@ -77,7 +77,6 @@ from access_audit.core.events import (
     Endpoint,
     EventInfo,
     Geo,
-    GeoPoint,
     Outcome,
     Resource,
     User,
@@ -86,7 +85,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, objects, unwrap, verb_type
+from access_audit.parse.cloudcommon import add_geo, email_or_none, geo_point, inner, objects, unwrap, verb_type
 from access_audit.parse.ecs import Fields, endpoint
 
 SIGNIN_CATEGORIES = frozenset({"signinlogs", "noninteractiveusersigninlogs", "serviceprincipalsigninlogs",
@@ -203,13 +202,9 @@ def value(f: Fields, key: str) -> str | None:
 def _geo(loc: Fields | None) -> Geo | None:
     if loc is None:
         return None
-    point = None
-    if (c := loc.obj_at("geoCoordinates")) is not None:
-        lat, lon = c.number("latitude"), c.number("longitude")
-        if lat is not None and lon is not None:
-            point = GeoPoint(lat=lat, lon=lon)
-    geo = Geo(country_iso_code=loc.text("countryOrRegion"), city_name=loc.text("city"), location=point)
-    return geo if (geo.country_iso_code or geo.city_name or geo.location) else None
+    c = loc.obj_at("geoCoordinates")
+    point = geo_point(c, "latitude", "longitude") if c is not None else None
+    return Geo(country_iso_code=loc.text("countryOrRegion"), city_name=loc.text("city"), location=point)
 
 
 def _ip(text: str | None) -> Endpoint | None:
@@ -280,9 +275,7 @@ class EntraSignInParser(_AzureParser):
         loc = p.obj_at("LocationDetails", json_string=True)
         if loc is None and env is not p:  # an LA row's Location column is the country code alone
             loc = p.obj_at("location", json_string=True)
-        if (geo := _geo(loc)) is not None:
-            ev.source = ev.source or Endpoint()
-            ev.source.geo = geo
+        add_geo(ev, _geo(loc))
         if (agent := p.text("userAgent")) is not None:
             ev.user_agent = UserAgent(original=agent)
         rid = p.text("resourceId") if env is not p else None
@@ -396,9 +389,7 @@ class EntraRiskDetectionParser(_AzureParser):
                                       ("azure_risk_detail", p.label("riskDetail"))) if v},
         )
         ev.source = _ip(p.text("ipAddress"))
-        if (geo := _geo(p.obj_at("location", json_string=True))) is not None:
-            ev.source = ev.source or Endpoint()
-            ev.source.geo = geo
+        add_geo(ev, _geo(p.obj_at("location", json_string=True)))
         return ev
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from access_audit.core.errors import ParseError
+from access_audit.core.events import AccessEvent, Endpoint, Geo, GeoPoint
 from access_audit.parse.ecs import Fields
 
 # The keys of a row of ../shared/datasets/panther_tests: the vendor record is under "event".
@@ -76,6 +77,21 @@ def objects(f: Fields, key: str) -> list[Fields]:
     if isinstance(v, dict):
         return [Fields(v, f.parser, f"{f.prefix}{key}.")]
     return f.objects(key)
+
+
+def geo_point(f: Fields, lat_key: str, lon_key: str) -> GeoPoint | None:
+    """A point from two number fields (``latitude``/``longitude``, ``lat``/``lon``), None unless
+    both are present; either of the wrong type is a dead letter (``Fields.number``)."""
+    lat, lon = f.number(lat_key), f.number(lon_key)
+    return GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None
+
+
+def add_geo(ev: AccessEvent, geo: Geo | None) -> None:
+    """Put ``geo`` on ``ev.source`` (an address-less source when there is none yet) if it names a
+    place: a country (name or ISO code), a city or a point. An empty Geo is left out."""
+    if geo is not None and (geo.country_iso_code or geo.country_name or geo.city_name or geo.location):
+        ev.source = ev.source or Endpoint()
+        ev.source.geo = geo
 
 
 def email_or_none(name: str | None) -> str | None:

@@ -49,7 +49,6 @@ import orjson
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
-    Endpoint,
     EventInfo,
     Geo,
     Host,
@@ -59,7 +58,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import email_or_none, inner, open_record, verb_type
+from access_audit.parse.cloudcommon import add_geo, email_or_none, inner, open_record, verb_type
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_KEYS = ("isotimestamp", "timestamp", "p_event_time")
@@ -111,10 +110,7 @@ class DuoAuthenticationParser(JsonParser):
             if (ip := dev.text("ip")) is not None:
                 ev.source = endpoint(ip)
             if (loc := dev.obj_at("location")) is not None:
-                geo = Geo(city_name=loc.text("city"), country_name=loc.text("country"))
-                if geo.city_name or geo.country_name:
-                    ev.source = ev.source or Endpoint()
-                    ev.source.geo = geo
+                add_geo(ev, Geo(city_name=loc.text("city"), country_name=loc.text("country")))
             if (hn := dev.text("hostname")) is not None:
                 ev.host = Host(name=hn)
         if (app := f.obj_at("application")) is not None and (app.has("key") or app.has("name")):

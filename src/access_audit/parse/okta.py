@@ -34,10 +34,8 @@ from typing import Any
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
-    Endpoint,
     EventInfo,
     Geo,
-    GeoPoint,
     Outcome,
     Resource,
     User,
@@ -46,7 +44,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, required, unwrap
+from access_audit.parse.cloudcommon import add_geo, geo_point, inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _SNIFF_COMPANIONS = ("published", "uuid", "outcome", "client", "displayMessage")
@@ -141,15 +139,9 @@ class OktaParser(JsonParser):
         if (ip := client.text("ipAddress")) is not None:
             ev.source = endpoint(ip)
         if (geo_ctx := client.obj_at("geographicalContext")) is not None:
-            point = None
-            if (loc := geo_ctx.obj_at("geolocation")) is not None:
-                lat, lon = loc.number("lat"), loc.number("lon")
-                if lat is not None and lon is not None:
-                    point = GeoPoint(lat=lat, lon=lon)
-            geo = Geo(country_name=geo_ctx.text("country"), city_name=geo_ctx.text("city"), location=point)
-            if geo.country_name or geo.city_name or geo.location:
-                ev.source = ev.source or Endpoint()
-                ev.source.geo = geo
+            loc = geo_ctx.obj_at("geolocation")
+            point = geo_point(loc, "lat", "lon") if loc is not None else None
+            add_geo(ev, Geo(country_name=geo_ctx.text("country"), city_name=geo_ctx.text("city"), location=point))
         if (agent := client.text("userAgent.rawUserAgent")) is not None:
             ev.user_agent = UserAgent(original=agent)
 

@@ -36,10 +36,8 @@ from typing import Any
 from access_audit.core.events import (
     AccessEvent,
     Authentication,
-    Endpoint,
     EventInfo,
     Geo,
-    GeoPoint,
     Outcome,
     Resource,
     User,
@@ -47,7 +45,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, open_record
+from access_audit.parse.cloudcommon import add_geo, geo_point, inner, open_record
 from access_audit.parse.ecs import Fields, endpoint
 
 _TIME_KEYS = ("timestamp", "p_event_time")
@@ -68,14 +66,11 @@ class _OnePasswordParser(JsonParser):
                 ev.labels["onepassword_os"] = os_name
         geo = None
         if (loc := f.obj_at("location")) is not None:
-            lat, lon = loc.number("latitude"), loc.number("longitude")
             geo = Geo(country_iso_code=loc.text("country"), city_name=loc.text("city"),
-                      location=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None)
+                      location=geo_point(loc, "latitude", "longitude"))
         elif (country := f.text("country")) is not None:
             geo = Geo(country_iso_code=country)
-        if geo is not None and (geo.country_iso_code or geo.city_name or geo.location):
-            ev.source = ev.source or Endpoint()
-            ev.source.geo = geo
+        add_geo(ev, geo)
         if (uuid := f.label("uuid")) is not None:
             ev.labels["onepassword_uuid"] = uuid
 
