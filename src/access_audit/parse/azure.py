@@ -251,18 +251,15 @@ class EntraSignInParser(_AzureParser):
         if desc := (env.text("resultDescription") or p.text("status.failureReason") or p.text("ResultDescription")):
             labels["azure_result_description"] = desc
         if (device := p.obj_at("deviceDetail", json_string=True)) is not None:
-            for key, label in (("deviceId", "azure_device_id"), ("isCompliant", "azure_device_compliant"),
-                               ("trustType", "azure_device_trust_type")):
-                if (v := device.label(key)) is not None:
-                    labels[label] = v
-        for key, label in (("appId", "azure_app_id"), ("appDisplayName", "azure_app_name"),
-                           ("clientAppUsed", "azure_client_app"), ("riskLevelDuringSignIn", "azure_risk_level"),
-                           ("riskState", "azure_risk_state"), ("conditionalAccessStatus", "azure_conditional_access"),
-                           ("authenticationProtocol", "azure_auth_protocol"), ("isInteractive", "azure_interactive"),
-                           ("authenticationRequirement", "azure_auth_requirement"),
-                           ("id", "azure_signin_id")):
-            if (v := p.label(key)) is not None:
-                labels[label] = v
+            labels.update(device.labels((("deviceId", "azure_device_id"), ("isCompliant", "azure_device_compliant"),
+                                         ("trustType", "azure_device_trust_type"))))
+        labels.update(p.labels((("appId", "azure_app_id"), ("appDisplayName", "azure_app_name"),
+                                ("clientAppUsed", "azure_client_app"), ("riskLevelDuringSignIn", "azure_risk_level"),
+                                ("riskState", "azure_risk_state"),
+                                ("conditionalAccessStatus", "azure_conditional_access"),
+                                ("authenticationProtocol", "azure_auth_protocol"),
+                                ("isInteractive", "azure_interactive"),
+                                ("authenticationRequirement", "azure_auth_requirement"), ("id", "azure_signin_id"))))
         ev = AccessEvent(
             timestamp=ts,
             event=EventInfo(kind="event", category=["authentication"], type=["start"],

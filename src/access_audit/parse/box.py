@@ -145,9 +145,8 @@ class BoxEventParser(JsonParser):
                             outcome=outcome, provider="box"),
             user=user,
             resource=resource,
-            labels={label: v for key, label in (("event_id", "box_event_id"), ("session_id", "box_session_id"),
-                                                ("source.parent.name", "box_parent_folder"))
-                    if (v := f.label(key)) is not None},
+            labels=f.labels((("event_id", "box_event_id"), ("session_id", "box_session_id"),
+                             ("source.parent.name", "box_parent_folder"))),
         )
         if (ip := f.text("ip_address")) is not None:
             ev.source = endpoint(ip)

@@ -93,11 +93,9 @@ class DuoAuthenticationParser(JsonParser):
         user = User(name=f.text("user.name"), id=f.text("user.key"), email=f.text("email"))
         if user.email is None:
             user.email = email_or_none(user.name)
-        labels = {label: v for key, label in (("result", "duo_result"), ("factor", "duo_factor"),
-                                              ("txid", "duo_txid"), ("auth_device.ip", "duo_auth_device_ip"),
-                                              ("auth_device.name", "duo_auth_device_name"),
-                                              ("access_device.os", "duo_os"), ("alias", "duo_alias"))
-                  if (v := f.label(key)) is not None}
+        labels = f.labels((("result", "duo_result"), ("factor", "duo_factor"), ("txid", "duo_txid"),
+                           ("auth_device.ip", "duo_auth_device_ip"), ("auth_device.name", "duo_auth_device_name"),
+                           ("access_device.os", "duo_os"), ("alias", "duo_alias")))
         ev = AccessEvent(
             timestamp=ts,
             event=EventInfo(kind="event", category=["authentication"], type=["info"], action=action,

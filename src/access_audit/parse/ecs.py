@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -162,6 +163,11 @@ class Fields:
         if v is None or v == "":
             return None
         return scalar_text(v)
+
+    def labels(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """``{label: value}`` for each ``(key, label)`` pair whose key holds a scalar (``label``),
+        in the pairs' order; absent keys are left out."""
+        return {label: v for key, label in pairs if (v := self.label(key)) is not None}
 
     def time(self, *keys: str) -> datetime:
         """The event time from the first of ``keys`` present, UTC and no earlier than 1990.

@@ -119,9 +119,7 @@ class GcpAuditParser(JsonParser):
             labels["gcp_log_name"] = log_name
             labels["gcp_log_id"] = log_name.split("/logs/", 1)[-1]
         rtype = f.text("resource.type")
-        for key, label in (("insertId", "gcp_insert_id"), ("severity", "gcp_severity")):
-            if (v := f.label(key)) is not None:
-                labels[label] = v
+        labels.update(f.labels((("insertId", "gcp_insert_id"), ("severity", "gcp_severity"))))
         if rtype:
             labels["gcp_resource_type"] = rtype
         if ws_name is not None:  # a Workspace activity in Cloud Logging: the Reports API names too

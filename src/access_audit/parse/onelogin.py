@@ -98,11 +98,9 @@ class OneLoginParser(JsonParser):
         ts = f.time("created_at", "p_event_time")
         action, category, etype, outcome = EVENT_TYPES.get(tid, (f"onelogin-event-{tid}", "", "info",
                                                                  Outcome.unknown))
-        labels = {"onelogin_event_type_id": str(tid)}
-        for key, label in (("risk_score", "onelogin_risk_score"), ("id", "onelogin_event_id"),
-                           ("account_id", "onelogin_account_id"), ("actor_system", "onelogin_actor_system")):
-            if (v := f.label(key)) is not None:
-                labels[label] = v
+        labels = {"onelogin_event_type_id": str(tid),
+                  **f.labels((("risk_score", "onelogin_risk_score"), ("id", "onelogin_event_id"),
+                              ("account_id", "onelogin_account_id"), ("actor_system", "onelogin_actor_system")))}
         target_name, target_id = f.text("user_name"), f.text("user_id", numbers=True)
         actor_name, actor_id = f.text("actor_user_name"), f.text("actor_user_id", numbers=True)
         user: User | None

@@ -157,9 +157,7 @@ class _SalesforceParser(JsonParser):
             ev.user_agent = UserAgent(original=ua)
         if ev.resource is None:
             ev.resource = Resource(type="organization", id=f.text("ORGANIZATION_ID"), name="Salesforce")
-        for key, label in _LABELS:
-            if (v := f.label(key)) is not None:
-                ev.labels[label] = v
+        ev.labels.update(f.labels(_LABELS))
 
 
 @register

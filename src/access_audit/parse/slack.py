@@ -155,15 +155,12 @@ class SlackAuditParser(JsonParser):
             user=user,
             resource=resource,
         )
-        labels = ev.labels
-        for key, label in (("id", "slack_audit_id"), ("actor.user.team", "slack_team"),
-                           ("context.location.domain", "slack_workspace"),
-                           ("context.location.type", "slack_location_type"),
-                           ("context.session_id", "slack_session_id")):
-            if (v := f.label(key)) is not None:
-                labels[label] = v
+        ev.labels.update(f.labels((("id", "slack_audit_id"), ("actor.user.team", "slack_team"),
+                                   ("context.location.domain", "slack_workspace"),
+                                   ("context.location.type", "slack_location_type"),
+                                   ("context.session_id", "slack_session_id"))))
         if privacy is not None:
-            labels["slack_channel_privacy"] = privacy
+            ev.labels["slack_channel_privacy"] = privacy
         if (ip := f.text("context.ip_address")) is not None:
             ev.source = endpoint(ip)
         if (ua := f.text("context.ua")) is not None:
