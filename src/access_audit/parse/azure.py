@@ -85,7 +85,16 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import add_geo, email_or_none, geo_point, inner, objects, unwrap, verb_type
+from access_audit.parse.cloudcommon import (
+    add_geo,
+    email_or_none,
+    geo_point,
+    identified,
+    inner,
+    objects,
+    unwrap,
+    verb_type,
+)
 from access_audit.parse.ecs import Fields, endpoint
 
 SIGNIN_CATEGORIES = frozenset({"signinlogs", "noninteractiveusersigninlogs", "serviceprincipalsigninlogs",
@@ -265,7 +274,7 @@ class EntraSignInParser(_AzureParser):
             event=EventInfo(kind="event", category=["authentication"], type=["start"],
                             action=env.text("operationName") or p.text("OperationName") or "Sign-in activity",
                             outcome=outcome, reason=reason, provider="Microsoft Entra ID"),
-            user=user if (user.name or user.id) else None,
+            user=identified(user),
             labels=labels,
         )
         ev.source = _ip(p.text("ipAddress") or env.text("callerIpAddress"))
@@ -324,8 +333,7 @@ class EntraAuditParser(_AzureParser):
             elif (a := by.obj_at("app")) is not None:
                 user = User(name=a.text("servicePrincipalName") or a.text("displayName"),
                             id=a.text("servicePrincipalId") or a.text("appId"))
-        if user is not None and not (user.name or user.id):
-            user = None
+        user = identified(user)
         ev = AccessEvent(
             timestamp=ts,
             event=EventInfo(kind="event", category=category, type=[verb_type(op)], action=action, outcome=outcome,
@@ -380,7 +388,7 @@ class EntraRiskDetectionParser(_AzureParser):
             timestamp=ts,
             event=EventInfo(kind="alert", category=["intrusion_detection"], type=["info"], action=risk,
                             outcome=Outcome.unknown, provider="Microsoft Entra ID Protection"),
-            user=user if (user.name or user.id) else None,
+            user=identified(user),
             labels={k: v for k, v in (("azure_risk_level", p.label("riskLevel")),
                                       ("azure_risk_state", p.label("riskState")),
                                       ("azure_risk_detail", p.label("riskDetail"))) if v},

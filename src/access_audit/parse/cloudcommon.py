@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from access_audit.core.errors import ParseError
-from access_audit.core.events import AccessEvent, Endpoint, Geo, GeoPoint
+from access_audit.core.events import AccessEvent, Endpoint, Geo, GeoPoint, User
 from access_audit.parse.ecs import Fields
 
 # The keys of a row of ../shared/datasets/panther_tests: the vendor record is under "event".
@@ -92,6 +92,12 @@ def add_geo(ev: AccessEvent, geo: Geo | None) -> None:
     if geo is not None and (geo.country_iso_code or geo.country_name or geo.city_name or geo.location):
         ev.source = ev.source or Endpoint()
         ev.source.geo = geo
+
+
+def identified(user: User | None) -> User | None:
+    """The user when it has a name or an id; a User with neither (every field of the record absent)
+    is no user, so the event has none."""
+    return user if user is not None and (user.name or user.id) else None
 
 
 def email_or_none(name: str | None) -> str | None:

@@ -58,7 +58,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import add_geo, email_or_none, inner, open_record, verb_type
+from access_audit.parse.cloudcommon import add_geo, email_or_none, identified, inner, open_record, verb_type
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_KEYS = ("isotimestamp", "timestamp", "p_event_time")
@@ -101,7 +101,7 @@ class DuoAuthenticationParser(JsonParser):
             event=EventInfo(kind="event", category=["authentication"], type=["info"], action=action,
                             outcome=_RESULTS.get((result or "").lower(), Outcome.unknown),
                             reason=f.text("reason"), provider="duo"),
-            user=user if (user.name or user.id) else None,
+            user=identified(user),
             labels=labels,
         )
         if (dev := f.obj_at("access_device")) is not None:

@@ -44,7 +44,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import add_geo, geo_point, inner, required, unwrap
+from access_audit.parse.cloudcommon import add_geo, geo_point, identified, inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _SNIFF_COMPANIONS = ("published", "uuid", "outcome", "client", "displayMessage")
@@ -130,7 +130,7 @@ class OktaParser(JsonParser):
         name = actor.text("alternateId")
         user = User(name=name, id=actor.text("id", numbers=True), full_name=actor.text("displayName"),
                     email=name if name and "@" in name else None)
-        return user if (user.name or user.id) else None
+        return identified(user)
 
     def _client(self, f: Fields, ev: AccessEvent) -> None:
         client = f.obj_at("client")

@@ -45,7 +45,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import add_geo, geo_point, inner, open_record
+from access_audit.parse.cloudcommon import add_geo, geo_point, identified, inner, open_record
 from access_audit.parse.ecs import Fields, endpoint
 
 _TIME_KEYS = ("timestamp", "p_event_time")
@@ -81,7 +81,7 @@ def _user(f: Fields, key: str) -> User | None:
         return None
     user = User(name=u.text("email") or u.text("name"), id=u.text("uuid"), email=u.text("email"),
                 full_name=u.text("name"))
-    return user if (user.name or user.id) else None
+    return identified(user)
 
 
 @register
