@@ -124,13 +124,13 @@ class CommitWatchingStore(SqliteStore):
         self.seen: list[tuple[int, int]] = []  # (records of the batches before, committed offsets)
         self.calls = 0
 
-    def write_events(self, events):  # type: ignore[no-untyped-def]
+    def write_events(self, events, docs=None):  # type: ignore[no-untyped-def]
         assert self.pipeline is not None
         self.seen.append((self.pipeline.stats.records, _committed(self.settings, self.topic)))
         self.calls += 1
         if self.calls == 2:
             raise StoreUnavailableError("store outage injected by the test")
-        return super().write_events(events)
+        return super().write_events(events, docs)
 
 
 def _run_pipeline(settings: Settings, store: SqliteStore, until_records: int, timeout_s: float = 300) -> Pipeline:

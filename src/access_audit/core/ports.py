@@ -45,8 +45,9 @@ class RecordSource(Protocol):
 
 
 class EventStore(Protocol):
-    def write_events(self, events: list[AccessEvent]) -> int:
+    def write_events(self, events: list[AccessEvent], docs: list[dict[str, Any]] | None = None) -> int:
         """Store events, keyed by their id; return how many were new (a replay returns 0).
+        ``docs``, when given, are the events' ``to_doc()`` made by the caller (one per event).
 
         Called once per batch before the source is committed. Raises StoreUnavailableError when
         the store cannot take them now; the caller retries and does not commit.

@@ -122,6 +122,11 @@ def _dl_id(d: DeadLetter) -> str:
     return hashlib.blake2b(f"{d.origin}\x00{d.stage}".encode() + d.raw, digest_size=16).hexdigest()
 
 
+def _lifecycle_of(doc: dict[str, Any]) -> tuple[Any, Any]:
+    """(status, history) of an alert document: what people change and ``keep_lifecycle`` keeps."""
+    return doc.get("status"), (doc.get("context") or {}).get("history") or None
+
+
 def _ts(doc: dict[str, Any], key: str) -> int:
     v = doc.get(key)
     if not isinstance(v, str):
@@ -291,15 +296,15 @@ class ChainedStore:
         return attr
 
     def write_events(self, events: list[AccessEvent]) -> int:
-        if events:
-            have = self.inner.existing_ids([e.id for e in events])
-            items = []
-            for ev in events:
-                if ev.id not in have:
-                    items.append([ev.id, leaf("event", ev.id, ev.to_doc()), int(ev.timestamp.timestamp())])
-            if items:
-                self.chain.append("event", items)
-        return int(self.inner.write_events(events))
+        if not events:
+            return int(self.inner.write_events(events))
+        have = self.inner.existing_ids([e.id for e in events])
+        docs = [ev.to_doc() for ev in events]  # made once: the leaf covers the document the store gets
+        items = [[ev.id, leaf("event", ev.id, doc), int(ev.timestamp.timestamp())]
+                 for ev, doc in zip(events, docs, strict=True) if ev.id not in have]
+        if items:
+            self.chain.append("event", items)
+        return int(self.inner.write_events(events, docs=docs))
 
     def write_dead_letters(self, letters: list[DeadLetter]) -> None:
         if letters:
@@ -329,20 +334,33 @@ class ChainedStore:
         if not alerts:
             return self.inner.write_alerts(alerts, **kw)
         ids = [a.id for a in alerts]
-        before = self.inner._alert_docs(ids)
+        # A store that keeps exactly the document it is given, with the stored status and history
+        # (SQLite), tells those two cheaply: the version it kept differs from ours only where they
+        # changed in between. Other stores (Elasticsearch refuses a lower counter) are read whole.
+        light = getattr(self.inner, "_alert_lifecycles", None)
+        before = light(ids) if light is not None else self.inner._alert_docs(ids)
         ahead: dict[str, str] = {}
+        kept: dict[str, tuple[Any, Any]] = {}
         items = []
         for a in alerts:
             doc = a.to_doc()
             if not kw.get("lifecycle"):
                 doc = keep_lifecycle(doc, before.get(a.id))
             ahead[a.id] = leaf("alert", a.id, doc)
+            kept[a.id] = _lifecycle_of(doc)
             items.append([a.id, ahead[a.id], _ts(doc, "first_seen")])
         self.chain.append("alert", items)
         res = self.inner.write_alerts(alerts, **kw)
-        after = self.inner._alert_docs(ids)
-        late = [[aid, leaf("alert", aid, doc), _ts(doc, "first_seen")] for aid, doc in after.items()
-                if leaf("alert", aid, doc) != ahead.get(aid)]
+        if light is not None:
+            moved = [aid for aid, doc in light(ids).items() if _lifecycle_of(doc) != kept.get(aid)]
+            after = self.inner._alert_docs(moved) if moved else {}
+        else:
+            after = self.inner._alert_docs(ids)
+        late = []
+        for aid, doc in after.items():
+            h = leaf("alert", aid, doc)
+            if h != ahead.get(aid):
+                late.append([aid, h, _ts(doc, "first_seen")])
         if late:
             self.chain.append("alert", late)
         return res

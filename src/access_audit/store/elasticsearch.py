@@ -324,7 +324,7 @@ class ElasticsearchStore:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def write_events(self, events: list[AccessEvent]) -> int:
+    def write_events(self, events: list[AccessEvent], docs: list[dict[str, Any]] | None = None) -> int:
         """Create each event in its daily index with its id as ``_id``; return how many were new.
 
         409 (already there) is a replay, not an error. Items refused with 429/5xx are retried with
@@ -332,7 +332,8 @@ class ElasticsearchStore:
         not commit). Items the mapping refuses (400) go to the dead letters with the reason, stage
         ``store``. Other item errors raise StoreError.
         """
-        ops = [_Op.create(self.event_index(ev.timestamp), ev.id, ev.to_doc(), ev) for ev in events]
+        ops = [_Op.create(self.event_index(ev.timestamp), ev.id, docs[i] if docs is not None else ev.to_doc(), ev)
+               for i, ev in enumerate(events)]
         created, rejected = self._bulk_create(ops, "events")
         if rejected:
             now = self.clock.now()
