@@ -683,9 +683,12 @@ def detect_rate(records: list[Any], rules: list[Any]) -> dict[str, Any]:
     from access_audit.parse import ParserRegistry
     from access_audit.settings import Settings
 
+    from access_audit.runtime import settle_heap
+
     reg = ParserRegistry()
     enrichers, ctx = build_context(Settings(data_dir=Path("/nonexistent")))
     engine = DetectionEngine(rules, ctx)
+    settle_heap()  # as the commands that run the pipeline do (access_audit/runtime.py)
     n_ev = n_det = 0
     cpu0, t0 = time.process_time(), time.perf_counter()
     for rec in records:

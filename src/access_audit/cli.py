@@ -17,6 +17,7 @@ from rich.table import Table
 from access_audit.api.cli import serve, tokens_app
 from access_audit.breach.cli import breach_app
 from access_audit.core.errors import AccessAuditError, QueryError, RuleLoadErrors
+from access_audit.runtime import settle_heap
 
 if TYPE_CHECKING:
     from access_audit.settings import Settings
@@ -126,6 +127,7 @@ def run(
         emb = build_embedded(settings, sinks=sinks, rules=rules)
     except RuleLoadErrors as e:
         raise _fail(str(e)) from None
+    settle_heap()
     bus = InMemoryBus()
     source = bus.source("raw-logs")
     dead_by_source = _DeadLetterCounter()
@@ -260,6 +262,7 @@ def worker(
             "store": lambda: ready["store"](), "broker": lambda: ready["broker"]()},
             metrics=lambda: ready["metrics"]() if "metrics" in ready else "# the worker is starting\n")
     w = build_worker(settings, sinks=[ConsoleNotifier(err)], rules=rules)
+    settle_heap()
     if health is not None:
         from access_audit.store.query import Query
 
@@ -587,6 +590,7 @@ def demo(
         clock = FrozenClock(max(datetime.now(UTC), end + timedelta(hours=1)))
         sinks = alert_sinks(settings, progress.console, clock=clock)  # Slack with a token, else console; JSONL
         emb = build_embedded(settings, sinks=sinks, rules=rules, clock=clock)
+        settle_heap()
         bus = InMemoryBus()
         source = bus.source("raw-logs")
 
