@@ -16,7 +16,11 @@ what its systems would really log, in their real formats, so a demo runs the rea
   Windows Event Collector through NXLog as one JSON object per event (the OTRF shape);
 * ``postgresql.pgaudit``: the CRM database's PostgreSQL server log on db-01 (``log_line_prefix =
   '%m [%p] %q%u@%d '``, ``log_connections = on``, pgAudit ``READ, ROLE, MISC`` for the people's
-  roles; the application's own role is not audited: ``ALTER ROLE crm_app SET pgaudit.log = 'none'``).
+  roles; the application's own role is not audited: ``ALTER ROLE crm_app SET pgaudit.log = 'none'``);
+* ``azure.signinlogs``: Microsoft Entra ID's interactive sign-in log of the Microsoft 365 tenant
+  (Teams, Outlook on the web, the Microsoft 365 portal), in the Azure Monitor diagnostic-settings
+  export form (envelope plus ``properties``), one JSON object per line, from the same places and
+  blocks of work as the person's Okta sign-ins.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -43,6 +47,9 @@ scenario. Decisions worth knowing:
 * Scenarios whose rules need history (a learning period, a baseline, a date in the directory) are
   placed late enough in the window, and scenarios that cannot fit a short window are left out
   (``SCENARIO_MIN_DAYS``); with ``days >= 7`` all are there.
+* ``entra_aitm_phishing`` is in every window (impossible travel needs no history); it also expects
+  ``login_from_new_country`` only where it lands after the account's three days of learning, which
+  a window of a week or more allows: the expectation follows from where it landed.
 * ``dormant_account`` carries one record from before the window (the account's last use, 47
   days earlier): the history the dormant-account rule needs, which a month-long demo cannot hold.
 * The identity directory is static (``demo.context``): it states the current roles and statuses,
@@ -78,7 +85,8 @@ O365 = "o365.audit"
 KUBERNETES = "kubernetes.audit"
 PGAUDIT = "postgresql.pgaudit"
 WINDOWS = "windows.security"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS)
+ENTRA = "azure.signinlogs"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -91,6 +99,7 @@ SRC_O365 = "demo:o365"
 SRC_K8S = "demo:kubernetes"
 SRC_PG = "demo:db-01-postgresql.log"
 SRC_WINDOWS = "demo:wec-security.jsonl"
+SRC_ENTRA = "demo:entra-signins"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -105,6 +114,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_K8S: ("kube-apiserver-audit.jsonl", KUBERNETES),
     SRC_PG: ("db-01-postgresql.log", PGAUDIT),
     SRC_WINDOWS: ("wec-security.jsonl", WINDOWS),
+    SRC_ENTRA: ("entra-signins.jsonl", ENTRA),
 }
 
 #: scenario ids
@@ -135,6 +145,7 @@ K8S_STOLEN_KUBECONFIG = "k8s_stolen_kubeconfig"
 DB_DUMP_AS_POSTGRES = "db_dump_as_postgres"
 WINDOWS_PASSWORD_SPRAY = "windows_password_spray"
 INSTANCE_CREDENTIALS_STOLEN = "instance_credentials_stolen"
+ENTRA_AITM_PHISHING = "entra_aitm_phishing"
 
 #: scenarios left out of windows shorter than this many days (they need history or dates in it)
 SCENARIO_MIN_DAYS: dict[str, int] = {SESSION_HIJACK_ABROAD: 7, BUSINESS_TRIP: 7, ADMIN_BULK_READ: 7,
@@ -150,7 +161,7 @@ class DemoRecord:
     """One raw log line (no newline) with where it goes and, for attack traffic, its scenario."""
 
     data: bytes
-    log_type: str  # syslog | http | aws.cloudtrail | okta.system | github.audit
+    log_type: str  # one of LOG_TYPES
     source: str  # demo:bastion-auth.log, demo:crm-access.log, demo:cloudtrail...
     scenario: str | None  # None for benign traffic, else the id of the scenario that produced it
     timestamp: datetime  # event time (UTC), exactly as written in the line
@@ -436,6 +447,7 @@ class DemoCompany:
     github_org: str = "zorgwijk"
     repos: tuple[tuple[str, str], ...] = tuple(_REPOS.items())
     okta_org: str = "zorgwijk.okta.com"
+    entra_tenant_id: str = "5f3c2a71-9d4e-4b8a-a6c1-2e7f90b4d813"
     ci_runner: Place = field(default_factory=lambda: Place(
         "20.101.154.17", "Amsterdam", "NL", "Netherlands", 52.3740, 4.8897, "Microsoft Corporation", 8075))
     service_accounts: tuple[str, ...] = ("deploy", "postgres", "backup")
@@ -445,6 +457,8 @@ class DemoCompany:
         ("aws", "AWS account 482915736021 (eu-central-1); CloudTrail incl. S3 data events"),
         ("okta", "Okta (zorgwijk.okta.com): SSO with MFA for the CRM, GitHub, Slack and others; System Log"),
         ("github", "GitHub organisation 'zorgwijk'; audit log"),
+        ("entra", "Microsoft Entra ID tenant zorgwijk.nl: Microsoft 365 (Outlook, Teams) sign-ins; sign-in logs "
+                  "exported by diagnostic settings"),
     )
 
     @property
@@ -878,6 +892,91 @@ class _Gen:
                           {"id": "0ua" + _hid("appuser", app + u.username, 17), "type": "AppUser",
                            "alternateId": u.email, "displayName": u.full_name, "detailEntry": None}])
 
+    # ---- Entra ID -----------------------------------------------------------------------
+
+    def entra(self, r: random.Random, ts: datetime, u: DemoUser, place: Place, app: str, *, code: int = 0,
+              mfa: str | None = None, ua: str | None = None, device: bool = True,
+              scenario: str | None = None) -> None:
+        """One interactive sign-in of ``u`` to a Microsoft 365 app, as the diagnostic settings export it.
+
+        ``code`` is the result (0, 50126 wrong password, 50074 MFA still required); ``mfa`` the second
+        factor of a successful sign-in (``"Mobile app notification"``), else the MFA claim of the
+        session is reused (``Previously satisfied``). ``device`` adds the person's managed laptop
+        (``deviceDetail``); a sign-in from somebody else's machine has none.
+        """
+        ts = _trunc(ts, "us")
+        app_id, resource, resource_id, client = _ENTRA_APPS[app]
+        agent = ua or (_TEAMS_UA if client != "Browser" else u.user_agent)
+        _, os_name, browser = _BROWSERS[u.browser]
+        windows = os_name.startswith("Windows")
+        corr = _uuid(r)
+        ok = code == 0
+        steps: list[dict[str, Any]] = []
+        if code == 50126:
+            steps.append({"authenticationStepDateTime": _entra_ts(ts), "authenticationMethod": "Password",
+                          "authenticationMethodDetail": "Password in the cloud", "succeeded": False,
+                          "authenticationStepResultDetail": "Invalid username or password or Invalid on-premise "
+                          "username or password.", "authenticationStepRequirement": "Primary authentication"})
+        elif code == 50074 or mfa:
+            steps.append({"authenticationStepDateTime": _entra_ts(ts), "authenticationMethod": "Password",
+                          "authenticationMethodDetail": "Password in the cloud", "succeeded": True,
+                          "authenticationStepResultDetail": "Correct password",
+                          "authenticationStepRequirement": "Primary authentication"})
+            if mfa and ok:
+                steps.append({"authenticationStepDateTime": _entra_ts(ts), "authenticationMethod": mfa,
+                              "authenticationMethodDetail": "Microsoft Authenticator", "succeeded": True,
+                              "authenticationStepResultDetail": "MFA successfully completed",
+                              "authenticationStepRequirement": "Multi-factor authentication"})
+        else:
+            steps.append({"authenticationStepDateTime": _entra_ts(ts), "authenticationMethod": "Previously satisfied",
+                          "succeeded": True, "authenticationStepResultDetail": "First factor requirement satisfied "
+                          "by claim in the token", "authenticationStepRequirement": "Primary authentication"})
+        status: dict[str, Any] = {"errorCode": code}
+        if not ok:
+            status["failureReason"] = _ENTRA_ERRORS[code]
+            if code == 50074:
+                status["additionalDetails"] = "MFA required in Azure AD"
+        elif mfa:
+            status["additionalDetails"] = "MFA completed in Azure AD"
+        else:
+            status["additionalDetails"] = "MFA requirement satisfied by claim in the token"
+        dev: dict[str, Any] = {"deviceId": "", "operatingSystem": os_name.replace(" ", ""),
+                               "browser": _ENTRA_BROWSERS[browser] if client == "Browser" else "Rich Client 5.2.2",
+                               "isCompliant": False, "isManaged": False}
+        if device and windows:
+            dev.update({"deviceId": _guid("device", u.username), "displayName": _laptop(u), "isCompliant": True,
+                        "isManaged": True, "trustType": "Azure AD joined"})
+        policy = {"id": _guid("ca", "mfa-all"), "displayName": "Require MFA for all users",
+                  "enforcedGrantControls": ["Mfa"], "enforcedSessionControls": [],
+                  "result": "success" if ok else "notApplied"}
+        props: dict[str, Any] = {
+            "id": _uuid(r), "createdDateTime": _entra_ts(ts, "+00:00"), "userDisplayName": u.full_name,
+            "userPrincipalName": u.email, "userId": _guid("entra-user", u.username), "appId": app_id,
+            "appDisplayName": app, "ipAddress": place.ip, "status": status, "clientAppUsed": client,
+            "userAgent": agent, "deviceDetail": dev,
+            "location": {"city": place.city, "state": place.state, "countryOrRegion": place.country_iso,
+                         "geoCoordinates": {"latitude": place.lat, "longitude": place.lon}},
+            "correlationId": corr, "conditionalAccessStatus": "success" if ok else "notApplied",
+            "appliedConditionalAccessPolicies": [policy], "originalRequestId": _uuid(r), "isInteractive": True,
+            "tokenIssuerName": "", "tokenIssuerType": "AzureAD", "authenticationProtocol": "none",
+            "processingTimeInMilliseconds": r.randint(60, 420), "riskDetail": "none",
+            "riskLevelAggregated": "none", "riskLevelDuringSignIn": "none", "riskState": "none",
+            "riskEventTypes_v2": [], "resourceDisplayName": resource, "resourceId": resource_id,
+            "resourceTenantId": self.c.entra_tenant_id, "homeTenantId": self.c.entra_tenant_id,
+            "authenticationDetails": steps, "authenticationRequirement":
+                "multiFactorAuthentication" if ok or code == 50074 else "singleFactorAuthentication",
+            "userType": "Member", "crossTenantAccessType": "none", "incomingTokenType": "none",
+        }
+        obj: dict[str, Any] = {
+            "time": _entra_ts(ts), "resourceId": f"/tenants/{self.c.entra_tenant_id}/providers/Microsoft.aadiam",
+            "operationName": "Sign-in activity", "operationVersion": "1.0", "category": "SignInLogs",
+            "tenantId": self.c.entra_tenant_id, "resultType": str(code), "resultSignature": "None",
+            "resultDescription": "" if ok else _ENTRA_ERRORS[code], "durationMs": 0,
+            "callerIpAddress": place.ip, "correlationId": corr, "identity": u.full_name, "Level": 4,
+            "location": place.country_iso, "properties": props,
+        }
+        self.json(ENTRA, SRC_ENTRA, ts, obj, scenario)
+
     # ---- CloudTrail ---------------------------------------------------------------------
 
     def _ct_base(self, r: random.Random, ts: datetime, identity: dict[str, Any], source: str, name: str, ip: str,
@@ -1114,6 +1213,35 @@ def _factor(u: DemoUser) -> dict[str, Any]:
             "alternateId": "unknown", "displayName": "Okta Verify", "detailEntry": {"methodTypeUsed": "Push"}}
 
 
+def _guid(kind: str, key: str) -> str:
+    """A stable GUID derived from a name (Entra object ids, device ids), not from the seed."""
+    h = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) % 4]}{h[17:20]}-{h[20:32]}"
+
+
+def _entra_ts(ts: datetime, zone: str = "Z") -> str:
+    """Entra's timestamps: UTC with seven fractional digits (100 ns ticks)."""
+    u = ts.astimezone(UTC)
+    return f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond:06d}0{zone}"
+
+
+#: appDisplayName -> (appId, resourceDisplayName, resourceId, clientAppUsed): Microsoft's first-party ids
+_ENTRA_APPS: dict[str, tuple[str, str, str, str]] = {
+    "Microsoft Teams": ("1fec8e78-bce4-4aaf-ab1b-5451cc387264", "Microsoft Teams Services",
+                        "cc15fd57-2c6c-4117-a88c-83b1d56b4bbe", "Mobile Apps and Desktop clients"),
+    "OfficeHome": ("4765445b-32c6-49b0-83e6-1d93765276ca", "OfficeHome", "4765445b-32c6-49b0-83e6-1d93765276ca",
+                   "Browser"),
+    "One Outlook Web": ("9199bf20-a13f-4107-85dc-02114787ef48", "Office 365 Exchange Online",
+                        "00000002-0000-0ff1-ce00-000000000000", "Browser"),
+}
+_ENTRA_ERRORS = {50126: "Error validating credentials due to invalid username or password.",
+                 50074: "Strong Authentication is required."}
+_ENTRA_BROWSERS = {"CHROME": "Chrome 142.0.0", "SAFARI": "Safari 26.1", "FIREFOX": "Firefox 145.0",
+                   "EDGE_CHROMIUM": "Edge 142.0.0"}
+_TEAMS_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 "
+             "Safari/537.36 Edg/130.0.0.0 Teams/24295.605.3225.8804/49")
+
+
 _APPS = {"Zorgwijk CRM": "SAML 2.0 App", "GitHub Enterprise Cloud - Organization": "GitHub",
          "Slack": "Slack", "Google Workspace": "Google Workspace", "AFAS Online": "AFAS HR",
          "Exact Online": "Exact Online", "Atlassian Cloud": "Jira"}
@@ -1205,10 +1333,12 @@ def _benign_people(g: _Gen) -> None:
     for u in g.c.users:
         r = g.rng(f"user:{u.username}")
         rk = g.rng(f"k8s:{u.username}")  # its own stream: the other logs stay as they were
+        rm = g.rng(f"entra:{u.username}")  # likewise
         for day in g.local_days:
             blocks = _plan(g, u, day, r)
             for i, b in enumerate(blocks):
                 _okta_block(g, r, u, b, first=i == 0)
+                _entra_block(g, rm, u, b, first=i == 0)
                 if u.role in ("support", "finance", "dpo", "admin"):
                     _crm_block(g, r, u, b, first=i == 0)
                 if u.role in ("engineer", "sre", "admin", "contractor"):
@@ -1243,6 +1373,28 @@ def _okta_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) 
     if r.random() < 0.4:
         g.okta(b.end + timedelta(seconds=r.uniform(5, 300)), "user.session.end", u, b.place, r,
                display="User logout from Okta", legacy="core.user_auth.logout_success", session=session)
+
+
+def _entra_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    """Microsoft 365 sign-ins at Entra ID: Teams on the laptop (the portal on a Mac or Linux) when the
+    day starts, now and then Outlook on the web or the portal later, from where the person works.
+    MFA is asked on about half the mornings, else the session's MFA claim is reused. Near misses:
+    a mistyped password (50126) before the sign-in, the 50074 interrupt before the MFA prompt."""
+    if not first and r.random() > 0.35:
+        return
+    t = b.start + timedelta(seconds=r.uniform(60, 900))
+    if first:
+        app = "Microsoft Teams" if _BROWSERS[u.browser][1].startswith("Windows") else "OfficeHome"
+    else:
+        app = r.choice(("One Outlook Web", "OfficeHome"))
+    if r.random() < 0.04:
+        g.entra(r, t, u, b.place, app, code=50126)
+        t += timedelta(seconds=r.uniform(8, 40))
+    mfa = first and r.random() < 0.5
+    if mfa and r.random() < 0.3:
+        g.entra(r, t, u, b.place, app, code=50074)
+        t += timedelta(seconds=r.uniform(5, 25))
+    g.entra(r, t, u, b.place, app, mfa="Mobile app notification" if mfa else None)
 
 
 def _crm_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
@@ -1874,6 +2026,7 @@ def _scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
     out.extend(_more_scenarios(g, benign))
     out.extend(_cloud_and_database_scenarios(g))
     out.extend(_windows_scenarios(g))
+    out.extend(_entra_scenarios(g, benign))
     return out
 
 
@@ -2348,6 +2501,70 @@ def _benign_database(g: _Gen) -> None:
             g.pg(t + timedelta(seconds=r.uniform(5, 40)), pid, admin, "crm",
                  "LOG:  AUDIT: SESSION,1,1,ROLE,ALTER ROLE,,,ALTER ROLE report_reader VALID UNTIL 'infinity',"
                  "<not logged>")
+
+
+AITM_VICTIM = "kbrouwer"
+#: an adversary-in-the-middle phishing proxy (Evilginx-style) on a VPS
+_AITM_PROXY = Place("162.243.10.20", "New York", "US", "United States", 40.7308, -73.9975, "DigitalOcean, LLC",
+                    14061, "New York", "10003")
+_ATTACKER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def _entra_signins(benign: list[DemoRecord], upn: str) -> list[datetime]:
+    """When a person signed in successfully at Entra ID in benign traffic."""
+    needle = f'"userPrincipalName":"{upn}"'.encode()
+    return [rec.timestamp for rec in benign if rec.log_type == ENTRA and needle in rec.data
+            and b'"resultType":"0"' in rec.data]
+
+
+def _entra_scenarios(g: _Gen, benign: list[DemoRecord]) -> list[Scenario]:
+    """AiTM phishing at Entra ID: the proxy's sign-in an hour after the victim's own, an ocean away.
+
+    Impossible travel needs no history, so the scenario is in every window. A country new for the
+    account is only news after the rule's learning period (three days from the account's first
+    sign-in): the scenario is placed after it when the window allows (a week or more) and then
+    expects that rule too; in a shorter window it is placed inside it and expects impossible travel
+    alone. The expectation follows from where the scenario landed, not from the window's length.
+    """
+    sid = ENTRA_AITM_PHISHING
+    r = g.rng(sid)
+    u = g.c.user(AITM_VICTIM)
+    own = [ts for ts in _entra_signins(benign, u.email) if ts < g.end - timedelta(hours=2)]
+    learned_from = own[0] + timedelta(days=3.2) if own else g.end  # conservative: Okta may be minutes earlier
+    # After her last sign-in of a day (the one after lunch), so that her next one, the next morning, is
+    # slow enough to have travelled back: one alert for the incident, not a second one for the return.
+    signins = sorted(own + _okta_logins(benign, u.email))
+    last = [ts for ts in own if not any(x > ts and x.astimezone(AMSTERDAM).date() == ts.astimezone(AMSTERDAM).date()
+                                        for x in signins)]
+    later = [ts for ts in last if ts >= max(learned_from, g.start + timedelta(days=g.days * 0.6))] or \
+        [ts for ts in last if ts >= learned_from] or [ts for ts in own if ts >= learned_from]
+    learning = [ts for ts in own if ts < own[0] + timedelta(days=3) - timedelta(hours=3)] if own else []
+    learning = [ts for ts in learning if ts in last] or learning
+    if later:
+        t = later[0]
+    elif learning:
+        t = next((ts for ts in learning if ts >= g.start + timedelta(days=1)), learning[0])
+    else:  # a window without a working day of hers: her own sign-in from home is part of the scenario
+        t = _scenario_time(g, 0, 9.1 + r.uniform(0, 0.3))
+        g.entra(r, t, u, u.homes[0], "OfficeHome", scenario=sid)
+    new_country = bool(later)
+    t += timedelta(minutes=r.uniform(40, 80))
+    # The proxy relays her password and the MFA push: the sign-in is hers, from the proxy's address,
+    # with her browser's user agent and no managed device.
+    g.entra(r, t, u, _AITM_PROXY, "OfficeHome", mfa="Mobile app notification", ua=u.user_agent, device=False,
+            scenario=sid)
+    # The stolen session cookie replayed from the attacker's own browser: MFA satisfied by the token.
+    g.entra(r, t + timedelta(minutes=r.uniform(4, 9)), u, _AITM_PROXY, "One Outlook Web", ua=_ATTACKER_UA,
+            device=False, scenario=sid)
+    mine = [rec.timestamp for rec in g.out if rec.scenario == sid]
+    return [Scenario(sid, f"Adversary-in-the-middle phishing: {u.email} (HR) opens a fake shared-CV link; a proxy "
+                     f"on a VPS in {_AITM_PROXY.city} ({_AITM_PROXY.ip}) relays her password and MFA push, so Entra "
+                     "ID logs her successful sign-in to OfficeHome from there within the hour after her own from "
+                     "the Netherlands; minutes later the stolen session cookie opens Outlook on the web from the "
+                     "same address: impossible travel" + (", and a country new for the account." if new_country
+                                                           else " (a new country is still baseline for the account)."),
+                     ("impossible_travel", "login_from_new_country") if new_country else ("impossible_travel",),
+                     min(mine), max(mine), (u.email, _AITM_PROXY.ip))]
 
 
 def _laptop(u: DemoUser) -> str:
