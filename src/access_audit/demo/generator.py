@@ -20,7 +20,11 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``azure.signinlogs``: Microsoft Entra ID's interactive sign-in log of the Microsoft 365 tenant
   (Teams, Outlook on the web, the Microsoft 365 portal), in the Azure Monitor diagnostic-settings
   export form (envelope plus ``properties``), one JSON object per line, from the same places and
-  blocks of work as the person's Okta sign-ins.
+  blocks of work as the person's Okta sign-ins;
+* ``linux.auditd``: db-01's ``/var/log/audit/audit.log`` (auditd 3.0 on Debian 12, ``log_format =
+  ENRICHED``, ``name_format = hostname``): the PAM and sshd records of every SSH session on the
+  database server (USER_AUTH, USER_ACCT, USER_START, USER_LOGIN, USER_CMD for sudo, USER_END,
+  USER_LOGOUT), with the process and session numbers of the same sessions in db-01's auth.log.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -86,7 +90,8 @@ KUBERNETES = "kubernetes.audit"
 PGAUDIT = "postgresql.pgaudit"
 WINDOWS = "windows.security"
 ENTRA = "azure.signinlogs"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA)
+AUDITD = "linux.auditd"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA, AUDITD)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -100,6 +105,7 @@ SRC_K8S = "demo:kubernetes"
 SRC_PG = "demo:db-01-postgresql.log"
 SRC_WINDOWS = "demo:wec-security.jsonl"
 SRC_ENTRA = "demo:entra-signins"
+SRC_DB_AUDIT = "demo:db-01-audit.log"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -115,6 +121,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_PG: ("db-01-postgresql.log", PGAUDIT),
     SRC_WINDOWS: ("wec-security.jsonl", WINDOWS),
     SRC_ENTRA: ("entra-signins.jsonl", ENTRA),
+    SRC_DB_AUDIT: ("db-01-audit.log", AUDITD),
 }
 
 #: scenario ids
@@ -659,7 +666,7 @@ class _Gen:
                     scenario)
         return ts
 
-    def pid(self, host: str, r: random.Random) -> str:
+    def pid(self, host: str, r: random.Random | None = None) -> str:
         """A placeholder for a process id; :func:`_renumber` makes them increase with time per host."""
         self._tokens += 1
         return f"\x01P{self._prefix}{self._tokens}\x02"
@@ -699,6 +706,10 @@ class _Gen:
         for i, (target, cmd) in enumerate(cmds):
             tc = t + timedelta(seconds=duration * (i + 1) / (len(cmds) + 1))
             self.sudo(host, tc, user, uid, target, cmd, r, scenario)
+        if host == "db-01":  # the database server runs auditd too
+            self.audit_session(ts, t, end, user, uid, ip, pid, sid, method,
+                               [(t + timedelta(seconds=duration * (i + 1) / (len(cmds) + 1)), target, cmd)
+                                for i, (target, cmd) in enumerate(cmds)], scenario)
         self.syslog(host, end, sshd, f"Received disconnect from {ip} port {port}:11: disconnected by user", scenario)
         self.syslog(host, end + timedelta(microseconds=300), sshd, f"Disconnected from user {user} {ip} port {port}",
                     scenario)
@@ -709,6 +720,50 @@ class _Gen:
         self.syslog(host, end + timedelta(milliseconds=15), "systemd-logind[612]", f"Removed session {sid}.",
                     scenario)
         return end
+
+    # ---- auditd (db-01) ------------------------------------------------------------------
+
+    def audit(self, ts: datetime, rtype: str, body: str, enriched: str, scenario: str | None) -> None:
+        """One audit.log record of db-01; its serial is a placeholder until :func:`_renumber`."""
+        ts = _trunc(ts, "ms")
+        self._tokens += 1
+        serial = f"\x01A{self._prefix}{self._tokens}\x02"
+        sec = (ts - _EPOCH) // timedelta(seconds=1)
+        line = f"node=db-01 type={rtype} msg=audit({sec}.{ts.microsecond // 1000:03d}:{serial}): {body}\x1d{enriched}"
+        self._emit(line.encode(), AUDITD, SRC_DB_AUDIT, scenario, ts)
+
+    def audit_session(self, ts: datetime, opened: datetime, end: datetime, user: str, uid: int, ip: str, pid: str,
+                      ses: str, method: str, cmds: list[tuple[datetime, str, str]], scenario: str | None) -> None:
+        """What auditd records of an SSH session (sshd's PAM stack and sudo's), as Debian 12 writes it."""
+        ms = timedelta(milliseconds=1)
+        unset = 'UID="root" AUID="unset"'
+        mine = f'UID="root" AUID="{user}"'
+        pre = f"pid={pid} uid=0 auid=4294967295 ses=4294967295 subj=unconfined msg='"
+        sess = f"pid={pid} uid=0 auid={uid} ses={ses} subj=unconfined msg='"
+        ssh = f'exe="/usr/sbin/sshd" hostname={ip} addr={ip} terminal=ssh res=success\''
+        if method == "publickey":
+            self.audit(ts - 3 * ms, "USER_AUTH", f'{pre}op=pubkey_auth grantors=auth-key acct="{user}" {ssh}',
+                       unset, scenario)
+        else:
+            self.audit(ts - 3 * ms, "USER_AUTH", f'{pre}op=PAM:authentication grantors=pam_permit,pam_unix '
+                       f'acct="{user}" {ssh}', unset, scenario)
+        self.audit(ts - 2 * ms, "USER_ACCT", f'{pre}op=PAM:accounting grantors=pam_permit acct="{user}" {ssh}',
+                   unset, scenario)
+        self.audit(opened - ms, "USER_START", f'{sess}op=PAM:session_open grantors=pam_selinux,pam_loginuid,'
+                   f'pam_keyinit,pam_permit,pam_umask,pam_unix,pam_systemd,pam_mail,pam_limits,pam_env '
+                   f'acct="{user}" {ssh}', mine, scenario)
+        self.audit(opened + 40 * ms, "USER_LOGIN", f'{sess}op=login id={uid} exe="/usr/sbin/sshd" hostname=? '
+                   f"addr={ip} terminal=/dev/pts/0 res=success'", f'{mine} ID="{user}"', scenario)
+        for tc, _target, cmd in cmds:
+            enc = cmd.encode().hex().upper() if any(ch in cmd for ch in ' "\'') else f'"{cmd}"'
+            self.audit(tc, "USER_CMD", f"pid={self.pid('db-01')} uid={uid} auid={uid} ses={ses} subj=unconfined "
+                       f"msg='cwd=\"/home/{user}\" cmd={enc} exe=\"/usr/bin/sudo\" terminal=pts/0 res=success'",
+                       f'UID="{user}" AUID="{user}"', scenario)
+        self.audit(end + 2 * ms, "USER_END", f'{sess}op=PAM:session_close grantors=pam_selinux,pam_loginuid,'
+                   f'pam_keyinit,pam_permit,pam_umask,pam_unix,pam_systemd,pam_mail,pam_limits,pam_env '
+                   f'acct="{user}" {ssh}', mine, scenario)
+        self.audit(end + 3 * ms, "USER_LOGOUT", f'{sess}op=login id={uid} exe="/usr/sbin/sshd" hostname=? '
+                   f"addr={ip} terminal=/dev/pts/0 res=success'", f'{mine} ID="{user}"', scenario)
 
     def sudo(self, host: str, ts: datetime, user: str, uid: int, target: str, cmd: str, r: random.Random,
              scenario: str | None) -> None:
@@ -2703,30 +2758,38 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
     return records, final
 
 
-_TOKEN = re.compile(rb"\x01([PS])([^\x02]*)\x02")
+_TOKEN = re.compile(rb"\x01([PSA])([^\x02]*)\x02")
 _PID_BASE = {SRC_BASTION: 41200, SRC_DB: 23100, SRC_APP: 30400}
 _SESSION_BASE = {SRC_BASTION: 1180, SRC_DB: 512, SRC_APP: 733}
+#: the host whose numbers a source shares (db-01's audit.log names the processes and sessions of its auth.log)
+_HOST_OF = {SRC_DB_AUDIT: SRC_DB}
+_SERIAL_BASE = 48_211
 
 
 def _renumber(records: list[DemoRecord], r: random.Random) -> None:
-    """Give syslog lines real process and session numbers, increasing with time on each host.
+    """Give syslog and audit lines real process, session and audit serial numbers, increasing with time.
 
     Generation runs user by user, not in time order, so the numbers are placeholders until the
     records are sorted; a connection's first line is its earliest, so first seen = first allocated.
     """
     pids = dict(_PID_BASE)
     sessions = dict(_SESSION_BASE)
+    serial = _SERIAL_BASE
     seen: dict[bytes, bytes] = {}
     for i, rec in enumerate(records):
-        if rec.log_type != SYSLOG or b"\x01" not in rec.data:
+        if rec.log_type not in (SYSLOG, AUDITD) or b"\x01" not in rec.data:
             continue
-        src = rec.source
+        src = _HOST_OF.get(rec.source, rec.source)
 
         def number(m: re.Match[bytes], src: str = src) -> bytes:
+            nonlocal serial
             key = m[0]
             got = seen.get(key)
             if got is None:
-                if m[1] == b"P":
+                if m[1] == b"A":  # an audit serial: one per record, in time order
+                    serial += 1
+                    got = str(serial).encode()
+                elif m[1] == b"P":
                     pids[src] += r.randint(3, 140)
                     if pids[src] > 4_000_000:  # pid_max wraps
                         pids[src] = 1000
