@@ -24,8 +24,9 @@ from access_audit.detect.loader import load_rules
 from access_audit.parse import ParserRegistry
 from access_audit.settings import Settings
 from access_audit.testing import FrozenClock
+from conftest import DATASETS
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+SHARED = DATASETS.parent  # ../shared beside the repo, or ACCESS_AUDIT_DATASETS (a worktree)
 SIGMA_CLOUDTRAIL = SHARED / "datasets" / "sigmahq" / "rules" / "cloud" / "aws" / "cloudtrail"
 WORKLOAD = SHARED / "bench" / "make_workload.py"
 

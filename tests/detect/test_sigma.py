@@ -26,8 +26,8 @@ from access_audit.detect.rules import Detection, Rule
 from access_audit.detect.sigma import SigmaCorrelation, SigmaMatchRule, load_sigma_file
 from access_audit.parse import ParserRegistry
 from access_audit.testing import FrozenClock
+from conftest import DATASETS
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
