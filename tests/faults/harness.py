@@ -201,10 +201,15 @@ class Run:
             topics = [t for t in self.admin.list_topics() if t.startswith(f"g{self.tag}.by.")]
             committed = {(tp.topic, tp.partition): om.offset
                          for tp, om in self.admin.list_consumer_group_offsets(f"g{self.tag}.by").items()}
+            if not topics:  # a broker that has just restarted can answer before its metadata is back
+                return None
             c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
             try:
-                parts = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or [])]
-                ends = c.end_offsets(parts) if parts else {}
+                found = {t: sorted(c.partitions_for_topic(t) or []) for t in topics}
+                if not all(found.values()):  # partitions not known yet: not an answer, never a false 0
+                    return None
+                parts = [TopicPartition(t, p) for t, ps in found.items() for p in ps]
+                ends = c.end_offsets(parts)
             finally:
                 c.close()
             return sum(max(0, ends[tp] - max(0, committed.get((tp.topic, tp.partition), 0))) for tp in parts)
@@ -215,7 +220,9 @@ class Run:
         """The alert documents once stage 2 has caught up (a SIGKILLed worker's hand-over partitions
         move only when its session expires) and their number has not changed for ``quiet_s``."""
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and self.handover_lag() != 0:
+        zeros = 0  # caught up: a lag of 0 read twice, 1 s apart (one read can race a restart)
+        while time.monotonic() < deadline and zeros < 2:
+            zeros = zeros + 1 if self.handover_lag() == 0 else 0
             time.sleep(1.0)
         t0 = time.monotonic()
         docs = self.alert_docs()
