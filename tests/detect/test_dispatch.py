@@ -9,6 +9,7 @@ workload with the SigmaHQ CloudTrail rules.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from access_audit.detect.loader import load_rules
 from access_audit.parse import ParserRegistry
 from access_audit.settings import Settings
 from access_audit.testing import FrozenClock
-from conftest import DATASETS
 
+# ../shared beside the repo, or ACCESS_AUDIT_DATASETS (a worktree), as tests/conftest.py finds them; not
+# imported from it: several conftest modules share that name in a whole-suite run
+DATASETS = Path(os.environ.get("ACCESS_AUDIT_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
 SHARED = DATASETS.parent  # ../shared beside the repo, or ACCESS_AUDIT_DATASETS (a worktree)
 SIGMA_CLOUDTRAIL = SHARED / "datasets" / "sigmahq" / "rules" / "cloud" / "aws" / "cloudtrail"
 WORKLOAD = SHARED / "bench" / "make_workload.py"

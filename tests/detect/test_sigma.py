@@ -26,8 +26,10 @@ from access_audit.detect.rules import Detection, Rule
 from access_audit.detect.sigma import SigmaCorrelation, SigmaMatchRule, load_sigma_file
 from access_audit.parse import ParserRegistry
 from access_audit.testing import FrozenClock
-from conftest import DATASETS
 
+# ../shared beside the repo, or ACCESS_AUDIT_DATASETS (a worktree), as tests/conftest.py finds them; not
+# imported from it: several conftest modules share that name in a whole-suite run
+DATASETS = Path(os.environ.get("ACCESS_AUDIT_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
