@@ -43,8 +43,8 @@ def flag_created(updates: Iterable[tuple[Alert, bool]], created: set[str]) -> St
 def deliver(store: Any, sinks: Sequence[Any], updates: Iterable[tuple[Alert, bool]]) -> StoreFlagged:
     """Store alert updates (the latest version of each id), then tell the sinks, each update with
     the store's ``new`` flag; idempotent, so a caller retries it while the store or a sink is down."""
-    updates = list(updates) if not isinstance(updates, StoreFlagged) else updates
-    flagged = updates
+    updates = updates if isinstance(updates, StoreFlagged) else list(updates)
+    flagged = StoreFlagged()
     if updates:
         latest = {a.id: a for a, _ in updates}
         flagged = flag_created(updates, set(store.write_alerts(list(latest.values())) or ()))
@@ -53,7 +53,7 @@ def deliver(store: Any, sinks: Sequence[Any], updates: Iterable[tuple[Alert, boo
             sink.emit(alert, is_new)
     for sink in sinks:
         sink.flush()
-    return flagged if isinstance(flagged, StoreFlagged) else StoreFlagged(flagged)
+    return flagged
 
 
 __all__ = ["StoreFlagged", "deliver", "flag_created"]

@@ -323,7 +323,11 @@ class SequenceRule(GroupState, Rule):
         return out
 
     def _advance(self, ev: AccessEvent, key: tuple[Any, ...], hits: list[int], n: int) -> list[Detection]:
-        """Order-insensitive within the allowed lateness: every step event of the key is kept in
+        """A detection is named by the sequence's key (``by``), whichever step's event completes it (a
+        late grant keyed on user.target.name completes the alert the use keyed on user.name would
+        have: same dedup key, id and title).
+
+        Order-insensitive within the allowed lateness: every step event of the key is kept in
         event-time order (for ``window`` + ``lateness`` behind the newest), and the rule fires at
         the earliest final-step event before which, within ``window``, the steps complete in order:
         the same sequence, the same trigger and the same count whether the events arrive in order
@@ -340,10 +344,6 @@ class SequenceRule(GroupState, Rule):
         if ts < horizon:
             return []  # later than the allowed lateness: stored and counted late, too late to sequence
         fired: datetime | None = st["fired"]
-        # A detection is named by the sequence's key (``by``), whichever step's event completes it:
-        # a late grant keyed on user.target.name completes the same alert (dedup key, id, title) as
-        # the use keyed on user.name would have in time order.
-        names = self.by
         if fired is not None and fired - self.window <= ts <= fired:
             # A late event of the sequence that already fired: a step before the last one counts
             # into the open alert as far as the step's cap would have kept it in order.
@@ -351,7 +351,7 @@ class SequenceRule(GroupState, Rule):
             if folded:
                 i = folded[0]
                 st["fn"][i] += 1
-                return [Detection(self, fired, dict(zip(names, key, strict=True)), ev, [ev.id], count=w)]
+                return [Detection(self, fired, dict(zip(self.by, key, strict=True)), ev, [ev.id], count=w)]
             if ts < fired:
                 return []
         steps: list[list[tuple[Any, ...]]] = st["s"]
@@ -387,7 +387,7 @@ class SequenceRule(GroupState, Rule):
             st["fc"] = completions
             trig = ev if final[2] == ev.id else (
                 AccessEvent.from_json(final[3]) if len(final) > 3 else self._triggers.get(final[2], ev))
-            out.append(Detection(self, f_ts, dict(zip(names, key, strict=True)), trig, evidence, count=total))
+            out.append(Detection(self, f_ts, dict(zip(self.by, key, strict=True)), trig, evidence, count=total))
         return out
 
     def _cap(self, i: int) -> int:
