@@ -60,6 +60,11 @@ def test_sqlite_erasure_keeps_the_chain_and_leaves_nothing_readable(tmp_path: Pa
         assert "city_name" not in geo and "location" not in geo  # where they were: the country at most
     tokens = {after[rid]["user"]["name"] for rid in named}
     assert len(tokens) == 1  # still one (unnamed) person across their events
+    # nor in the CIDR index (the packed address of the column ip_key follows source.ip)
+    keyed = sqlite3.connect(d / "events.db")
+    assert [k for (i, k) in keyed.execute("SELECT id, ip_key FROM events") if i in named] == [None] * len(named)
+    assert keyed.execute("SELECT count(*) FROM events WHERE ip_key IS NOT NULL").fetchone()[0] > 0
+    keyed.close()
     # Not in the file either: secure_delete and the checkpoint leave no old copy in free pages.
     raw = (d / "events.db").read_bytes() + ((d / "events.db-wal").read_bytes() if (d / "events.db-wal").exists()
                                             else b"")

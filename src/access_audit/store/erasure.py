@@ -283,14 +283,18 @@ def _rewrite(inner: Any, docs: list[tuple[str, dict[str, Any], Any]]) -> None:
     if isinstance(inner, SqliteStore):
         import sqlite3
 
-        rows = [(_get(d, "user.name"), _get(d, "source.ip"), orjson.dumps(d).decode(), rowid) for _, d, rowid in docs]
+        from access_audit.store.sqlite import ip_key
+
+        # ip_key follows source_ip: an erased address must not stay behind in the CIDR index
+        rows = [(_get(d, "user.name"), _get(d, "source.ip"), ip_key(_get(d, "source.ip")), orjson.dumps(d).decode(),
+                 rowid) for _, d, rowid in docs]
         with inner._lock:
             try:
                 # secure_delete zeroes the freed bytes of the old documents; the checkpoint moves
                 # the new pages into the database file and empties the write-ahead log.
                 inner.db.execute("PRAGMA secure_delete=ON")
                 inner.db.execute("BEGIN")
-                inner.db.executemany("UPDATE events SET user_name = ?, source_ip = ?, doc = ? WHERE rowid = ?", rows)
+                inner.db.executemany("UPDATE events SET user_name = ?, source_ip = ?, ip_key = ?, doc = ? WHERE rowid = ?", rows)
                 inner.db.execute("COMMIT")
                 inner.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import logging
 import os
 import sqlite3
 import threading
@@ -29,16 +30,26 @@ from access_audit.core.records import DeadLetter
 from access_audit.store import aggregations as agg
 from access_audit.store.query import And, Expr, MatchAll, Not, Or, Query, Term
 
+log = logging.getLogger(__name__)
+
 
 class StoreFullError(StoreError):
     """The embedded store's disk is full (SQLITE_FULL): the write was rolled back whole."""
+
+#: The layout of the events table (kv ``meta.sqlite_layout``; a store without the record is layout 1).
+#: 2 adds ``ip_key``: the source address as a sortable key (``ip_key``), indexed, so a CIDR query is
+#: an index range instead of a scan of every row. ``SqliteStore`` upgrades a layout-1 store when
+#: it opens it (``_upgrade``); tests/store/test_store_upgrade.py opens one written by the old code.
+LAYOUT = 2
+LAYOUT_KEY = "meta.sqlite_layout"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY,
   ts_us INTEGER NOT NULL,
   dataset TEXT, action TEXT, outcome TEXT, user_name TEXT, source_ip TEXT, host_name TEXT, resource_name TEXT,
-  doc TEXT NOT NULL
+  doc TEXT NOT NULL,
+  ip_key BLOB
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us, id);
 CREATE INDEX IF NOT EXISTS events_user ON events (user_name, ts_us);
@@ -98,6 +109,30 @@ def _from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
+@lru_cache(maxsize=65536)
+def ip_key(ip: Any) -> bytes | None:
+    """A source address as a key that sorts by address: version byte, then the packed address
+    (4 or 16 bytes). IPv4 and IPv6 stay apart, as they do for ``ipaddress`` (``::ffff:10.0.0.1``
+    is not in ``10.0.0.0/8``), so a range of keys holds exactly the addresses ``cidr_match`` takes."""
+    if not isinstance(ip, str):
+        return None
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return bytes((a.version,)) + a.packed
+
+
+def cidr_key_range(net: str) -> tuple[bytes, bytes] | None:
+    """The first and last ``ip_key`` of a network, or None when ``net`` is not one."""
+    try:
+        n = _net(net)
+    except (ValueError, TypeError):
+        return None
+    v = bytes((n.version,))
+    return v + n.network_address.packed, v + n.broadcast_address.packed
+
+
 def _cidr_match(ip: Any, net: str) -> int:
     if not isinstance(ip, str):
         return 0
@@ -138,11 +173,46 @@ class SqliteStore:
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.execute("PRAGMA mmap_size=268435456")
-        self.db.executescript(SCHEMA)
         self.db.create_function("cidr_match", 2, _cidr_match, deterministic=True)
+        self.db.create_function("ip_key", 1, ip_key, deterministic=True)
+        self._upgrade()
+        self.db.executescript(SCHEMA)
+        self.db.execute("CREATE INDEX IF NOT EXISTS events_ip_key ON events (ip_key)")
+        if self.db.execute("SELECT 1 FROM kv WHERE key = ?", (LAYOUT_KEY,)).fetchone() is None:
+            self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?)", (LAYOUT_KEY, str(LAYOUT).encode()))
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.chmod(f"{self.path}{suffix}", 0o600)
+
+    def _upgrade(self) -> None:
+        """Bring a store of an earlier layout to ``LAYOUT``, in one transaction (a crash leaves it
+        as it was). Layout 1 -> 2: add ``ip_key`` and fill it from ``source_ip``; the index is made
+        after it. A store of a later layout than this code knows is refused, not misread."""
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(events)")}
+        if not cols:
+            return  # a new store: the schema makes layout 2
+        has_kv = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='kv'").fetchone()
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (LAYOUT_KEY,)).fetchone() if has_kv else None
+        layout = int(row[0]) if row else 1
+        if layout > LAYOUT:
+            raise StoreError(f"sqlite: {self.path} has store layout {layout}, newer than this version of "
+                             f"access-audit reads ({LAYOUT}): upgrade access-audit")
+        if layout == LAYOUT and "ip_key" in cols:
+            return
+        n = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+        log.warning("upgrading the store %s from layout %d to %d (%d events): a CIDR index on source.ip",
+                    self.path, layout, LAYOUT, n)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            if "ip_key" not in cols:
+                self.db.execute("ALTER TABLE events ADD COLUMN ip_key BLOB")
+            self.db.execute("UPDATE events SET ip_key = ip_key(source_ip) WHERE source_ip IS NOT NULL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (LAYOUT_KEY, str(LAYOUT).encode()))
+            self.db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise StoreError(f"sqlite: cannot upgrade {self.path} to layout {LAYOUT}: {e}") from e
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -152,12 +222,13 @@ class SqliteStore:
         rows = []
         for i, ev in enumerate(events):
             doc = docs[i] if docs is not None else ev.to_doc()
+            ip = ev.source.ip if ev.source else None
             rows.append((
                 ev.id, _us(ev.timestamp), ev.event.dataset, ev.event.action,
                 ev.event.outcome.value if ev.event.outcome else None,
-                ev.user.name if ev.user else None, ev.source.ip if ev.source else None,
+                ev.user.name if ev.user else None, ip,
                 ev.host.name if ev.host else None, ev.resource.name if ev.resource else None,
-                orjson.dumps(doc).decode(),
+                orjson.dumps(doc).decode(), ip_key(ip) if ip else None,
             ))
         with self._lock:
             try:
@@ -165,7 +236,7 @@ class SqliteStore:
                 self.db.execute("BEGIN")
                 self.db.executemany(
                     "INSERT OR IGNORE INTO events (id, ts_us, dataset, action, outcome, user_name, source_ip,"
-                    " host_name, resource_name, doc) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                    " host_name, resource_name, doc, ip_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self.db.execute("COMMIT")
                 return self.db.total_changes - before
             except sqlite3.Error as e:
@@ -647,6 +718,13 @@ def _sql(e: Expr, params: list[Any]) -> str:
     elif e.op == "prefix":
         cond = f"substr({target}, 1, ?) = ?"
         params += [len(str(value)), str(value)]
+    elif e.op == "cidr" and e.field == "source.ip":
+        # the indexed key (layout 2): an index range holds exactly what cidr_match takes
+        rng = cidr_key_range(str(value))
+        if rng is None:
+            return "0"  # not a network: cidr_match matches nothing either
+        cond = "ip_key BETWEEN ? AND ?"
+        params += list(rng)
     elif e.op == "cidr":
         cond = f"cidr_match({target}, ?)"
         params.append(value)
