@@ -1016,7 +1016,12 @@ def serving(b: Bench, env: dict[str, str], data_dir: Path, port: int) -> Any:
 
 def section_queries(b: Bench) -> None:
     run = b.results.get("run")
-    if not run or not Path(run["data_dir"], "events.db").exists():
+    if b.args.query_data_dir is not None:  # a store of an earlier run (of `run` on the workload)
+        con = sqlite3.connect(b.args.query_data_dir / "events.db")
+        n_events = int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+        con.close()
+        run = {"n": n_events, "data_dir": str(b.args.query_data_dir)}
+    elif not run or not Path(run["data_dir"], "events.db").exists():
         run = run_embedded(b, b.args.query_events, name=f"q{b.args.query_events}")
     dd = Path(run["data_dir"])
     v = pick_values(dd / "events.db")
@@ -1250,6 +1255,8 @@ def main() -> None:
     ap.add_argument("--rss-events", default="100000,1000000")
     ap.add_argument("--state-keys", default="100000,1000000")
     ap.add_argument("--query-events", type=int, default=1_000_000, help="store size when `run` was not in this run")
+    ap.add_argument("--query-data-dir", type=Path, default=None,
+                    help="query the store of this data directory (made by `run` on the workload) instead of making one")
     ap.add_argument("--es-query-prefix", default="", help="ES index prefix of a store to query (default: the "
                     "worker section's)")
     ap.add_argument("--query-reps", type=int, default=10)
