@@ -959,15 +959,18 @@ def five_questions(v: dict[str, str]) -> list[tuple[str, dict[str, Any], list[st
           "-f", "json"]),
         ("who accessed one resource", {"path": "/api/aggregations", "q": f'resource.name:"{v["resource"]}"',
                                        "field": "user.name", "size": 100, "interval": ""},
-         ["query", "--resource", v["resource"], "--limit", "100", "-f", "json"]),
+         ["query", "--resource", v["resource"], "--top", "user.name", "--limit", "100", "-f", "json"]),
         ("failed sign-ins from a /16", {"path": "/api/events", "q": f"event.outcome:failure AND source.ip:{v['net']}",
                                         "limit": 100},
          ["query", f"event.outcome:failure AND source.ip:{v['net']}", "--limit", "100", "-f", "json"]),
         ("hourly histogram of one action, 30 days", {"path": "/api/aggregations", "q": f'event.action:"{v["action"]}"',
                                                      "since": v["since30"], "until": v["until30"],
-                                                     "field": "event.action", "size": 1, "interval": "1h"}, None),
+                                                     "field": "event.action", "size": 1, "interval": "1h"},
+         ["query", f'event.action:"{v["action"]}"', "--since", v["since30"], "--until", v["until30"],
+          "--histogram", "1h", "-f", "json"]),
         ("top 10 source addresses of one user", {"path": "/api/aggregations", "q": f'user.name:"{v["user"]}"',
-                                                 "field": "source.ip", "size": 10, "interval": ""}, None),
+                                                 "field": "source.ip", "size": 10, "interval": ""},
+         ["query", "--user", v["user"], "--top", "source.ip", "--limit", "10", "-f", "json"]),
     ]
 
 

@@ -641,10 +641,14 @@ def query(
     since: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
     until: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
+    top: Annotated[list[str] | None, typer.Option("--top", help="Count the events instead of listing them: the most "
+                                                  "frequent values of this field (repeatable), --limit of each.")] = None,
+    histogram: Annotated[str | None, typer.Option("--histogram", help="Count the events instead of listing them: "
+                                                  "events per interval of @timestamp (30s, 5m, 1h, 1d, 1w).")] = None,
     fmt: Fmt = "table",
     data_dir: DataDir = None,
 ) -> None:
-    """Search stored access events: who accessed X, what did Y do."""
+    """Search stored access events: who accessed X, what did Y do (or count them: --top, --histogram)."""
     from access_audit.api.audit import audit_cli
     from access_audit.app import open_store
     from access_audit.store.query import And, Query, parse_query, parse_when, term_for
@@ -666,6 +670,12 @@ def query(
     if settings.store == "sqlite" and not settings.sqlite_path.exists():
         raise _fail(f"no store at {settings.sqlite_path}: run 'access-audit run' or 'access-audit demo' first")
     store = open_store(settings)
+    if top or histogram:
+        try:
+            _aggregate(store, qq, q or "*", list(dict.fromkeys(top or ())), histogram, fmt)
+        finally:
+            store.close()
+        return
     try:
         if fmt != "table":  # exports stream page by page (search_after), with progress when long
             audit_cli(store, "export", f"{q or '*'} (limit {limit}, {fmt})", expr=expr)
@@ -687,6 +697,58 @@ def query(
 
 COLUMNS = ("@timestamp", "log_type", "action", "outcome", "user", "source_ip", "host", "resource")
 EXPORT_PAGE = 1000
+
+
+def _aggregate(store: Any, qq: Any, text: str, fields: list[str], interval: str | None, fmt: str) -> None:
+    """``query --top/--histogram``: the API's /api/aggregations on the command line (the same store
+    methods and limits), recorded in the self-audit like a search."""
+    from dataclasses import replace
+
+    from access_audit.api.audit import audit_cli, csv_safe
+    from access_audit.core.csvcells import LINE_END
+
+    whole = replace(qq, limit=100)  # the aggregations ignore the page; --limit is the size of each top list
+    try:
+        if len(fields) > 10:
+            raise QueryError("at most 10 --top fields at once")
+        tops = {f: store.aggregate(whole, f, min(qq.limit, 1000)) for f in fields}
+        hist = store.histogram(whole, interval) if interval else None
+    except QueryError as e:
+        raise _fail(str(e)) from None
+    audit_cli(store, "aggregate", f"{text} by {', '.join(fields + ([f'@timestamp/{interval}'] if interval else []))}",
+              expr=qq.expr, hits=sum(n for _, n in hist) if hist is not None else None)
+    rows = [{"field": f, "value": v, "events": n} for f, got in tops.items() for v, n in got]
+    buckets = [{"start": t.isoformat(), "events": n} for t, n in hist or ()]
+    if fmt == "json":
+        for r in rows:
+            sys.stdout.write(orjson.dumps(r).decode() + "\n")
+        for b in buckets:
+            sys.stdout.write(orjson.dumps({"interval": interval, **b}).decode() + "\n")
+        return
+    if fmt == "csv":
+        if rows:
+            w = csv.DictWriter(sys.stdout, fieldnames=["field", "value", "events"], lineterminator=LINE_END)
+            w.writeheader()
+            w.writerows(csv_safe(r) for r in rows)
+        if buckets:
+            w = csv.DictWriter(sys.stdout, fieldnames=["start", "events"], lineterminator=LINE_END)
+            w.writeheader()
+            w.writerows(buckets)
+        return
+    for f, got in tops.items():
+        t = Table(title=f"top {f}", show_header=True, header_style="bold")
+        t.add_column(f, overflow="fold")
+        t.add_column("events", justify="right")
+        for v, n in got:
+            t.add_row(escape(str(v)), str(n))
+        out.print(t)
+    if hist is not None:
+        t = Table(title=f"events per {interval}", show_header=True, header_style="bold")
+        t.add_column("start")
+        t.add_column("events", justify="right")
+        for b in buckets:
+            t.add_row(b["start"], str(b["events"]))
+        out.print(t)
 
 
 def _export(store: Any, qq: Any, fmt: str) -> int:

@@ -54,3 +54,9 @@ def test_first_hour_query_fixes():
     assert term_for("event.dataset", "aws.cloudtrail") == Term("event.dataset", "eq", "aws.cloudtrail")
     with pytest.raises(QueryError, match=r"unknown field 'user.nmae' at position 1; did you mean user.name"):
         parse_query("user.nmae:alice")
+
+
+def test_a_lone_asterisk_is_every_event_and_a_quoted_one_is_text():
+    assert parse_query("*") == parse_query("  *  ") == parse_query("") == MatchAll()
+    assert parse_query('"*"') == Term("", "text", "*")
+    assert parse_query("* AND user.name:a") != MatchAll()  # only the whole query

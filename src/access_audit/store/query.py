@@ -342,8 +342,13 @@ class _Parser:
 
 
 def parse_query(text: str) -> Expr:
-    """Parse the query language into a filter tree. Raises QueryError saying where it went wrong."""
+    """Parse the query language into a filter tree. Raises QueryError saying where it went wrong.
+
+    A query of only ``*`` (or nothing) is every event, as in Kibana and Lucene; the CLI names the
+    absent query ``*`` in its self-audit records, and a search for a literal asterisk is ``"*"``."""
     _check_text(text)
+    if text.strip() in ("", "*"):
+        return MatchAll()
     return _Parser(text).parse()
 
 
