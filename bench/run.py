@@ -681,9 +681,8 @@ def detect_rate(records: list[Any], rules: list[Any]) -> dict[str, Any]:
     from access_audit.app import build_context
     from access_audit.detect.engine import DetectionEngine
     from access_audit.parse import ParserRegistry
-    from access_audit.settings import Settings
-
     from access_audit.runtime import settle_heap
+    from access_audit.settings import Settings
 
     reg = ParserRegistry()
     enrichers, ctx = build_context(Settings(data_dir=Path("/nonexistent")))

@@ -641,10 +641,12 @@ def query(
     since: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
     until: Annotated[str | None, typer.Option(help="24h, 7d or an ISO time.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
-    top: Annotated[list[str] | None, typer.Option("--top", help="Count the events instead of listing them: the most "
-                                                  "frequent values of this field (repeatable), --limit of each.")] = None,
-    histogram: Annotated[str | None, typer.Option("--histogram", help="Count the events instead of listing them: "
-                                                  "events per interval of @timestamp (30s, 5m, 1h, 1d, 1w).")] = None,
+    top: Annotated[list[str] | None, typer.Option(
+        "--top", help="Count the events instead of listing them: the most frequent values of this field "
+        "(repeatable), --limit of each.")] = None,
+    histogram: Annotated[str | None, typer.Option(
+        "--histogram", help="Count the events instead of listing them: events per interval of @timestamp "
+        "(30s, 5m, 1h, 1d, 1w).")] = None,
     fmt: Fmt = "table",
     data_dir: DataDir = None,
 ) -> None:

@@ -294,7 +294,8 @@ def _rewrite(inner: Any, docs: list[tuple[str, dict[str, Any], Any]]) -> None:
                 # the new pages into the database file and empties the write-ahead log.
                 inner.db.execute("PRAGMA secure_delete=ON")
                 inner.db.execute("BEGIN")
-                inner.db.executemany("UPDATE events SET user_name = ?, source_ip = ?, ip_key = ?, doc = ? WHERE rowid = ?", rows)
+                inner.db.executemany(
+                    "UPDATE events SET user_name = ?, source_ip = ?, ip_key = ?, doc = ? WHERE rowid = ?", rows)
                 inner.db.execute("COMMIT")
                 inner.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as e:
