@@ -211,28 +211,44 @@ class _Producer:
         self.producer.close(timeout=10)
 
 
-class KafkaAlertSink(_Producer):
-    """Produces alerts (new ones and counter updates) to the alerts topic, keyed by alert id."""
+class AlertsToTopic:
+    """Produces alerts (new ones and counter updates) to the alerts topic, keyed by alert id; mixed
+    into each client's producer (``_send``), so both clients write the same messages."""
+
+    topic: str
+    _send: Any
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "alert producer")
+        super().__init__(settings, "alert producer")  # type: ignore[call-arg]
         self.topic = settings.kafka_alerts_topic
 
     def emit(self, alert: Alert, new: bool) -> None:
         self._send(self.topic, orjson.dumps({**alert.to_doc(), "new": new}), alert.id.encode(), [])
 
 
-class KafkaDeadLetterSink(_Producer):
-    """Produces dead letters with the raw bytes, the reason and where the record came from."""
+class DeadLettersToTopic:
+    """Produces dead letters with the raw bytes, the reason and where the record came from; mixed
+    into each client's producer like ``AlertsToTopic``."""
+
+    topic: str
+    _send: Any
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "dead-letter producer")
+        super().__init__(settings, "dead-letter producer")  # type: ignore[call-arg]
         self.topic = settings.kafka_dead_letter_topic
 
     def emit_dead_letter(self, d: DeadLetter) -> None:
         doc = d.to_doc()
         doc.pop("raw_text", None)
         self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
+
+
+class KafkaAlertSink(AlertsToTopic, _Producer):
+    """Alerts to the alerts topic through kafka-python."""
+
+
+class KafkaDeadLetterSink(DeadLettersToTopic, _Producer):
+    """Dead letters to their topic through kafka-python."""
 
 
 def record_headers(rec: RawRecord) -> list[tuple[str, bytes]]:

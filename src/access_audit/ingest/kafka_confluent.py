@@ -20,13 +20,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
-import orjson
-
-from access_audit.core.alerts import Alert
 from access_audit.core.errors import BusError
-from access_audit.core.records import DeadLetter, RawRecord
+from access_audit.core.records import RawRecord
 from access_audit.handover import Handed
-from access_audit.ingest.kafka import record_from_kafka, ship_with
+from access_audit.ingest.kafka import AlertsToTopic, DeadLettersToTopic, record_from_kafka, ship_with
 from access_audit.settings import Settings
 
 try:
@@ -223,28 +220,12 @@ class _Producer:
         self.producer.flush(10)
 
 
-class ConfluentAlertSink(_Producer):
-    """Produces alerts (new ones and counter updates) to the alerts topic, keyed by alert id."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "alert producer")
-        self.topic = settings.kafka_alerts_topic
-
-    def emit(self, alert: Alert, new: bool) -> None:
-        self._send(self.topic, orjson.dumps({**alert.to_doc(), "new": new}), alert.id.encode(), [])
+class ConfluentAlertSink(AlertsToTopic, _Producer):
+    """Alerts to the alerts topic through confluent-kafka (``ingest.kafka.AlertsToTopic``)."""
 
 
-class ConfluentDeadLetterSink(_Producer):
-    """Produces dead letters with the raw bytes, the reason and where the record came from."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "dead-letter producer")
-        self.topic = settings.kafka_dead_letter_topic
-
-    def emit_dead_letter(self, d: DeadLetter) -> None:
-        doc = d.to_doc()
-        doc.pop("raw_text", None)
-        self._send(self.topic, orjson.dumps(doc), d.origin.encode(), [("reason", d.reason.encode()[:1000])])
+class ConfluentDeadLetterSink(DeadLettersToTopic, _Producer):
+    """Dead letters to their topic through confluent-kafka (``ingest.kafka.DeadLettersToTopic``)."""
 
 
 def ship(settings: Settings, records: Iterable[RawRecord], topic: str, key_of: Any = None, *,
