@@ -464,8 +464,8 @@ def _check_sources_until(settings: Any, stop: Any, slack: Any) -> None:
     from datetime import UTC, datetime
 
     from access_audit import sources as src
-    from access_audit.app import open_store
     from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+    from access_audit.store.opening import open_store
 
     sinks: list[Any] = [slack if slack is not None else ConsoleNotifier(err), JsonlAlertSink(settings.alerts_path)]
     while not stop.is_set():
@@ -501,8 +501,8 @@ def retention(
     from datetime import UTC, datetime
 
     from access_audit import retention as ret
-    from access_audit.app import open_store
     from access_audit.breach.repo import BreachRepo
+    from access_audit.store.opening import open_store
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter("--format must be text or json")
@@ -646,7 +646,7 @@ def query(
 ) -> None:
     """Search stored access events: who accessed X, what did Y do."""
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
     from access_audit.store.query import And, Query, parse_query, parse_when, term_for
 
     settings = _settings(data_dir)
@@ -751,8 +751,8 @@ def subject_report(
     from datetime import UTC, datetime
 
     from access_audit.api.audit import audit_cli, csv_safe
-    from access_audit.app import open_store
     from access_audit.core.csvcells import LINE_END
+    from access_audit.store.opening import open_store
     from access_audit.store.query import parse_query, parse_when
     from access_audit.store.subject_report import CSV_COLUMNS, access_row
     from access_audit.store.subject_report import subject_report as build
@@ -853,7 +853,7 @@ def sources(
 @app.command()
 def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     """Counts of events, dead letters and alerts, by log type and by rule."""
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     _check_format(fmt)
     settings = _settings(data_dir)
@@ -946,9 +946,9 @@ def verify(
 ) -> None:
     """Walk the tamper-evidence chain and every stored record: report each record altered, deleted or
     inserted behind the application's back, with its place. Exit 1 when anything is found."""
-    from access_audit.app import open_store
     from access_audit.store.chain import load_key
     from access_audit.store.chain import verify as verify_chain
+    from access_audit.store.opening import open_store
     from access_audit.store.query import parse_when
 
     settings = _settings(data_dir)
@@ -1011,8 +1011,8 @@ def erase(
     breach cases are not changed (see docs/reliability.md).
     """
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
     from access_audit.store.erasure import erase_subject
+    from access_audit.store.opening import open_store
 
     settings = _settings(data_dir)
     if not settings.chain:
@@ -1051,7 +1051,7 @@ def _check_format(fmt: str) -> None:
 
 
 def _open_existing_store(data_dir: Path | None) -> Any:
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     settings = _settings(data_dir)
     if settings.store == "sqlite" and not settings.sqlite_path.exists():

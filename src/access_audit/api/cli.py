@@ -44,7 +44,7 @@ def _tokens(settings: Any) -> Any:
 
 def _audit_token(settings: Any, action: str, query: str, **extra: Any) -> None:
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     store = open_store(settings)
     try:

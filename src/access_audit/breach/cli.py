@@ -65,7 +65,7 @@ def _audit_read(data_dir: Path | None, action: str, what: str) -> None:
     A store that cannot be opened is warned about, never a reason to refuse the read."""
     try:
         from access_audit.api.audit import audit_cli
-        from access_audit.app import open_store
+        from access_audit.store.opening import open_store
 
         store = open_store(_settings(data_dir))
     except Exception as e:  # the register must stay readable when the event store is down
@@ -216,8 +216,8 @@ def open_(
     """Open a case (by hand, or from alerts). Prints the new case id (--format json: the whole case)."""
     wf = _wf(data_dir)
     if alert:
-        from access_audit.app import open_store
         from access_audit.breach.prefill import open_case_from_alerts
+        from access_audit.store.opening import open_store
 
         settings = _settings(data_dir)
         if not settings.sqlite_path.exists():
