@@ -1,6 +1,5 @@
 """The ``access-audit`` command."""
 
-from __future__ import annotations
 
 import csv
 import sys
@@ -84,7 +83,7 @@ def _main(
     Add --debug to any command to see the traceback of an unexpected error."""
 
 
-def _settings(data_dir: Path | None) -> Settings:
+def _settings(data_dir: Path | None) -> "Settings":
     from access_audit.settings import Settings  # pydantic-settings: 160 ms, not for --help
 
     return Settings(data_dir=data_dir) if data_dir else Settings()

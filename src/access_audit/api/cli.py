@@ -8,7 +8,6 @@
 FastAPI and uvicorn are imported only when a command runs.
 """
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
