@@ -693,8 +693,6 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     progress bar on stderr when more than one page is coming. Returns how many were written."""
     from dataclasses import replace
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from access_audit.api.audit import csv_safe
     from access_audit.core.csvcells import LINE_END
 
@@ -704,9 +702,7 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     if writer:
         writer.writeheader()
     done = 0
-    with Progress(TextColumn("[bold]export[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True, disable=total is None or total <= page_size,
-                  redirect_stdout=False, redirect_stderr=False) as progress:  # stdout is the export
+    with _export_progress(total, page_size) as progress:
         task = progress.add_task("events", total=total)
         after = None
         while done < qq.limit:
@@ -724,6 +720,32 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     sys.stdout.flush()
     err.print(f"{done} event(s)")
     return done
+
+
+class _NoProgress:
+    """What a disabled rich Progress does (nothing), without importing rich.progress (~5 ms)."""
+
+    def __enter__(self) -> "_NoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        return None
+
+
+def _export_progress(total: int | None, page_size: int) -> Any:
+    """The export's progress bar on stderr: only when more than one page is coming."""
+    if total is None or total <= page_size:
+        return _NoProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]export[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, redirect_stdout=False, redirect_stderr=False)  # stdout: the export
 
 
 def _row(ev: Any) -> dict[str, Any]:
@@ -1580,20 +1602,17 @@ def _setting_errors(e: Any) -> list[str]:
     return lines
 
 
-def _click_exceptions() -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    """Exit, ClickException and Abort of click and of the copy of click that newer typers carry."""
-    import importlib
-
-    found: dict[str, set[Any]] = {"Exit": set(), "ClickException": set(), "Abort": set()}
+def _click_exceptions(kind: str) -> Any:
+    """``kind`` (Exit, ClickException, Abort) of click and of the copy of click that newer typers
+    carry. Only the copies already imported: ``main`` asks in its ``except`` clauses, which run
+    once something has been raised, and a click nobody imported raised nothing (importing click
+    to find out was ~5 ms of every start)."""
+    found: list[type[BaseException]] = []
     for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        for cls, seen in found.items():
-            if isinstance(getattr(mod, cls, None), type):
-                seen.add(getattr(mod, cls))
-    return tuple(found["Exit"]), tuple(found["ClickException"]), tuple(found["Abort"])
+        cls = getattr(sys.modules.get(name), kind, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1601,8 +1620,6 @@ def main(argv: list[str] | None = None) -> None:
     ``ACCESS_AUDIT_DEBUG=1``: errors are one line and a non-zero exit."""
     import logging
     import os
-
-    click_exit, click_error, click_abort = _click_exceptions()
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("ACCESS_AUDIT_DEBUG", "") not in ("", "0")
@@ -1617,12 +1634,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=args, prog_name="access-audit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click_exit as e:
+    except _click_exceptions("Exit") as e:  # evaluated once something is raised: see _click_exceptions
         code = e.exit_code
-    except click_error as e:
+    except _click_exceptions("ClickException") as e:
         _rich_utils().rich_format_error(e)
         code = e.exit_code
-    except (*click_abort, KeyboardInterrupt):
+    except (*_click_exceptions("Abort"), KeyboardInterrupt):
         err.print("aborted")
         code = 130
     except AccessAuditError as e:
