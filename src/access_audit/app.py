@@ -20,6 +20,7 @@ from access_audit.detect.loader import RuleSet, load_rules
 from access_audit.parse.base import ParserRegistry
 from access_audit.pipeline import Pipeline
 from access_audit.settings import Settings
+from access_audit.store.opening import open_store
 from access_audit.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -60,33 +61,6 @@ def build_context(settings: Settings) -> tuple[list[Any], DetectContext]:
         ctx.catalogue = ResourceCatalogue.from_file(settings.resources_file)
         enrichers.append(CatalogueEnricher(ctx.catalogue))
     return enrichers, ctx
-
-
-def open_store(settings: Settings) -> Any:
-    """The configured EventStore. Elasticsearch is set up (templates, indices) before it is returned;
-    raises StoreUnavailableError when it cannot be reached."""
-    if settings.store == "sqlite":
-        return _chained(settings, SqliteStore(settings.sqlite_path))
-    if settings.store == "elasticsearch":
-        from access_audit.store.elasticsearch import ElasticsearchStore  # the core never imports the driver
-
-        store = ElasticsearchStore.from_settings(settings)
-        try:
-            store.setup()
-            return _chained(settings, store)
-        except BaseException:
-            store.close()
-            raise
-    raise NotImplementedError(f"store {settings.store!r} is not known")
-
-
-def _chained(settings: Settings, store: Any) -> Any:
-    """The store behind the tamper-evidence chain (``settings.chain``, on by default)."""
-    if not settings.chain:
-        return store
-    from access_audit.store.chain import ChainedStore
-
-    return ChainedStore.wrap(store, settings.chain_key_path, settings.chain_anchor_path)
 
 
 ID_SCHEME_KEY = "meta.id_scheme"

@@ -1,6 +1,5 @@
 """The ``access-audit`` command."""
 
-from __future__ import annotations
 
 import csv
 import sys
@@ -84,7 +83,7 @@ def _main(
     Add --debug to any command to see the traceback of an unexpected error."""
 
 
-def _settings(data_dir: Path | None) -> Settings:
+def _settings(data_dir: Path | None) -> "Settings":
     from access_audit.settings import Settings  # pydantic-settings: 160 ms, not for --help
 
     return Settings(data_dir=data_dir) if data_dir else Settings()
@@ -464,8 +463,8 @@ def _check_sources_until(settings: Any, stop: Any, slack: Any) -> None:
     from datetime import UTC, datetime
 
     from access_audit import sources as src
-    from access_audit.app import open_store
     from access_audit.notify.console import ConsoleNotifier, JsonlAlertSink
+    from access_audit.store.opening import open_store
 
     sinks: list[Any] = [slack if slack is not None else ConsoleNotifier(err), JsonlAlertSink(settings.alerts_path)]
     while not stop.is_set():
@@ -501,8 +500,8 @@ def retention(
     from datetime import UTC, datetime
 
     from access_audit import retention as ret
-    from access_audit.app import open_store
     from access_audit.breach.repo import BreachRepo
+    from access_audit.store.opening import open_store
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter("--format must be text or json")
@@ -652,7 +651,7 @@ def query(
 ) -> None:
     """Search stored access events: who accessed X, what did Y do (or count them: --top, --histogram)."""
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
     from access_audit.store.query import And, Query, parse_query, parse_when, term_for
 
     settings = _settings(data_dir)
@@ -758,8 +757,6 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     progress bar on stderr when more than one page is coming. Returns how many were written."""
     from dataclasses import replace
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from access_audit.api.audit import csv_safe
     from access_audit.core.csvcells import LINE_END
 
@@ -769,9 +766,7 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     if writer:
         writer.writeheader()
     done = 0
-    with Progress(TextColumn("[bold]export[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True, disable=total is None or total <= page_size,
-                  redirect_stdout=False, redirect_stderr=False) as progress:  # stdout is the export
+    with _export_progress(total, page_size) as progress:
         task = progress.add_task("events", total=total)
         after = None
         while done < qq.limit:
@@ -789,6 +784,32 @@ def _export(store: Any, qq: Any, fmt: str) -> int:
     sys.stdout.flush()
     err.print(f"{done} event(s)")
     return done
+
+
+class _NoProgress:
+    """What a disabled rich Progress does (nothing), without importing rich.progress (~5 ms)."""
+
+    def __enter__(self) -> "_NoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        return None
+
+
+def _export_progress(total: int | None, page_size: int) -> Any:
+    """The export's progress bar on stderr: only when more than one page is coming."""
+    if total is None or total <= page_size:
+        return _NoProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]export[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, redirect_stdout=False, redirect_stderr=False)  # stdout: the export
 
 
 def _row(ev: Any) -> dict[str, Any]:
@@ -815,8 +836,8 @@ def subject_report(
     from datetime import UTC, datetime
 
     from access_audit.api.audit import audit_cli, csv_safe
-    from access_audit.app import open_store
     from access_audit.core.csvcells import LINE_END
+    from access_audit.store.opening import open_store
     from access_audit.store.query import parse_query, parse_when
     from access_audit.store.subject_report import CSV_COLUMNS, access_row
     from access_audit.store.subject_report import subject_report as build
@@ -917,7 +938,7 @@ def sources(
 @app.command()
 def status(fmt: Fmt = "table", data_dir: DataDir = None) -> None:
     """Counts of events, dead letters and alerts, by log type and by rule."""
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     _check_format(fmt)
     settings = _settings(data_dir)
@@ -1010,9 +1031,9 @@ def verify(
 ) -> None:
     """Walk the tamper-evidence chain and every stored record: report each record altered, deleted or
     inserted behind the application's back, with its place. Exit 1 when anything is found."""
-    from access_audit.app import open_store
     from access_audit.store.chain import load_key
     from access_audit.store.chain import verify as verify_chain
+    from access_audit.store.opening import open_store
     from access_audit.store.query import parse_when
 
     settings = _settings(data_dir)
@@ -1075,8 +1096,8 @@ def erase(
     breach cases are not changed (see docs/reliability.md).
     """
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
     from access_audit.store.erasure import erase_subject
+    from access_audit.store.opening import open_store
 
     settings = _settings(data_dir)
     if not settings.chain:
@@ -1115,7 +1136,7 @@ def _check_format(fmt: str) -> None:
 
 
 def _open_existing_store(data_dir: Path | None) -> Any:
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     settings = _settings(data_dir)
     if settings.store == "sqlite" and not settings.sqlite_path.exists():
@@ -1645,20 +1666,17 @@ def _setting_errors(e: Any) -> list[str]:
     return lines
 
 
-def _click_exceptions() -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    """Exit, ClickException and Abort of click and of the copy of click that newer typers carry."""
-    import importlib
-
-    found: dict[str, set[Any]] = {"Exit": set(), "ClickException": set(), "Abort": set()}
+def _click_exceptions(kind: str) -> Any:
+    """``kind`` (Exit, ClickException, Abort) of click and of the copy of click that newer typers
+    carry. Only the copies already imported: ``main`` asks in its ``except`` clauses, which run
+    once something has been raised, and a click nobody imported raised nothing (importing click
+    to find out was ~5 ms of every start)."""
+    found: list[type[BaseException]] = []
     for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        for cls, seen in found.items():
-            if isinstance(getattr(mod, cls, None), type):
-                seen.add(getattr(mod, cls))
-    return tuple(found["Exit"]), tuple(found["ClickException"]), tuple(found["Abort"])
+        cls = getattr(sys.modules.get(name), kind, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1666,8 +1684,6 @@ def main(argv: list[str] | None = None) -> None:
     ``ACCESS_AUDIT_DEBUG=1``: errors are one line and a non-zero exit."""
     import logging
     import os
-
-    click_exit, click_error, click_abort = _click_exceptions()
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("ACCESS_AUDIT_DEBUG", "") not in ("", "0")
@@ -1677,17 +1693,17 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     code = 0
     kept = _only_the_named_command(args)
+    if _shows_help(args):
+        _rich_utils()  # before typer imports it in full
     try:
         rv = app(args=args, prog_name="access-audit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click_exit as e:
+    except _click_exceptions("Exit") as e:  # evaluated once something is raised: see _click_exceptions
         code = e.exit_code
-    except click_error as e:
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(e)
+    except _click_exceptions("ClickException") as e:
+        _rich_utils().rich_format_error(e)
         code = e.exit_code
-    except (*click_abort, KeyboardInterrupt):
+    except (*_click_exceptions("Abort"), KeyboardInterrupt):
         err.print("aborted")
         code = 130
     except AccessAuditError as e:
@@ -1715,6 +1731,67 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app.registered_commands[:], app.registered_groups[:] = kept
     sys.exit(code)
+
+
+def _shows_help(args: list[str]) -> bool:
+    """Whether typer is going to print a help page: ``--help``, no arguments, or a group alone."""
+    return not args or "--help" in args or (len(args) == 1 and any(g.name == args[0] for g in app.registered_groups))
+
+
+_LAZY_IN_RICH_UTILS = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+def _rich_utils() -> Any:
+    """``typer.rich_utils``, which renders help pages and usage errors, imported without the two
+    modules it only needs for what this CLI never does: ``rich.markdown`` (markdown-it; help in
+    rich_markup_mode="markdown") and ``rich.traceback`` (pygments, attrs; pretty exceptions, which
+    are off). They are about 50 ms of every ``--help``. While it is imported, each of them is a
+    placeholder module whose class imports the real module when it is first used; any other name
+    asked of a placeholder imports the real module too. The placeholders are gone from
+    ``sys.modules`` when this returns: whoever imports them afterwards gets the real modules."""
+    if "typer.rich_utils" in sys.modules:
+        return sys.modules["typer.rich_utils"]
+    import importlib
+    import types
+    from functools import partial
+
+    placed: dict[str, types.ModuleType] = {}
+
+    def real(modname: str) -> Any:
+        if sys.modules.get(modname) is placed.get(modname):
+            del sys.modules[modname]
+        return importlib.import_module(modname)
+
+    def stand_in(modname: str, clsname: str) -> type:
+        def new(cls: type, *args: Any, **kwargs: Any) -> Any:
+            return getattr(real(modname), clsname)(*args, **kwargs)
+
+        def from_exception(cls: type, *args: Any, **kwargs: Any) -> Any:
+            return getattr(real(modname), clsname).from_exception(*args, **kwargs)
+
+        return type(clsname, (), {"__new__": new, "from_exception": classmethod(from_exception),
+                                  "__module__": modname, "__doc__": f"Imports {modname} when first used."})
+
+    for modname, clsname in _LAZY_IN_RICH_UTILS.items():
+        if modname in sys.modules:
+            continue
+        mod = types.ModuleType(modname)
+        setattr(mod, clsname, stand_in(modname, clsname))
+        mod.__getattr__ = partial(_placeholder_attr, real, modname)  # type: ignore[method-assign]
+        placed[modname] = mod
+        sys.modules[modname] = mod
+    try:
+        return importlib.import_module("typer.rich_utils")
+    finally:
+        for modname, mod in placed.items():
+            if sys.modules.get(modname) is mod:
+                del sys.modules[modname]
+
+
+def _placeholder_attr(real: Any, modname: str, name: str) -> Any:
+    if name.startswith("__"):  # the import system asks for __path__ and the like: a plain module has none
+        raise AttributeError(name)
+    return getattr(real(modname), name)
 
 
 def _validation_error() -> type[Exception]:

@@ -13,20 +13,15 @@ warned about once per process with the nearest valid name; they would otherwise 
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
-import yaml
-from pydantic import Field, SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic._internal._utils import deep_update
 
 from access_audit.core.errors import ConfigError
 
@@ -39,6 +34,8 @@ _warned: set[str] = set()
 
 
 def _read_config(path: str) -> dict[str, Any]:
+    import yaml  # only with a config file: ~10 ms of every command otherwise
+
     if not Path(path).is_file():
         raise ConfigError(f"{CONFIG_ENV}={path}: no such config file")
     try:
@@ -79,44 +76,47 @@ def _warn_unknown(where: str, names: list[str], known: set[str], *, prefix: str 
         log.warning("%s: %s%s is not a setting and is ignored%s", where, prefix, name, hint)
 
 
-class _ConfigFile(YamlConfigSettingsSource):
-    """The YAML config file; a file that is not a YAML mapping is a ConfigError naming the file."""
-
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        import yaml
-
-        from access_audit.core.errors import ConfigError
-
-        try:
-            doc = super()._read_file(file_path)
-        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
-            raise ConfigError(f"{CONFIG_ENV}={file_path}: not valid YAML: {e}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{CONFIG_ENV}={file_path}: must hold a mapping of settings (key: value), "
-                              f"not a {type(doc).__name__}")
-        return doc
+class SettingsError(ValueError):
+    """An ``ACCESS_AUDIT_*`` variable of a list or mapping setting that is not JSON."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ACCESS_AUDIT_", frozen=True, extra="ignore")
+def _is_complex(annotation: Any) -> bool:
+    """A list or mapping setting: its environment variable holds JSON."""
+    return get_origin(annotation) in (list, dict)
 
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        known = set(settings_cls.model_fields)
-        env_names = [k[len(ENV_PREFIX):] for k in os.environ
-                     if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):] not in NOT_SETTINGS]
-        _warn_unknown("environment", env_names, known, prefix=ENV_PREFIX)
-        path = os.environ.get(CONFIG_ENV)
-        if not path:
-            return init_settings, env_settings, dotenv_settings, file_secret_settings
-        data = _read_config(path)
-        _warn_unknown(path, [str(k) for k in data], known)
-        return (init_settings, env_settings, dotenv_settings,
-                _ConfigFile(settings_cls, yaml_file=path), file_secret_settings)
+
+def _from_environment(settings_cls: type[BaseModel]) -> dict[str, Any]:
+    """The settings given as ``ACCESS_AUDIT_<NAME>`` variables, names in any case (the last of
+    two spellings of one name wins); lists and mappings are JSON, anything else the plain string
+    that validation then reads (``true``, ``5``, a path)."""
+    env = {k.lower(): v for k, v in os.environ.items()}
+    data: dict[str, Any] = {}
+    for name, field in settings_cls.model_fields.items():
+        value = env.get((ENV_PREFIX + name).lower())
+        if value is None:
+            continue
+        if _is_complex(field.annotation):
+            try:
+                value = json.loads(value)
+            except ValueError as e:
+                raise SettingsError(f'error parsing value for field "{name}" from source "EnvSettingsSource"') from e
+        if value is not None:  # JSON null: as if unset
+            data[name] = value
+    return data
+
+
+class Settings(BaseModel):
+    """The settings: keyword arguments, then ``ACCESS_AUDIT_*`` variables, then the config file
+    (``ACCESS_AUDIT_CONFIG``), then the defaults; mappings given in more than one place are merged
+    key by key with the same precedence. This is the precedence and the parsing pydantic-settings
+    gave the same model (tests/test_settings_sources.py holds the two side by side); the loader is
+    our own because pydantic-settings costs ~50 ms of import (asyncio, argparse, dotenv, its
+    cloud providers) on every command, ``access-audit query`` included."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", arbitrary_types_allowed=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_build_values(type(self), values))
 
     data_dir: Path = Field(default=Path(".access-audit"))
     store: Literal["sqlite", "elasticsearch"] = "sqlite"
@@ -259,3 +259,19 @@ class Settings(BaseSettings):
     @property
     def breach_path(self) -> Path:
         return self.data_dir / "breach.db"
+
+
+def _build_values(settings_cls: type[BaseModel], init: dict[str, Any]) -> dict[str, Any]:
+    known = set(settings_cls.model_fields)
+    env_names = [k[len(ENV_PREFIX):] for k in os.environ
+                 if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):] not in NOT_SETTINGS]
+    _warn_unknown("environment", env_names, known, prefix=ENV_PREFIX)
+    path = os.environ.get(CONFIG_ENV)
+    file: dict[str, Any] = {}
+    if path:
+        file = _read_config(path)
+        _warn_unknown(path, [str(k) for k in file], known)
+    state: dict[str, Any] = {}
+    for source in (init, _from_environment(settings_cls), file):  # the first wins
+        state = deep_update(source, state)
+    return state

@@ -361,7 +361,7 @@ def create_app(settings: Any, store: Any = None, repo: Any = None, clock: Clock 
     clock = clock or SystemClock()
     owned: list[Any] = []
     if store is None:
-        from access_audit.app import open_store
+        from access_audit.store.opening import open_store
 
         store = open_store(settings)
         owned.append(store)

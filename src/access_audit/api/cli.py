@@ -8,7 +8,6 @@
 FastAPI and uvicorn are imported only when a command runs.
 """
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
@@ -44,7 +43,7 @@ def _tokens(settings: Any) -> Any:
 
 def _audit_token(settings: Any, action: str, query: str, **extra: Any) -> None:
     from access_audit.api.audit import audit_cli
-    from access_audit.app import open_store
+    from access_audit.store.opening import open_store
 
     store = open_store(settings)
     try:

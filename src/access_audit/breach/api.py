@@ -41,8 +41,8 @@ def get_workflow() -> BreachWorkflow:
 
 
 def get_event_store() -> Any:
-    from access_audit.app import open_store
     from access_audit.settings import Settings
+    from access_audit.store.opening import open_store
 
     return open_store(Settings())
 

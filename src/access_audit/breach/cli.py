@@ -17,7 +17,6 @@ The acting person is ``--by``, else ACCESS_AUDIT_ACTOR, else the login name. A r
 exits with 2 and says why; a draft with missing elements exits with 1 and lists them.
 """
 
-from __future__ import annotations
 
 import getpass
 import os
@@ -65,7 +64,7 @@ def _audit_read(data_dir: Path | None, action: str, what: str) -> None:
     A store that cannot be opened is warned about, never a reason to refuse the read."""
     try:
         from access_audit.api.audit import audit_cli
-        from access_audit.app import open_store
+        from access_audit.store.opening import open_store
 
         store = open_store(_settings(data_dir))
     except Exception as e:  # the register must stay readable when the event store is down
@@ -77,7 +76,7 @@ def _audit_read(data_dir: Path | None, action: str, what: str) -> None:
         store.close()
 
 
-def _wf(data_dir: Path | None) -> BreachWorkflow:
+def _wf(data_dir: Path | None) -> "BreachWorkflow":
     from access_audit.breach.service import workflow_from_settings
 
     return workflow_from_settings(_settings(data_dir))
@@ -87,7 +86,7 @@ def _by(by: str | None) -> str:
     return by or os.environ.get("ACCESS_AUDIT_ACTOR") or getpass.getuser()
 
 
-def _time(text: str | None, wf: BreachWorkflow) -> datetime | None:
+def _time(text: str | None, wf: "BreachWorkflow") -> datetime | None:
     """A time from the command line; without an offset it is read in the organisation's time zone,
     refused when that wall time does not exist (DST gap) or happens twice (DST fold: give the offset)."""
     from access_audit.breach.clocks import AmbiguousLocalTimeError, strict_local_to_utc
@@ -139,7 +138,7 @@ def _run(fn: Any, *args: Any, **kw: Any) -> Any:
         raise typer.Exit(2) from None
 
 
-def _emit(wf: BreachWorkflow, case: Any, fmt: str, *, id_only: bool = False) -> None:
+def _emit(wf: "BreachWorkflow", case: Any, fmt: str, *, id_only: bool = False) -> None:
     from access_audit.breach.service import case_json
 
     if fmt == "json":
@@ -150,7 +149,7 @@ def _emit(wf: BreachWorkflow, case: Any, fmt: str, *, id_only: bool = False) -> 
         _print_case(wf, case)
 
 
-def _print_case(wf: BreachWorkflow, c: Any) -> None:
+def _print_case(wf: "BreachWorkflow", c: Any) -> None:
     from access_audit.breach.clocks import local_iso
     from access_audit.breach.machine import NEXT_STEP
 
@@ -216,8 +215,8 @@ def open_(
     """Open a case (by hand, or from alerts). Prints the new case id (--format json: the whole case)."""
     wf = _wf(data_dir)
     if alert:
-        from access_audit.app import open_store
         from access_audit.breach.prefill import open_case_from_alerts
+        from access_audit.store.opening import open_store
 
         settings = _settings(data_dir)
         if not settings.sqlite_path.exists():
