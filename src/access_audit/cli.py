@@ -1693,15 +1693,15 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     code = 0
     kept = _only_the_named_command(args)
-    if _shows_help(args):
-        _rich_utils()  # before typer imports it in full
     try:
         rv = app(args=args, prog_name="access-audit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except _click_exceptions("Exit") as e:  # evaluated once something is raised: see _click_exceptions
         code = e.exit_code
     except _click_exceptions("ClickException") as e:
-        _rich_utils().rich_format_error(e)
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(e)
         code = e.exit_code
     except (*_click_exceptions("Abort"), KeyboardInterrupt):
         err.print("aborted")
@@ -1731,67 +1731,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app.registered_commands[:], app.registered_groups[:] = kept
     sys.exit(code)
-
-
-def _shows_help(args: list[str]) -> bool:
-    """Whether typer is going to print a help page: ``--help``, no arguments, or a group alone."""
-    return not args or "--help" in args or (len(args) == 1 and any(g.name == args[0] for g in app.registered_groups))
-
-
-_LAZY_IN_RICH_UTILS = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
-
-
-def _rich_utils() -> Any:
-    """``typer.rich_utils``, which renders help pages and usage errors, imported without the two
-    modules it only needs for what this CLI never does: ``rich.markdown`` (markdown-it; help in
-    rich_markup_mode="markdown") and ``rich.traceback`` (pygments, attrs; pretty exceptions, which
-    are off). They are about 50 ms of every ``--help``. While it is imported, each of them is a
-    placeholder module whose class imports the real module when it is first used; any other name
-    asked of a placeholder imports the real module too. The placeholders are gone from
-    ``sys.modules`` when this returns: whoever imports them afterwards gets the real modules."""
-    if "typer.rich_utils" in sys.modules:
-        return sys.modules["typer.rich_utils"]
-    import importlib
-    import types
-    from functools import partial
-
-    placed: dict[str, types.ModuleType] = {}
-
-    def real(modname: str) -> Any:
-        if sys.modules.get(modname) is placed.get(modname):
-            del sys.modules[modname]
-        return importlib.import_module(modname)
-
-    def stand_in(modname: str, clsname: str) -> type:
-        def new(cls: type, *args: Any, **kwargs: Any) -> Any:
-            return getattr(real(modname), clsname)(*args, **kwargs)
-
-        def from_exception(cls: type, *args: Any, **kwargs: Any) -> Any:
-            return getattr(real(modname), clsname).from_exception(*args, **kwargs)
-
-        return type(clsname, (), {"__new__": new, "from_exception": classmethod(from_exception),
-                                  "__module__": modname, "__doc__": f"Imports {modname} when first used."})
-
-    for modname, clsname in _LAZY_IN_RICH_UTILS.items():
-        if modname in sys.modules:
-            continue
-        mod = types.ModuleType(modname)
-        setattr(mod, clsname, stand_in(modname, clsname))
-        mod.__getattr__ = partial(_placeholder_attr, real, modname)  # type: ignore[method-assign]
-        placed[modname] = mod
-        sys.modules[modname] = mod
-    try:
-        return importlib.import_module("typer.rich_utils")
-    finally:
-        for modname, mod in placed.items():
-            if sys.modules.get(modname) is mod:
-                del sys.modules[modname]
-
-
-def _placeholder_attr(real: Any, modname: str, name: str) -> Any:
-    if name.startswith("__"):  # the import system asks for __path__ and the like: a plain module has none
-        raise AttributeError(name)
-    return getattr(real(modname), name)
 
 
 def _validation_error() -> type[Exception]:
