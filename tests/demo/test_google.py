@@ -52,7 +52,7 @@ def test_gcp_entries_are_cloud_logging_audit_entries(week) -> None:
             assert "serviceAccountKeyName" in pp["authenticationInfo"]
         if pp["methodName"].endswith("InsertJob"):  # the audit metadata names the job of the entry
             assert pp["resourceName"] == pp["metadata"]["jobInsertion"]["job"]["jobName"]
-        calls[(who == LOADER and "loader" or "person", pp["methodName"])] += 1
+        calls[("loader" if who == LOADER else "person", pp["methodName"])] += 1
     assert calls[("loader", "storage.objects.create")] == calls[("loader", "google.cloud.bigquery.v2.JobService"
                                                                            ".InsertJob")] == 3 * 7
     assert calls[("person", "google.cloud.bigquery.v2.JobService.InsertJob")] > 10

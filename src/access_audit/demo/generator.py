@@ -35,7 +35,12 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``gworkspace.activity``: the data team's Google Workspace (``zorgwijk.nl``) as the Reports API
   returns it (``admin#reports#activity``, one event an activity): a Google sign-in with 2-Step
   Verification about once a week, now and then after a mistyped password, and the team's
-  reports in Drive viewed, and edited by their owners (``DATA_TEAM`` says who is in it).
+  reports in Drive viewed, and edited by their owners (``DATA_TEAM`` says who is in it);
+* ``squid.access``: the office web proxy's ``access.log`` (proxy-01, Squid 5.7 on Debian 12,
+  ``logformat squid``, Kerberos proxy authentication with the realm stripped): the laptops of the
+  people working at the office (one DHCP lease each, 10.30.0.100 + n): the browser's first request
+  answered 407, HTTPS tunnels to the SaaS and sites of the person's role, Windows' certificate
+  checks in plain HTTP, rarely a blocked file-sharing or webmail site (403).
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -104,8 +109,9 @@ ENTRA = "azure.signinlogs"
 AUDITD = "linux.auditd"
 GCP = "gcp.audit"
 GWORKSPACE = "gworkspace.activity"
+SQUID = "squid.access"
 LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA, AUDITD, GCP,
-             GWORKSPACE)
+             GWORKSPACE, SQUID)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -122,6 +128,7 @@ SRC_ENTRA = "demo:entra-signins"
 SRC_DB_AUDIT = "demo:db-01-audit.log"
 SRC_GCP = "demo:gcp-audit"
 SRC_GWORKSPACE = "demo:gworkspace"
+SRC_PROXY = "demo:proxy-01-access.log"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -140,6 +147,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_DB_AUDIT: ("db-01-audit.log", AUDITD),
     SRC_GCP: ("gcp-audit.jsonl", GCP),
     SRC_GWORKSPACE: ("gworkspace-activity.jsonl", GWORKSPACE),
+    SRC_PROXY: ("proxy-01-access.log", SQUID),
 }
 
 #: scenario ids
@@ -491,6 +499,8 @@ class DemoCompany:
                 "loaded nightly; Cloud Audit Logs (Admin Activity, Data Access) exported by a log sink"),
         ("gworkspace", "Google Workspace zorgwijk.nl for the data team (Google sign-in, Drive reports); Reports API "
                        "activities"),
+        ("proxy", "Squid web proxy proxy-01 in the office (Kerberos authentication, a blocklist); access.log in "
+                  "the native format"),
     )
 
     @property
@@ -1057,6 +1067,17 @@ class _Gen:
         }
         self.json(ENTRA, SRC_ENTRA, ts, obj, scenario)
 
+    def squid(self, ts: datetime, elapsed_ms: int, client: str, code: str, status: int, size: int, method: str,
+              url: str, user: str | None, hier: str, peer: str | None, mime: str,
+              scenario: str | None = None) -> None:
+        """A line of the office proxy's access.log (``logformat squid``, the default): logged when
+        the transaction ends, ``elapsed_ms`` after it began."""
+        ts = _trunc(ts, "ms")
+        ms = _epoch_ms(ts)
+        line = (f"{ms // 1000}.{ms % 1000:03d} {elapsed_ms:6d} {client} {code}/{status:03d} {size} {method} {url} "
+                f"{user or '-'} {hier}/{peer or '-'} {mime}")
+        self._emit(line.encode(), SQUID, SRC_PROXY, scenario, ts)
+
     # ---- Google Cloud and Workspace -----------------------------------------------------
 
     def gcp(self, r: random.Random, ts: datetime, principal: str, ip: str, ua: str, service: str,
@@ -1471,6 +1492,7 @@ def _benign_people(g: _Gen) -> None:
         rk = g.rng(f"k8s:{u.username}")  # its own stream: the other logs stay as they were
         rm = g.rng(f"entra:{u.username}")  # likewise
         rg = g.rng(f"google:{u.username}")  # likewise
+        rp = g.rng(f"proxy:{u.username}")  # likewise
         for day in g.local_days:
             blocks = _plan(g, u, day, r)
             for i, b in enumerate(blocks):
@@ -1478,6 +1500,7 @@ def _benign_people(g: _Gen) -> None:
                 _entra_block(g, rm, u, b, first=i == 0)
                 if u.username in DATA_TEAM:
                     _google_block(g, rg, u, b, first=i == 0)
+                _proxy_block(g, rp, u, b)
                 if u.role in ("support", "finance", "dpo", "admin"):
                     _crm_block(g, r, u, b, first=i == 0)
                 if u.role in ("engineer", "sre", "admin", "contractor"):
@@ -2863,7 +2886,8 @@ def _google_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool
             g.gworkspace(r, t, u, ip, "login", "login", "login_failure", [
                 {"name": "login_type", "value": "google_password"},
                 {"name": "login_challenge_method", "multiValue": ["password"]},
-                {"name": "login_failure_type", "value": "login_failure_invalid_password"}, _bool("is_suspicious", False)])
+                {"name": "login_failure_type", "value": "login_failure_invalid_password"},
+                _bool("is_suspicious", False)])
             t += timedelta(seconds=r.uniform(6, 30))
         g.gworkspace(r, t, u, ip, "login", "login", "login_success", [
             {"name": "login_type", "value": "google_password"},
@@ -2971,6 +2995,87 @@ def _benign_gcp_load(g: _Gen) -> None:
                   "google.cloud.bigquery.v2.JobService.InsertJob", f"projects/{c.gcp_project}/jobs/{job}",
                   "bigquery.jobs.create", key=key,
                   metadata=_bq_job(g, r, t, job, "IMPORT", "", [table], source=f"gs://{bucket}/{obj}"))
+
+
+# --------------------------------------------------------------------------------------------
+# The office's web proxy (Squid)
+
+PROXY_HOST = "proxy-01"  # Squid 5.7 on Debian 12 in the office, 10.30.0.2; laptops get 10.30.0.100 + n by DHCP
+#: where the office browses through the proxy, per role (the PAC file sends *.zorgwijk.nl direct)
+_WEB_ALL = ("zorgwijk.okta.com", "outlook.office.com", "teams.microsoft.com", "login.microsoftonline.com",
+            "www.google.com")
+_WEB_ROLE: dict[str, tuple[str, ...]] = {
+    "engineer": ("github.com", "api.github.com", "pypi.org", "files.pythonhosted.org", "registry-1.docker.io",
+                 "console.cloud.google.com", "docs.google.com"),
+    "sre": ("github.com", "eu-central-1.console.aws.amazon.com", "registry-1.docker.io", "status.aws.amazon.com"),
+    "admin": ("eu-central-1.console.aws.amazon.com", "admin.microsoft.com", "zorgwijk-admin.okta.com"),
+    "finance": ("mijn.ing.nl", "docs.google.com", "www.belastingdienst.nl"),
+    "support": ("www.zorginstituutnederland.nl", "www.vektis.nl"),
+    "hr": ("www.rijksoverheid.nl", "app.afas.nl"),
+    "dpo": ("www.autoriteitpersoonsgegevens.nl", "docs.google.com", "edpb.europa.eu"),
+    "contractor": ("github.com",),
+}
+_WEB_IPS: dict[str, str] = {  # the address Squid connected to (HIER_DIRECT/<ip>)
+    "zorgwijk.okta.com": "18.158.47.205", "zorgwijk-admin.okta.com": "18.158.47.205",
+    "outlook.office.com": "52.97.219.194", "teams.microsoft.com": "52.113.194.132",
+    "login.microsoftonline.com": "20.190.159.2", "admin.microsoft.com": "20.190.151.8",
+    "www.google.com": "142.250.179.196", "docs.google.com": "142.251.39.110",
+    "console.cloud.google.com": "142.250.179.142", "github.com": "140.82.121.3", "api.github.com": "140.82.121.6",
+    "pypi.org": "151.101.128.223", "files.pythonhosted.org": "151.101.64.223",
+    "registry-1.docker.io": "54.236.113.205", "eu-central-1.console.aws.amazon.com": "3.120.181.40",
+    "status.aws.amazon.com": "18.66.102.12", "mijn.ing.nl": "145.221.168.4", "www.belastingdienst.nl": "195.121.6.197",
+    "www.zorginstituutnederland.nl": "147.181.97.54", "www.vektis.nl": "185.37.129.80",
+    "www.rijksoverheid.nl": "147.181.97.29", "app.afas.nl": "185.80.184.40",
+    "www.autoriteitpersoonsgegevens.nl": "147.181.97.134", "edpb.europa.eu": "52.58.202.21",
+    "ctldl.windowsupdate.com": "93.184.221.240", "ocsp.digicert.com": "192.229.211.108",
+}
+#: the proxy's blocklist (file sharing and webmail outside the company: the data-loss policy)
+_WEB_BLOCKED = ("wetransfer.com", "mega.nz", "mail.proton.me")
+
+
+def _lan_ip(g: _Gen, u: DemoUser) -> str:
+    """The laptop's office address (a fixed DHCP lease)."""
+    return f"10.30.0.{100 + g.c.users.index(u)}"
+
+
+def _proxy_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    """The laptop's web traffic through the office proxy while the person works at the office:
+    the browser's first request answered 407 (Kerberos proxy authentication, then sent again with
+    the ticket), HTTPS tunnels (CONNECT, TCP_TUNNEL) to the day's SaaS and sites of the role,
+    certificate revocation checks in plain HTTP on Windows, and rarely a blocked file-sharing or
+    webmail site (TCP_DENIED/403): the near miss of a data-loss attempt."""
+    if b.place not in g.c.office:
+        return
+    ip = _lan_ip(g, u)
+    hosts = _WEB_ALL + _WEB_ROLE.get(u.role, ())
+    t = b.start + timedelta(seconds=r.uniform(20, 240))
+    first = r.choice(_WEB_ALL[:3])
+    g.squid(t, r.randint(0, 2), ip, "TCP_DENIED", 407, r.randint(3_900, 4_100), "CONNECT", f"{first}:443", None,
+            "HIER_NONE", None, "text/html")
+    times = sorted(_when(r, b) for _ in range(r.randint(4, 12)))
+    dur = r.randint(30_000, 900_000)
+    g.squid(t + timedelta(milliseconds=dur), dur, ip, "TCP_TUNNEL", 200, r.randint(8_000, 3_000_000), "CONNECT",
+            f"{first}:443", u.username, "HIER_DIRECT", _WEB_IPS[first], "-")
+    for ts in times:
+        host = r.choice(hosts)
+        dur = r.randint(300, 600_000)
+        g.squid(ts + timedelta(milliseconds=dur), dur, ip, "TCP_TUNNEL", 200, r.randint(4_000, 2_500_000), "CONNECT",
+                f"{host}:443", u.username, "HIER_DIRECT", _WEB_IPS[host], "-")
+    if _BROWSERS[u.browser][1].startswith("Windows") and r.random() < 0.6:
+        ts = _when(r, b)
+        if r.random() < 0.5:
+            cab = "application/vnd.ms-cab-compressed"
+            code, status, size = ("TCP_REFRESH_UNMODIFIED", 304, 312) if r.random() < 0.7 else \
+                ("TCP_MISS", 200, r.randint(70_000, 80_000))
+            g.squid(ts, r.randint(20, 140), ip, code, status, size, "GET",
+                    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/disallowedcertstl.cab",
+                    u.username, "HIER_DIRECT", _WEB_IPS["ctldl.windowsupdate.com"], cab)
+        else:
+            g.squid(ts, r.randint(15, 90), ip, "TCP_MISS", 200, r.randint(850, 2_300), "POST", "http://ocsp.digicert.com/",
+                    u.username, "HIER_DIRECT", _WEB_IPS["ocsp.digicert.com"], "application/ocsp-response")
+    if r.random() < 0.02:
+        g.squid(_when(r, b), r.randint(0, 3), ip, "TCP_DENIED", 403, r.randint(3_900, 4_200), "CONNECT",
+                f"{r.choice(_WEB_BLOCKED)}:443", u.username, "HIER_NONE", None, "text/html")
 
 
 def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, scenarios: bool = True,
