@@ -40,7 +40,11 @@ what its systems would really log, in their real formats, so a demo runs the rea
   ``logformat squid``, Kerberos proxy authentication with the realm stripped): the laptops of the
   people working at the office (one DHCP lease each, 10.30.0.100 + n): the browser's first request
   answered 407, HTTPS tunnels to the SaaS and sites of the person's role, Windows' certificate
-  checks in plain HTTP, rarely a blocked file-sharing or webmail site (403).
+  checks in plain HTTP, rarely a blocked file-sharing or webmail site (403);
+* ``box.event``: the Box enterprise's ``admin_logs`` events (Events API), in which HR and finance
+  share files with the payroll bureau and the occupational health service (``BOX_USERS``): a
+  sign-in most mornings, files of their folders previewed, downloaded, and a new version uploaded
+  now and then by the folder's owner; the proxy log shows the same people's tunnels to Box.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -110,8 +114,9 @@ AUDITD = "linux.auditd"
 GCP = "gcp.audit"
 GWORKSPACE = "gworkspace.activity"
 SQUID = "squid.access"
+BOX = "box.event"
 LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA, AUDITD, GCP,
-             GWORKSPACE, SQUID)
+             GWORKSPACE, SQUID, BOX)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -129,6 +134,7 @@ SRC_DB_AUDIT = "demo:db-01-audit.log"
 SRC_GCP = "demo:gcp-audit"
 SRC_GWORKSPACE = "demo:gworkspace"
 SRC_PROXY = "demo:proxy-01-access.log"
+SRC_BOX = "demo:box"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -148,6 +154,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_GCP: ("gcp-audit.jsonl", GCP),
     SRC_GWORKSPACE: ("gworkspace-activity.jsonl", GWORKSPACE),
     SRC_PROXY: ("proxy-01-access.log", SQUID),
+    SRC_BOX: ("box-events.jsonl", BOX),
 }
 
 #: scenario ids
@@ -501,6 +508,8 @@ class DemoCompany:
                        "activities"),
         ("proxy", "Squid web proxy proxy-01 in the office (Kerberos authentication, a blocklist); access.log in "
                   "the native format"),
+        ("box", "Box (zorgwijk.app.box.com): HR's and finance's files shared with the payroll bureau and the "
+                "occupational health service; Events API admin_logs"),
     )
 
     @property
@@ -1078,6 +1087,20 @@ class _Gen:
                 f"{user or '-'} {hier}/{peer or '-'} {mime}")
         self._emit(line.encode(), SQUID, SRC_PROXY, scenario, ts)
 
+    def box(self, r: random.Random, ts: datetime, u: DemoUser, ip: str, session: str, event_type: str,
+            source: dict[str, Any], details: dict[str, Any] | None, scenario: str | None = None) -> None:
+        """An event of the Box enterprise's admin_logs stream (``GET /2.0/events?stream_type=admin_logs``),
+        times in the enterprise's zone (Europe/Amsterdam), to the second."""
+        ts = _trunc(ts, "s")
+        recorded = ts + timedelta(seconds=r.randint(0, 3))
+        obj: dict[str, Any] = {
+            "type": "event", "event_id": _uuid(r), "created_by": _box_user(u),
+            "created_at": ts.astimezone(AMSTERDAM).isoformat(),
+            "recorded_at": recorded.astimezone(AMSTERDAM).isoformat(),
+            "event_type": event_type, "session_id": session, "ip_address": ip, "source": source,
+            "additional_details": details, "action_by": None}
+        self.json(BOX, SRC_BOX, ts, obj, scenario)
+
     # ---- Google Cloud and Workspace -----------------------------------------------------
 
     def gcp(self, r: random.Random, ts: datetime, principal: str, ip: str, ua: str, service: str,
@@ -1493,6 +1516,7 @@ def _benign_people(g: _Gen) -> None:
         rm = g.rng(f"entra:{u.username}")  # likewise
         rg = g.rng(f"google:{u.username}")  # likewise
         rp = g.rng(f"proxy:{u.username}")  # likewise
+        rx = g.rng(f"box:{u.username}")  # likewise
         for day in g.local_days:
             blocks = _plan(g, u, day, r)
             for i, b in enumerate(blocks):
@@ -1501,6 +1525,8 @@ def _benign_people(g: _Gen) -> None:
                 if u.username in DATA_TEAM:
                     _google_block(g, rg, u, b, first=i == 0)
                 _proxy_block(g, rp, u, b)
+                if u.username in BOX_USERS:
+                    _box_block(g, rx, u, b, first=i == 0)
                 if u.role in ("support", "finance", "dpo", "admin"):
                     _crm_block(g, r, u, b, first=i == 0)
                 if u.role in ("engineer", "sre", "admin", "contractor"):
@@ -3009,9 +3035,9 @@ _WEB_ROLE: dict[str, tuple[str, ...]] = {
                  "console.cloud.google.com", "docs.google.com"),
     "sre": ("github.com", "eu-central-1.console.aws.amazon.com", "registry-1.docker.io", "status.aws.amazon.com"),
     "admin": ("eu-central-1.console.aws.amazon.com", "admin.microsoft.com", "zorgwijk-admin.okta.com"),
-    "finance": ("mijn.ing.nl", "docs.google.com", "www.belastingdienst.nl"),
+    "finance": ("mijn.ing.nl", "docs.google.com", "www.belastingdienst.nl", "zorgwijk.app.box.com"),
     "support": ("www.zorginstituutnederland.nl", "www.vektis.nl"),
-    "hr": ("www.rijksoverheid.nl", "app.afas.nl"),
+    "hr": ("www.rijksoverheid.nl", "app.afas.nl", "zorgwijk.app.box.com"),
     "dpo": ("www.autoriteitpersoonsgegevens.nl", "docs.google.com", "edpb.europa.eu"),
     "contractor": ("github.com",),
 }
@@ -3027,7 +3053,8 @@ _WEB_IPS: dict[str, str] = {  # the address Squid connected to (HIER_DIRECT/<ip>
     "www.zorginstituutnederland.nl": "147.181.97.54", "www.vektis.nl": "185.37.129.80",
     "www.rijksoverheid.nl": "147.181.97.29", "app.afas.nl": "185.80.184.40",
     "www.autoriteitpersoonsgegevens.nl": "147.181.97.134", "edpb.europa.eu": "52.58.202.21",
-    "ctldl.windowsupdate.com": "93.184.221.240", "ocsp.digicert.com": "192.229.211.108",
+    "zorgwijk.app.box.com": "74.112.186.157", "ctldl.windowsupdate.com": "93.184.221.240",
+    "ocsp.digicert.com": "192.229.211.108",
 }
 #: the proxy's blocklist (file sharing and webmail outside the company: the data-loss policy)
 _WEB_BLOCKED = ("wetransfer.com", "mega.nz", "mail.proton.me")
@@ -3076,6 +3103,60 @@ def _proxy_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
     if r.random() < 0.02:
         g.squid(_when(r, b), r.randint(0, 3), ip, "TCP_DENIED", 403, r.randint(3_900, 4_200), "CONNECT",
                 f"{r.choice(_WEB_BLOCKED)}:443", u.username, "HIER_NONE", None, "text/html")
+
+
+# --------------------------------------------------------------------------------------------
+# Box: HR's and finance's file exchange with the payroll bureau and the occupational health service
+
+#: who works in Box: HR (personnel files, contracts) and finance (payroll)
+BOX_USERS = ("wdejong", "kbrouwer", "pvanleeuwen", "mkoster", "gprins", "hdevos")
+#: folder -> (owner, files): (name, size in bytes)
+_BOX_FOLDERS: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {
+    "Personeelsdossiers": ("wdejong", (("Arbeidsovereenkomst template 2026.docx", 48_211),
+                                       ("Verzuimregistratie Q4 2026.xlsx", 91_540),
+                                       ("Functieprofielen Klantenservice.pdf", 312_077))),
+    "Salarisadministratie": ("gprins", (("Mutaties salaris november 2026.xlsx", 38_902),
+                                             ("Loonjournaal oktober 2026.pdf", 644_118),
+                                             ("Pensioenpremies 2026.xlsx", 57_300))),
+    "Arbodienst": ("kbrouwer", (("Contract arbodienst 2026.pdf", 204_551),
+                                ("Afspraken re-integratie (sjabloon).docx", 33_890))),
+}
+_BOX_APP = "Box Web App"
+
+
+def _box_id(kind: str, key: str, n: int) -> str:
+    """Box's numeric ids (users, files, folders), stable per name."""
+    return str(int(hashlib.sha256(f"box:{kind}:{key}".encode()).hexdigest(), 16))[:n]
+
+
+def _box_user(u: DemoUser) -> dict[str, Any]:
+    return {"type": "user", "id": _box_id("user", u.username, 11), "name": u.full_name, "login": u.email}
+
+
+def _box_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    """HR and finance in Box (single sign-on from Okta): a sign-in most mornings, files of their
+    folders previewed and now and then downloaded, and an upload of a new version by the folder's
+    owner (the payroll changes of the month, the absence register)."""
+    session = _rid(r, 22, _LOWER)  # the browser's Box session of this block of work
+    login = b.start + timedelta(seconds=r.uniform(60, 900))
+    if first and r.random() < 0.7:
+        g.box(r, login, u, b.place.ip, session, "LOGIN", _box_user(u), None)
+    mine = [f for f, (owner, _) in _BOX_FOLDERS.items()
+            if (f == "Salarisadministratie") == (u.role == "finance") or owner == u.username]
+    for _ in range(r.randint(0, 4)):
+        folder = r.choice(mine)
+        owner, files = _BOX_FOLDERS[folder]
+        name, size = r.choice(files)
+        roll = r.random()
+        action = "UPLOAD" if owner == u.username and roll < 0.1 else "DOWNLOAD" if roll < 0.3 else "PREVIEW"
+        size += r.randint(-900, 900) if action == "UPLOAD" else 0
+        src = {"item_type": "file", "item_id": _box_id("file", name, 13), "item_name": name,
+               "parent": {"type": "folder", "name": folder, "id": _box_id("folder", folder, 12)},
+               "owned_by": _box_user(g.c.user(owner))}
+        details = {"size": size, "version_id": _box_id("version", f"{name}:{size}", 13), "service_id": "0",
+                   "service_name": _BOX_APP}
+        g.box(r, max(_when(r, b), login + timedelta(seconds=r.uniform(20, 120))), u, b.place.ip, session, action,
+              src, details)
 
 
 def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, scenarios: bool = True,
