@@ -9,16 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from access_audit.app import build_embedded
 from access_audit.core.records import RawRecord
 from access_audit.demo import COMPANY, generate, write_files
-from access_audit.demo.context import write_context
 from access_audit.demo.generator import BOX, BOX_USERS, DEFAULT_START, SRC_BOX
-from access_audit.ingest.files import LineReader
-from access_audit.ingest.memory import InMemoryBus
 from access_audit.parse import ParserRegistry
-from access_audit.settings import Settings
-from access_audit.testing import FrozenClock, ListSink
+from access_audit.testing import FrozenClock
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +67,12 @@ def test_parsed_fields(week) -> None:
     assert set(actions) == {"LOGIN", "PREVIEW", "DOWNLOAD", "UPLOAD"}
 
 
-def test_the_box_file_parses_and_raises_nothing(tmp_path: Path) -> None:
+def test_the_box_file_parses_and_raises_nothing(tmp_path: Path, through_pipeline) -> None:
     days = 7
     recs, _ = generate(seed=7, days=days)
     path = write_files(recs, tmp_path / "logs")[SRC_BOX]
     assert path.name == "box-events.jsonl"
-    directory, resources = write_context(tmp_path / "data")
-    emb = build_embedded(Settings(data_dir=tmp_path / "data", identity_file=directory, resources_file=resources,
-                                  rules=[]), sinks=[ListSink()], clock=FrozenClock(DEFAULT_START + timedelta(days=8)))
-    try:
-        bus = InMemoryBus()
-        for rec in LineReader([path]):  # auto-detected
-            bus.produce_record("raw", rec)
-        stats = emb.pipeline.run(bus.source("raw"), batch_size=500)
-        n = sum(1 for r in recs if r.log_type == BOX)
-        assert (stats.records, stats.events, stats.dead_letters) == (n, n, 0)
-        assert emb.store.stats()["events"]["total"] == n
-        assert emb.store.alerts(limit=100) == []  # active staff only (the finance employee on leave is silent)
-    finally:
-        emb.store.close()
+    run = through_pipeline([path], days)
+    n = sum(1 for r in recs if r.log_type == BOX)
+    assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
+    assert run.alerts == []  # active staff only (the finance employee on leave is silent)

@@ -11,16 +11,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from access_audit.app import build_embedded
 from access_audit.core.records import RawRecord
 from access_audit.demo import COMPANY, generate, write_files
-from access_audit.demo.context import write_context
 from access_audit.demo.generator import DATA_TEAM, DEFAULT_START, GCP, GWORKSPACE, SRC_GCP, SRC_GWORKSPACE
-from access_audit.ingest.files import LineReader
-from access_audit.ingest.memory import InMemoryBus
 from access_audit.parse import ParserRegistry
-from access_audit.settings import Settings
-from access_audit.testing import FrozenClock, ListSink
+from access_audit.testing import FrozenClock
 
 LOADER = "crm-export-loader@zorgwijk-analytics.iam.gserviceaccount.com"
 
@@ -110,23 +105,13 @@ def test_benign_google_traffic_follows_the_calendar(week) -> None:
     assert all(6 <= t.hour < 23 for t in local)
 
 
-def test_the_google_files_parse_and_raise_nothing(tmp_path: Path) -> None:
+def test_the_google_files_parse_and_raise_nothing(tmp_path: Path, through_pipeline) -> None:
     days = 7
     recs, _ = generate(seed=7, days=days)
     paths = write_files(recs, tmp_path / "logs")
     files = [paths[SRC_GCP], paths[SRC_GWORKSPACE]]
     assert [p.name for p in files] == ["gcp-audit.jsonl", "gworkspace-activity.jsonl"]
-    directory, resources = write_context(tmp_path / "data")
-    emb = build_embedded(Settings(data_dir=tmp_path / "data", identity_file=directory, resources_file=resources,
-                                  rules=[]), sinks=[ListSink()], clock=FrozenClock(DEFAULT_START + timedelta(days=8)))
-    try:
-        bus = InMemoryBus()
-        for rec in LineReader(files):  # no log type given: both formats are recognised
-            bus.produce_record("raw", rec)
-        stats = emb.pipeline.run(bus.source("raw"), batch_size=500)
-        n = sum(1 for r in recs if r.log_type in (GCP, GWORKSPACE))
-        assert (stats.records, stats.events, stats.dead_letters) == (n, n, 0)
-        assert emb.store.stats()["events"]["total"] == n
-        assert emb.store.alerts(limit=100) == []  # the default pack (status rule included) finds nothing
-    finally:
-        emb.store.close()
+    run = through_pipeline(files, days)
+    n = sum(1 for r in recs if r.log_type in (GCP, GWORKSPACE))
+    assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
+    assert run.alerts == []  # the default pack (status rule included) finds nothing
