@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
-from access_audit.app import build_embedded
 from access_audit.demo import COMPANY, generate, write_files
-from access_audit.demo.context import write_context
-from access_audit.demo.generator import AITM_VICTIM, DEFAULT_START, ENTRA, SRC_ENTRA, TRAVELLER
-from access_audit.ingest.files import LineReader
-from access_audit.ingest.memory import InMemoryBus
-from access_audit.settings import Settings
-from access_audit.testing import FrozenClock, ListSink
+from access_audit.demo.generator import AITM_VICTIM, ENTRA, SRC_ENTRA, TRAVELLER
 
 SID = "entra_aitm_phishing"
 PROXY = "162.243.10.20"
@@ -51,39 +44,23 @@ def test_records_have_the_diagnostic_settings_shape(week) -> None:
     assert TRAVELLER + "@zorgwijk.nl" in {p["userPrincipalName"] for p in benign}
 
 
-def _run(path: Path, data_dir: Path, days: int):
-    directory, resources = write_context(data_dir)
-    sink = ListSink()
-    emb = build_embedded(Settings(data_dir=data_dir, identity_file=directory, resources_file=resources, rules=[]),
-                         sinks=[sink], clock=FrozenClock(DEFAULT_START + timedelta(days=days + 1)))
-    bus = InMemoryBus()
-    for rec in LineReader([path]):  # no log type given: the file is recognised as Entra sign-ins
-        bus.produce_record("raw", rec)
-    stats = emb.pipeline.run(bus.source("raw"), batch_size=500)
-    return emb, stats
-
-
 @pytest.mark.parametrize(("days", "rules"), [(3, {"impossible_travel"}),
                                               (7, {"impossible_travel", "login_from_new_country"})])
-def test_the_entra_file_parses_and_only_the_phishing_alerts(tmp_path: Path, days: int, rules: set[str]) -> None:
+def test_the_entra_file_parses_and_only_the_phishing_alerts(tmp_path: Path, days: int, rules: set[str],
+                                                           through_pipeline) -> None:
     recs, scs = generate(seed=7, days=days)
     (sc,) = [s for s in scs if s.id == SID]
     assert set(sc.expected_rules) == rules
     paths = write_files(recs, tmp_path / "logs")
     path = paths[SRC_ENTRA]
     assert path.name == "entra-signins.jsonl"
-    emb, stats = _run(path, tmp_path / "data", days)
-    try:
-        n = sum(1 for r in recs if r.log_type == ENTRA)
-        assert (stats.records, stats.events, stats.dead_letters) == (n, n, 0)
-        assert emb.store.stats()["events"]["total"] == n
-        alerts = emb.store.alerts(limit=1000)
-        # the benign sign-ins raise nothing: every alert is the phishing, and each expected rule fires
-        assert {a.rule_id for a in alerts} == rules
-        victim = COMPANY.user(AITM_VICTIM).email
-        assert all(a.user == victim and a.log_types == [ENTRA] for a in alerts)
-        assert all(a.source_ip == PROXY for a in alerts if a.rule_id == "login_from_new_country")
-        travel = [a for a in alerts if a.rule_id == "impossible_travel"]
-        assert len(travel) == 1 and travel[0].first_seen == sc.start
-    finally:
-        emb.store.close()
+    run = through_pipeline([path], days)  # no log type given: the file is recognised as Entra sign-ins
+    n = sum(1 for r in recs if r.log_type == ENTRA)
+    assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
+    # the benign sign-ins raise nothing: every alert is the phishing, and each expected rule fires
+    assert {a.rule_id for a in run.alerts} == rules
+    victim = COMPANY.user(AITM_VICTIM).email
+    assert all(a.user == victim and a.log_types == [ENTRA] for a in run.alerts)
+    assert all(a.source_ip == PROXY for a in run.alerts if a.rule_id == "login_from_new_country")
+    travel = [a for a in run.alerts if a.rule_id == "impossible_travel"]
+    assert len(travel) == 1 and travel[0].first_seen == sc.start

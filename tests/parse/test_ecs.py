@@ -9,7 +9,7 @@ import pytest
 from access_audit.core.errors import ParseError
 from access_audit.core.events import AccessEvent, Outcome
 from access_audit.core.records import DeadLetter, RawRecord
-from access_audit.parse.ecs import EcsParser, Fields, endpoint
+from access_audit.parse.ecs import EcsParser, Fields, code_number, endpoint
 
 LOG_TYPE = "ecs"
 
@@ -137,3 +137,13 @@ def test_fields_reader_types_and_case():
 def test_endpoint(value, ip, domain):
     ep = endpoint(value)
     assert (ep.ip, ep.domain, ep.address) == (ip, domain, value)
+
+
+@pytest.mark.parametrize(("value", "number"), [
+    (4624, 4624), ("4624", 4624), ("000005", 5), (0, 0),
+    (True, None), (False, None), ("1234567", None), ("46 24", None), ("", None), ("0x12", None), (4624.0, None),
+    (None, None), ([4624], None),
+])
+def test_code_number_reads_event_codes_as_exports_write_them(value, number) -> None:
+    """Windows' EventID and OneLogin's event_type_id: a number or a short string of digits, never a bool."""
+    assert code_number(value) == number

@@ -24,7 +24,27 @@ what its systems would really log, in their real formats, so a demo runs the rea
 * ``linux.auditd``: db-01's ``/var/log/audit/audit.log`` (auditd 3.0 on Debian 12, ``log_format =
   ENRICHED``, ``name_format = hostname``): the PAM and sshd records of every SSH session on the
   database server (USER_AUTH, USER_ACCT, USER_START, USER_LOGIN, USER_CMD for sudo, USER_END,
-  USER_LOGOUT), with the process and session numbers of the same sessions in db-01's auth.log.
+  USER_LOGOUT), with the process and session numbers of the same sessions in db-01's auth.log;
+* ``gcp.audit``: Cloud Audit Logs of the Google Cloud project ``zorgwijk-analytics``
+  (europe-west4) as a log sink exports them (Cloud Logging ``LogEntry`` with an ``AuditLog``
+  ``protoPayload``): the data team's BigQuery work in the console on pseudonymised tables
+  (``TableService.GetTable``, ``JobService.InsertJob`` with ``BigQueryAuditMetadata``, now and
+  then ``TableService.InsertTable`` in the scratch dataset, Admin Activity) and the nightly load
+  (``storage.objects.create`` into the landing bucket, then a BigQuery load job) that the CRM
+  export instance runs with the loader service account's key;
+* ``gworkspace.activity``: the data team's Google Workspace (``zorgwijk.nl``) as the Reports API
+  returns it (``admin#reports#activity``, one event an activity): a Google sign-in with 2-Step
+  Verification about once a week, now and then after a mistyped password, and the team's
+  reports in Drive viewed, and edited by their owners (``DATA_TEAM`` says who is in it);
+* ``squid.access``: the office web proxy's ``access.log`` (proxy-01, Squid 5.7 on Debian 12,
+  ``logformat squid``, Kerberos proxy authentication with the realm stripped): the laptops of the
+  people working at the office (one DHCP lease each, 10.30.0.100 + n): the browser's first request
+  answered 407, HTTPS tunnels to the SaaS and sites of the person's role, Windows' certificate
+  checks in plain HTTP, rarely a blocked file-sharing or webmail site (403);
+* ``box.event``: the Box enterprise's ``admin_logs`` events (Events API), in which HR and finance
+  share files with the payroll bureau and the occupational health service (``BOX_USERS``): a
+  sign-in most mornings, files of their folders previewed, downloaded, and a new version uploaded
+  now and then by the folder's owner; the proxy log shows the same people's tunnels to Box.
 
 Benign traffic follows office hours (08:00-18:00 Europe/Amsterdam, weekdays) with natural
 variation: late workers, part-timers, a few weekend logins, a night-shift SRE and a night-shift
@@ -91,7 +111,12 @@ PGAUDIT = "postgresql.pgaudit"
 WINDOWS = "windows.security"
 ENTRA = "azure.signinlogs"
 AUDITD = "linux.auditd"
-LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA, AUDITD)
+GCP = "gcp.audit"
+GWORKSPACE = "gworkspace.activity"
+SQUID = "squid.access"
+BOX = "box.event"
+LOG_TYPES = (SYSLOG, HTTP, CLOUDTRAIL, OKTA, GITHUB, O365, KUBERNETES, PGAUDIT, WINDOWS, ENTRA, AUDITD, GCP,
+             GWORKSPACE, SQUID, BOX)
 
 SRC_BASTION = "demo:bastion-auth.log"
 SRC_DB = "demo:db-01-auth.log"
@@ -106,6 +131,10 @@ SRC_PG = "demo:db-01-postgresql.log"
 SRC_WINDOWS = "demo:wec-security.jsonl"
 SRC_ENTRA = "demo:entra-signins"
 SRC_DB_AUDIT = "demo:db-01-audit.log"
+SRC_GCP = "demo:gcp-audit"
+SRC_GWORKSPACE = "demo:gworkspace"
+SRC_PROXY = "demo:proxy-01-access.log"
+SRC_BOX = "demo:box"
 
 #: source -> (file name written by :func:`write_files`, log type)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -122,6 +151,10 @@ SOURCES: dict[str, tuple[str, str]] = {
     SRC_WINDOWS: ("wec-security.jsonl", WINDOWS),
     SRC_ENTRA: ("entra-signins.jsonl", ENTRA),
     SRC_DB_AUDIT: ("db-01-audit.log", AUDITD),
+    SRC_GCP: ("gcp-audit.jsonl", GCP),
+    SRC_GWORKSPACE: ("gworkspace-activity.jsonl", GWORKSPACE),
+    SRC_PROXY: ("proxy-01-access.log", SQUID),
+    SRC_BOX: ("box-events.jsonl", BOX),
 }
 
 #: scenario ids
@@ -455,6 +488,9 @@ class DemoCompany:
     repos: tuple[tuple[str, str], ...] = tuple(_REPOS.items())
     okta_org: str = "zorgwijk.okta.com"
     entra_tenant_id: str = "5f3c2a71-9d4e-4b8a-a6c1-2e7f90b4d813"
+    gcp_project: str = "zorgwijk-analytics"
+    gcp_location: str = "europe-west4"
+    gworkspace_customer_id: str = "C03k9x2mb"
     ci_runner: Place = field(default_factory=lambda: Place(
         "20.101.154.17", "Amsterdam", "NL", "Netherlands", 52.3740, 4.8897, "Microsoft Corporation", 8075))
     service_accounts: tuple[str, ...] = ("deploy", "postgres", "backup")
@@ -466,6 +502,14 @@ class DemoCompany:
         ("github", "GitHub organisation 'zorgwijk'; audit log"),
         ("entra", "Microsoft Entra ID tenant zorgwijk.nl: Microsoft 365 (Outlook, Teams) sign-ins; sign-in logs "
                   "exported by diagnostic settings"),
+        ("gcp", "Google Cloud project zorgwijk-analytics (europe-west4): BigQuery on pseudonymised extracts, "
+                "loaded nightly; Cloud Audit Logs (Admin Activity, Data Access) exported by a log sink"),
+        ("gworkspace", "Google Workspace zorgwijk.nl for the data team (Google sign-in, Drive reports); Reports API "
+                       "activities"),
+        ("proxy", "Squid web proxy proxy-01 in the office (Kerberos authentication, a blocklist); access.log in "
+                  "the native format"),
+        ("box", "Box (zorgwijk.app.box.com): HR's and finance's files shared with the payroll bureau and the "
+                "occupational health service; Events API admin_logs"),
     )
 
     @property
@@ -1032,6 +1076,87 @@ class _Gen:
         }
         self.json(ENTRA, SRC_ENTRA, ts, obj, scenario)
 
+    def squid(self, ts: datetime, elapsed_ms: int, client: str, code: str, status: int, size: int, method: str,
+              url: str, user: str | None, hier: str, peer: str | None, mime: str,
+              scenario: str | None = None) -> None:
+        """A line of the office proxy's access.log (``logformat squid``, the default): logged when
+        the transaction ends, ``elapsed_ms`` after it began."""
+        ts = _trunc(ts, "ms")
+        ms = _epoch_ms(ts)
+        line = (f"{ms // 1000}.{ms % 1000:03d} {elapsed_ms:6d} {client} {code}/{status:03d} {size} {method} {url} "
+                f"{user or '-'} {hier}/{peer or '-'} {mime}")
+        self._emit(line.encode(), SQUID, SRC_PROXY, scenario, ts)
+
+    def box(self, r: random.Random, ts: datetime, u: DemoUser, ip: str, session: str, event_type: str,
+            source: dict[str, Any], details: dict[str, Any] | None, scenario: str | None = None) -> None:
+        """An event of the Box enterprise's admin_logs stream (``GET /2.0/events?stream_type=admin_logs``),
+        times in the enterprise's zone (Europe/Amsterdam), to the second."""
+        ts = _trunc(ts, "s")
+        recorded = ts + timedelta(seconds=r.randint(0, 3))
+        obj: dict[str, Any] = {
+            "type": "event", "event_id": _uuid(r), "created_by": _box_user(u),
+            "created_at": ts.astimezone(AMSTERDAM).isoformat(),
+            "recorded_at": recorded.astimezone(AMSTERDAM).isoformat(),
+            "event_type": event_type, "session_id": session, "ip_address": ip, "source": source,
+            "additional_details": details, "action_by": None}
+        self.json(BOX, SRC_BOX, ts, obj, scenario)
+
+    # ---- Google Cloud and Workspace -----------------------------------------------------
+
+    def gcp(self, r: random.Random, ts: datetime, principal: str, ip: str, ua: str, service: str,
+                 method: str, resource_name: str, permission: str, *, log: str = "data_access",
+                 auth_resource: str | None = None, resource: tuple[str, dict[str, str]] | None = None,
+                 key: str | None = None, metadata: dict[str, Any] | None = None, location: bool = False,
+                 scenario: str | None = None) -> None:
+        """One Cloud Audit Logs entry of the analytics project, as a log sink exports it (a LogEntry
+        with an AuditLog ``protoPayload``; ``log`` is activity or data_access)."""
+        ts = _trunc(ts, "us")
+        c = self.c
+        authn: dict[str, Any] = {"principalEmail": principal}
+        if key:
+            authn["serviceAccountKeyName"] = key
+        pp: dict[str, Any] = {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "status": {}, "authenticationInfo": authn,
+            "requestMetadata": {"callerIp": ip, "callerSuppliedUserAgent": ua,
+                                "requestAttributes": {"time": _gcp_ts(ts - timedelta(milliseconds=r.randint(5, 60))),
+                                                      "auth": {}},
+                                "destinationAttributes": {}},
+            "serviceName": service, "methodName": method,
+            "authorizationInfo": [{"resource": auth_resource or f"projects/{c.gcp_project}", "permission": permission,
+                                   "granted": True, "resourceAttributes": {}}],
+            "resourceName": resource_name,
+        }
+        if location:
+            pp["resourceLocation"] = {"currentLocations": [c.gcp_location]}
+        if metadata:
+            pp["metadata"] = metadata
+        rtype, rlabels = resource or ("bigquery_project", {"location": c.gcp_location})
+        obj = {
+            "protoPayload": pp, "insertId": _rid(r, 12, _LOWER),
+            "resource": {"type": rtype, "labels": {**rlabels, "project_id": c.gcp_project}},
+            "timestamp": _gcp_ts(ts), "severity": "NOTICE" if log == "activity" else "INFO",
+            "logName": f"projects/{c.gcp_project}/logs/cloudaudit.googleapis.com%2F{log}",
+            "receiveTimestamp": _gcp_ts(ts + timedelta(microseconds=r.randint(120_000, 900_000)), r.randint(0, 999)),
+        }
+        self.json(GCP, SRC_GCP, ts, obj, scenario)
+
+
+    def gworkspace(self, r: random.Random, ts: datetime, u: DemoUser, ip: str, app: str, etype: str,
+                        name: str, params: list[dict[str, Any]], scenario: str | None = None) -> None:
+        """One Google Workspace activity of ``u`` as the Reports API returns it (``activities.list``),
+        one activity a line."""
+        ts = _trunc(ts, "ms")
+        obj = {
+            "kind": "admin#reports#activity",
+            "id": {"time": _iso_z(ts, ms=True), "uniqueQualifier": str(r.randint(-(2 ** 63), 2 ** 63 - 1)),
+                   "applicationName": app, "customerId": self.c.gworkspace_customer_id},
+            "etag": f'"{_rid(r, 43, _B62 + "-_")}/{_rid(r, 27, _B62 + "-_")}"',
+            "actor": {"callerType": "USER", "email": u.email, "profileId": _profile_id(u.username)},
+            "ipAddress": ip,
+            "events": [{"type": etype, "name": name, "parameters": params}],
+        }
+        self.json(GWORKSPACE, SRC_GWORKSPACE, ts, obj, scenario)
+
     # ---- CloudTrail ---------------------------------------------------------------------
 
     def _ct_base(self, r: random.Random, ts: datetime, identity: dict[str, Any], source: str, name: str, ip: str,
@@ -1389,11 +1514,19 @@ def _benign_people(g: _Gen) -> None:
         r = g.rng(f"user:{u.username}")
         rk = g.rng(f"k8s:{u.username}")  # its own stream: the other logs stay as they were
         rm = g.rng(f"entra:{u.username}")  # likewise
+        rg = g.rng(f"google:{u.username}")  # likewise
+        rp = g.rng(f"proxy:{u.username}")  # likewise
+        rx = g.rng(f"box:{u.username}")  # likewise
         for day in g.local_days:
             blocks = _plan(g, u, day, r)
             for i, b in enumerate(blocks):
                 _okta_block(g, r, u, b, first=i == 0)
                 _entra_block(g, rm, u, b, first=i == 0)
+                if u.username in DATA_TEAM:
+                    _google_block(g, rg, u, b, first=i == 0)
+                _proxy_block(g, rp, u, b)
+                if u.username in BOX_USERS:
+                    _box_block(g, rx, u, b, first=i == 0)
                 if u.role in ("support", "finance", "dpo", "admin"):
                     _crm_block(g, r, u, b, first=i == 0)
                 if u.role in ("engineer", "sre", "admin", "contractor"):
@@ -2712,6 +2845,320 @@ def _cloud_and_database_scenarios(g: _Gen) -> list[Scenario]:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Google: the analytics project's Cloud Audit Logs and the data team's Workspace
+
+#: the data team of the analytics project: True for those who query BigQuery, False for those who
+#: only read (and keep) the reports in Drive
+DATA_TEAM: dict[str, bool] = {"emeijer": True, "jdevries": True, "gprins": True, "mkoster": False,
+                              "hwillems": False}
+_GCP_LOADER = "crm-export-loader"  # the service account of the nightly load, <name>@<project>.iam.gserviceaccount.com
+_EXPORT_EIP = "3.74.183.52"  # the CRM export instance's Elastic IP (AWS eu-central-1), where the nightly load runs
+_GCLOUD = ("google-cloud-sdk gcloud/502.0.0 command/gcloud.{cmd} invocation-id/{inv} environment/None "
+           "environment-version/None client-os/LINUX client-os-ver/6.1.0 client-pltf-arch/x86_64 interactive/False "
+           "from-script/True python/3.11.2 term/ (Linux 6.1.0-26-cloud-amd64),gzip(gfe)")
+_LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
+_HEX = "0123456789abcdef"
+#: pseudonymised tables of the analytics project (no names, no BSN: the load job pseudonymises)
+_BQ_TABLES = ("claims_pseudo.claims", "policies_pseudo.policies", "finance.premium_income")
+_BQ_QUERIES: tuple[tuple[str, str], ...] = (  # (table, query)
+    ("claims_pseudo.claims", "SELECT DATE_TRUNC(claim_date, MONTH) AS month, category, SUM(amount_eur) AS total "
+     "FROM `zorgwijk-analytics.claims_pseudo.claims` GROUP BY 1, 2 ORDER BY 1"),
+    ("claims_pseudo.claims", "SELECT provider_type, COUNT(*) AS n, APPROX_QUANTILES(amount_eur, 4) AS q "
+     "FROM `zorgwijk-analytics.claims_pseudo.claims` WHERE claim_date >= DATE_SUB(CURRENT_DATE(), INTERVAL 90 DAY) "
+     "GROUP BY 1"),
+    ("policies_pseudo.policies", "SELECT product, COUNT(*) AS policies FROM `zorgwijk-analytics.policies_pseudo."
+     "policies` WHERE status = 'active' GROUP BY product"),
+    ("policies_pseudo.policies", "SELECT region, AVG(premium_eur) AS avg_premium FROM `zorgwijk-analytics."
+     "policies_pseudo.policies` GROUP BY region ORDER BY 2 DESC"),
+    ("finance.premium_income", "SELECT period, product, income_eur FROM `zorgwijk-analytics.finance.premium_income` "
+     "WHERE period >= '2026-01' ORDER BY period"),
+)
+#: the data team's shared reports in Drive: (title, type, owner, visibility)
+_DRIVE_DOCS: tuple[tuple[str, str, str, str], ...] = (
+    ("Schadelast per maand 2026", "spreadsheet", "gprins", "shared_internally"),
+    ("Premie-inkomsten Q4 2026", "spreadsheet", "mkoster", "shared_internally"),
+    ("Churn-analyse polishouders", "document", "emeijer", "people_within_domain_with_link"),
+    ("Datamodel claims_pseudo", "document", "jdevries", "shared_internally"),
+    ("DPIA analyseplatform zorgwijk-analytics", "document", "hwillems", "shared_internally"),
+)
+
+
+def _gcp_ts(ts: datetime, nanos: int | None = None) -> str:
+    """Cloud Logging's timestamps: UTC, microseconds (``timestamp``) or nanoseconds (``receiveTimestamp``)."""
+    u = ts.astimezone(UTC)
+    frac = f"{u.microsecond:06d}" if nanos is None else f"{u.microsecond:06d}{nanos:03d}"
+    return f"{u:%Y-%m-%dT%H:%M:%S}.{frac}Z"
+
+
+def _profile_id(username: str) -> str:
+    """A Google account's profile id (21 digits), stable per person."""
+    return "1" + str(int(hashlib.sha256(f"google:{username}".encode()).hexdigest(), 16))[:20]
+
+def _bool(name: str, value: bool) -> dict[str, Any]:
+    return {"name": name, "boolValue": value}
+
+
+def _google_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    """The data team at work in Google: now and then (the Google session lasts about a week) a
+    sign-in with 2-Step Verification when the day starts, once in a while after a mistyped
+    password; the team's reports in Drive read, their owners editing them; BigQuery in the Cloud
+    console for those who query: a table looked up, a few queries on the pseudonymised tables,
+    rarely a table of their own made in the scratch dataset (Admin Activity)."""
+    ip = b.place.ip
+    t = b.start + timedelta(seconds=r.uniform(120, 1200))
+    if first and r.random() < 0.2:
+        if r.random() < 0.05:
+            g.gworkspace(r, t, u, ip, "login", "login", "login_failure", [
+                {"name": "login_type", "value": "google_password"},
+                {"name": "login_challenge_method", "multiValue": ["password"]},
+                {"name": "login_failure_type", "value": "login_failure_invalid_password"},
+                _bool("is_suspicious", False)])
+            t += timedelta(seconds=r.uniform(6, 30))
+        g.gworkspace(r, t, u, ip, "login", "login", "login_success", [
+            {"name": "login_type", "value": "google_password"},
+            {"name": "login_challenge_method", "multiValue": ["password", "google_prompt"]},
+            _bool("is_second_factor", True), _bool("is_suspicious", False)])
+    docs = [d for d in _DRIVE_DOCS if d[2] == u.username or r.random() < 0.3]
+    for title, dtype, owner, visibility in docs:
+        if r.random() < 0.5:
+            continue
+        name = "edit" if owner == u.username and r.random() < 0.4 else "view"
+        g.gworkspace(r, _when(r, b), u, ip, "drive", "access", name, [
+            _bool("primary_event", True), _bool("billable", True), {"name": "owner", "value": f"{owner}@zorgwijk.nl"},
+            _bool("owner_is_shared_drive", False), {"name": "doc_id", "value": _hid("doc", title, 44, _B62 + "-_")},
+            {"name": "doc_title", "value": title}, {"name": "doc_type", "value": dtype},
+            {"name": "visibility", "value": visibility}, _bool("actor_is_collaborator_account", False)])
+    if not DATA_TEAM[u.username] or r.random() < 0.35:
+        return
+    c = g.c
+    ua = u.user_agent + ",gzip(gfe)"
+    t = _when(r, b)
+    table = r.choice(_BQ_TABLES if u.role == "engineer" else _BQ_TABLES[1:])
+    ds, tb = table.split(".")
+    g.gcp(r, t, u.email, ip, ua, "bigquery.googleapis.com", "google.cloud.bigquery.v2.TableService.GetTable",
+          f"projects/{c.gcp_project}/datasets/{ds}/tables/{tb}", "bigquery.tables.get",
+          auth_resource=f"projects/{c.gcp_project}/datasets/{ds}/tables/{tb}")
+    mine = [q for q in _BQ_QUERIES if u.role == "engineer" or not q[0].startswith("claims")]
+    for _ in range(r.randint(1, 5)):
+        t += timedelta(seconds=r.uniform(40, 900))
+        if t >= b.end:
+            break
+        table, query = r.choice(mine)
+        job = f"bquxjob_{_rid(r, 8, _HEX)}_{_rid(r, 11, _HEX)}"  # the console's job ids
+        g.gcp(r, t, u.email, ip, ua, "bigquery.googleapis.com", "google.cloud.bigquery.v2.JobService.InsertJob",
+              f"projects/{c.gcp_project}/jobs/{job}", "bigquery.jobs.create",
+              metadata=_bq_job(g, r, t, job, "QUERY", query, [table]))
+    if u.role == "engineer" and r.random() < 0.08:
+        t += timedelta(seconds=r.uniform(30, 300))
+        name = f"{u.username}_{_rid(r, 6, _LOWER)}"
+        g.gcp(r, t, u.email, ip, ua, "bigquery.googleapis.com", "google.cloud.bigquery.v2.TableService.InsertTable",
+              f"projects/{c.gcp_project}/datasets/scratch/tables/{name}", "bigquery.tables.create", log="activity",
+              auth_resource=f"projects/{c.gcp_project}/datasets/scratch",
+              metadata={"@type": "type.googleapis.com/google.cloud.audit.BigQueryAuditMetadata",
+                        "tableCreation": {"table": {"tableName": f"projects/{c.gcp_project}/datasets/scratch/tables/"
+                                                                 f"{name}", "schemaJson": "{}",
+                                                    "createTime": _gcp_ts(t), "updateTime": _gcp_ts(t)},
+                                          "reason": "TABLE_INSERT_REQUEST"}})
+
+
+def _bq_job(g: _Gen, r: random.Random, t: datetime, jid: str, kind: str, query: str, tables: list[str], *,
+            source: str | None = None) -> dict[str, Any]:
+    """The ``metadata`` of a finished BigQuery job (``BigQueryAuditMetadata.jobInsertion``)."""
+    p = g.c.gcp_project
+    refs = [f"projects/{p}/datasets/{t.split('.')[0]}/tables/{t.split('.')[1]}" for t in tables]
+    if kind == "QUERY":
+        config: dict[str, Any] = {"type": "QUERY", "queryConfig": {
+            "query": query, "destinationTable": f"projects/{p}/datasets/_{_rid(r, 40, _HEX)}/tables/"
+                                                f"anon{_rid(r, 32, _HEX)}",
+            "createDisposition": "CREATE_IF_NEEDED", "writeDisposition": "WRITE_TRUNCATE",
+            "priority": "QUERY_INTERACTIVE", "statementType": "SELECT"}}
+        stats: dict[str, Any] = {"queryStats": {"totalProcessedBytes": str(r.randint(2_000_000, 900_000_000)),
+                                                "totalBilledBytes": str(r.randint(10, 900) * 1_048_576),
+                                                "billingTier": 1, "referencedTables": refs,
+                                                "outputRowCount": str(r.randint(4, 400))}}
+    else:
+        config = {"type": "IMPORT", "loadConfig": {"sourceUris": [source], "destinationTable": refs[0],
+                                                   "createDisposition": "CREATE_NEVER",
+                                                   "writeDisposition": "WRITE_APPEND"}}
+        stats = {"loadStats": {"totalOutputBytes": str(r.randint(200_000, 40_000_000))}}
+    created = t - timedelta(seconds=r.uniform(0.8, 6))
+    stats.update({"createTime": _gcp_ts(created), "startTime": _gcp_ts(created + timedelta(milliseconds=90)),
+                  "endTime": _gcp_ts(t - timedelta(milliseconds=40)), "totalSlotMs": str(r.randint(40, 90_000))})
+    return {"@type": "type.googleapis.com/google.cloud.audit.BigQueryAuditMetadata",
+            "jobInsertion": {"job": {"jobName": f"projects/{p}/jobs/{jid}", "jobConfig": config,
+                                     "jobStatus": {"jobState": "DONE"}, "jobStats": stats},
+                             "reason": "JOB_INSERT_REASON_UNSPECIFIED"}}
+
+
+def _benign_gcp_load(g: _Gen) -> None:
+    """The nightly load of the analytics project: at about 02:15 the CRM export instance (AWS) copies
+    the night's pseudonymised extracts to the landing bucket and loads them into BigQuery, with
+    the loader service account's key (Cloud Storage data-write audit logs are on for the bucket)."""
+    r = g.rng("gcp-load")
+    c = g.c
+    sa = f"{_GCP_LOADER}@{c.gcp_project}.iam.gserviceaccount.com"
+    key = (f"//iam.googleapis.com/projects/{c.gcp_project}/serviceAccounts/{sa}/keys/"
+           f"{_hid('gcp-key', sa, 40, _HEX)}")
+    bucket = f"{c.gcp_project}-landing"
+    for day in g.local_days:
+        t = _at(day, 2.25 * H + r.uniform(-120, 600))
+        inv = _uuid(r)
+        objects = []
+        for table in _BQ_TABLES:
+            t += timedelta(seconds=r.uniform(2, 25))
+            obj = f"crm/{day.isoformat()}/{table.split('.')[1]}.csv.gz"
+            objects.append((table, obj))
+            g.gcp(r, t, sa, _EXPORT_EIP, _GCLOUD.format(cmd="storage.cp", inv=inv), "storage.googleapis.com",
+                  "storage.objects.create", f"projects/_/buckets/{bucket}/objects/{obj}", "storage.objects.create",
+                  auth_resource=f"projects/_/buckets/{bucket}/objects/{obj}", key=key, location=True,
+                  resource=("gcs_bucket", {"bucket_name": bucket, "location": c.gcp_location}))
+        inv = _uuid(r)
+        for table, obj in objects:
+            t += timedelta(seconds=r.uniform(8, 70))
+            job = f"bqjob_r{_rid(r, 16, _HEX)}_{_rid(r, 16, _HEX)}_1"  # the bq tool's job ids
+            g.gcp(r, t, sa, _EXPORT_EIP, _GCLOUD.format(cmd="bq.load", inv=inv), "bigquery.googleapis.com",
+                  "google.cloud.bigquery.v2.JobService.InsertJob", f"projects/{c.gcp_project}/jobs/{job}",
+                  "bigquery.jobs.create", key=key,
+                  metadata=_bq_job(g, r, t, job, "IMPORT", "", [table], source=f"gs://{bucket}/{obj}"))
+
+
+# --------------------------------------------------------------------------------------------
+# The office's web proxy (Squid)
+
+PROXY_HOST = "proxy-01"  # Squid 5.7 on Debian 12 in the office, 10.30.0.2; laptops get 10.30.0.100 + n by DHCP
+#: where the office browses through the proxy, per role (the PAC file sends *.zorgwijk.nl direct)
+_WEB_ALL = ("zorgwijk.okta.com", "outlook.office.com", "teams.microsoft.com", "login.microsoftonline.com",
+            "www.google.com")
+_WEB_ROLE: dict[str, tuple[str, ...]] = {
+    "engineer": ("github.com", "api.github.com", "pypi.org", "files.pythonhosted.org", "registry-1.docker.io",
+                 "console.cloud.google.com", "docs.google.com"),
+    "sre": ("github.com", "eu-central-1.console.aws.amazon.com", "registry-1.docker.io", "status.aws.amazon.com"),
+    "admin": ("eu-central-1.console.aws.amazon.com", "admin.microsoft.com", "zorgwijk-admin.okta.com"),
+    "finance": ("mijn.ing.nl", "docs.google.com", "www.belastingdienst.nl", "zorgwijk.app.box.com"),
+    "support": ("www.zorginstituutnederland.nl", "www.vektis.nl"),
+    "hr": ("www.rijksoverheid.nl", "app.afas.nl", "zorgwijk.app.box.com"),
+    "dpo": ("www.autoriteitpersoonsgegevens.nl", "docs.google.com", "edpb.europa.eu"),
+    "contractor": ("github.com",),
+}
+_WEB_IPS: dict[str, str] = {  # the address Squid connected to (HIER_DIRECT/<ip>)
+    "zorgwijk.okta.com": "18.158.47.205", "zorgwijk-admin.okta.com": "18.158.47.205",
+    "outlook.office.com": "52.97.219.194", "teams.microsoft.com": "52.113.194.132",
+    "login.microsoftonline.com": "20.190.159.2", "admin.microsoft.com": "20.190.151.8",
+    "www.google.com": "142.250.179.196", "docs.google.com": "142.251.39.110",
+    "console.cloud.google.com": "142.250.179.142", "github.com": "140.82.121.3", "api.github.com": "140.82.121.6",
+    "pypi.org": "151.101.128.223", "files.pythonhosted.org": "151.101.64.223",
+    "registry-1.docker.io": "54.236.113.205", "eu-central-1.console.aws.amazon.com": "3.120.181.40",
+    "status.aws.amazon.com": "18.66.102.12", "mijn.ing.nl": "145.221.168.4", "www.belastingdienst.nl": "195.121.6.197",
+    "www.zorginstituutnederland.nl": "147.181.97.54", "www.vektis.nl": "185.37.129.80",
+    "www.rijksoverheid.nl": "147.181.97.29", "app.afas.nl": "185.80.184.40",
+    "www.autoriteitpersoonsgegevens.nl": "147.181.97.134", "edpb.europa.eu": "52.58.202.21",
+    "zorgwijk.app.box.com": "74.112.186.157", "ctldl.windowsupdate.com": "93.184.221.240",
+    "ocsp.digicert.com": "192.229.211.108",
+}
+#: the proxy's blocklist (file sharing and webmail outside the company: the data-loss policy)
+_WEB_BLOCKED = ("wetransfer.com", "mega.nz", "mail.proton.me")
+
+
+def _lan_ip(g: _Gen, u: DemoUser) -> str:
+    """The laptop's office address (a fixed DHCP lease)."""
+    return f"10.30.0.{100 + g.c.users.index(u)}"
+
+
+def _proxy_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block) -> None:
+    """The laptop's web traffic through the office proxy while the person works at the office:
+    the browser's first request answered 407 (Kerberos proxy authentication, then sent again with
+    the ticket), HTTPS tunnels (CONNECT, TCP_TUNNEL) to the day's SaaS and sites of the role,
+    certificate revocation checks in plain HTTP on Windows, and rarely a blocked file-sharing or
+    webmail site (TCP_DENIED/403): the near miss of a data-loss attempt."""
+    if b.place not in g.c.office:
+        return
+    ip = _lan_ip(g, u)
+    hosts = _WEB_ALL + _WEB_ROLE.get(u.role, ())
+    t = b.start + timedelta(seconds=r.uniform(20, 240))
+    first = r.choice(_WEB_ALL[:3])
+    g.squid(t, r.randint(0, 2), ip, "TCP_DENIED", 407, r.randint(3_900, 4_100), "CONNECT", f"{first}:443", None,
+            "HIER_NONE", None, "text/html")
+    times = sorted(_when(r, b) for _ in range(r.randint(4, 12)))
+    dur = r.randint(30_000, 900_000)
+    g.squid(t + timedelta(milliseconds=dur), dur, ip, "TCP_TUNNEL", 200, r.randint(8_000, 3_000_000), "CONNECT",
+            f"{first}:443", u.username, "HIER_DIRECT", _WEB_IPS[first], "-")
+    for ts in times:
+        host = r.choice(hosts)
+        dur = r.randint(300, 600_000)
+        g.squid(ts + timedelta(milliseconds=dur), dur, ip, "TCP_TUNNEL", 200, r.randint(4_000, 2_500_000), "CONNECT",
+                f"{host}:443", u.username, "HIER_DIRECT", _WEB_IPS[host], "-")
+    if _BROWSERS[u.browser][1].startswith("Windows") and r.random() < 0.6:
+        ts = _when(r, b)
+        if r.random() < 0.5:
+            cab = "application/vnd.ms-cab-compressed"
+            code, status, size = ("TCP_REFRESH_UNMODIFIED", 304, 312) if r.random() < 0.7 else \
+                ("TCP_MISS", 200, r.randint(70_000, 80_000))
+            g.squid(ts, r.randint(20, 140), ip, code, status, size, "GET",
+                    "http://ctldl.windowsupdate.com/msdownload/update/v3/static/trustedr/en/disallowedcertstl.cab",
+                    u.username, "HIER_DIRECT", _WEB_IPS["ctldl.windowsupdate.com"], cab)
+        else:
+            g.squid(ts, r.randint(15, 90), ip, "TCP_MISS", 200, r.randint(850, 2_300), "POST", "http://ocsp.digicert.com/",
+                    u.username, "HIER_DIRECT", _WEB_IPS["ocsp.digicert.com"], "application/ocsp-response")
+    if r.random() < 0.02:
+        g.squid(_when(r, b), r.randint(0, 3), ip, "TCP_DENIED", 403, r.randint(3_900, 4_200), "CONNECT",
+                f"{r.choice(_WEB_BLOCKED)}:443", u.username, "HIER_NONE", None, "text/html")
+
+
+# --------------------------------------------------------------------------------------------
+# Box: HR's and finance's file exchange with the payroll bureau and the occupational health service
+
+#: who works in Box: HR (personnel files, contracts) and finance (payroll)
+BOX_USERS = ("wdejong", "kbrouwer", "pvanleeuwen", "mkoster", "gprins", "hdevos")
+#: folder -> (owner, files): (name, size in bytes)
+_BOX_FOLDERS: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {
+    "Personeelsdossiers": ("wdejong", (("Arbeidsovereenkomst template 2026.docx", 48_211),
+                                       ("Verzuimregistratie Q4 2026.xlsx", 91_540),
+                                       ("Functieprofielen Klantenservice.pdf", 312_077))),
+    "Salarisadministratie": ("gprins", (("Mutaties salaris november 2026.xlsx", 38_902),
+                                             ("Loonjournaal oktober 2026.pdf", 644_118),
+                                             ("Pensioenpremies 2026.xlsx", 57_300))),
+    "Arbodienst": ("kbrouwer", (("Contract arbodienst 2026.pdf", 204_551),
+                                ("Afspraken re-integratie (sjabloon).docx", 33_890))),
+}
+_BOX_APP = "Box Web App"
+
+
+def _box_id(kind: str, key: str, n: int) -> str:
+    """Box's numeric ids (users, files, folders), stable per name."""
+    return str(int(hashlib.sha256(f"box:{kind}:{key}".encode()).hexdigest(), 16))[:n]
+
+
+def _box_user(u: DemoUser) -> dict[str, Any]:
+    return {"type": "user", "id": _box_id("user", u.username, 11), "name": u.full_name, "login": u.email}
+
+
+def _box_block(g: _Gen, r: random.Random, u: DemoUser, b: _Block, first: bool) -> None:
+    """HR and finance in Box (single sign-on from Okta): a sign-in most mornings, files of their
+    folders previewed and now and then downloaded, and an upload of a new version by the folder's
+    owner (the payroll changes of the month, the absence register)."""
+    session = _rid(r, 22, _LOWER)  # the browser's Box session of this block of work
+    login = b.start + timedelta(seconds=r.uniform(60, 900))
+    if first and r.random() < 0.7:
+        g.box(r, login, u, b.place.ip, session, "LOGIN", _box_user(u), None)
+    mine = [f for f, (owner, _) in _BOX_FOLDERS.items()
+            if (f == "Salarisadministratie") == (u.role == "finance") or owner == u.username]
+    for _ in range(r.randint(0, 4)):
+        folder = r.choice(mine)
+        owner, files = _BOX_FOLDERS[folder]
+        name, size = r.choice(files)
+        roll = r.random()
+        action = "UPLOAD" if owner == u.username and roll < 0.1 else "DOWNLOAD" if roll < 0.3 else "PREVIEW"
+        size += r.randint(-900, 900) if action == "UPLOAD" else 0
+        src = {"item_type": "file", "item_id": _box_id("file", name, 13), "item_name": name,
+               "parent": {"type": "folder", "name": folder, "id": _box_id("folder", folder, 12)},
+               "owned_by": _box_user(g.c.user(owner))}
+        details = {"size": size, "version_id": _box_id("version", f"{name}:{size}", 13), "service_id": "0",
+                   "service_name": _BOX_APP}
+        g.box(r, max(_when(r, b), login + timedelta(seconds=r.uniform(20, 120))), u, b.place.ip, session, action,
+              src, details)
+
+
 def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, scenarios: bool = True,
              company: DemoCompany = COMPANY) -> tuple[list[DemoRecord], list[Scenario]]:
     """Generate ``days`` days of raw access-log traffic from ``start`` (UTC; default 2026-11-02, a Monday).
@@ -2740,6 +3187,7 @@ def generate(*, seed: int = 7, days: int = 3, start: datetime | None = None, sce
     _benign_kubernetes(g)
     _benign_database(g)
     _benign_windows(g)
+    _benign_gcp_load(g)
     if scenarios:
         # After benign traffic: some attacks are timed by what the victim did.
         found = [sc for sc in _scenarios(sg, g.out) if days >= SCENARIO_MIN_DAYS.get(sc.id, 1)]

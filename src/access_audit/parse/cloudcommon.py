@@ -1,7 +1,8 @@
 """Helpers the cloud and SaaS audit-log parsers share (Azure / Entra ID, Microsoft 365, Google
-Cloud and Workspace, Okta, Duo, 1Password, Slack, Box, Salesforce, Zoom, OneLogin): the Panther
-test wrapper, the opening of a record (required field, then time), the geolocation of the
-source, when a user is no user, JSON-encoded columns, and small mappings.
+Cloud and Workspace, Okta, Duo, 1Password, Slack, Box, Salesforce, Zoom, OneLogin; CloudTrail,
+GitHub and the Kubernetes audit log for ``required``, GitHub for ``add_geo``): the Panther test
+wrapper, the opening of a record (required field, then time), the geolocation of the source,
+when a user is no user, JSON-encoded columns, and small mappings.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, unwrap
+from access_audit.parse.cloudcommon import inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _STS_AUTH = frozenset({"GetSessionToken", "GetFederationToken"})
@@ -101,9 +101,7 @@ class CloudTrailParser(JsonParser):
 
     def _record(self, f: Fields) -> AccessEvent:
         ts = f.time("eventTime", "@timestamp", "p_event_time")
-        action = f.text("eventName")
-        if action is None:
-            raise ParseError("missing field", f"{f.prefix}eventName is absent", parser=self.name)
+        action = required(f, "eventName")
         provider = f.text("eventSource")
         error = f.text("errorCode", numbers=True)
         request = f.obj_at("requestParameters", json_string=True)
@@ -130,10 +128,7 @@ class CloudTrailParser(JsonParser):
             outcome = Outcome.failure
         reason = error or (f.text("errorMessage") if outcome is Outcome.failure else None)
 
-        labels: dict[str, str] = {}
-        for key, label in _LABELS:
-            if (v := f.label(key)) is not None:
-                labels[label] = v
+        labels = f.labels(_LABELS)
         if read_only is not None:
             labels["aws_read_only"] = "true" if read_only else "false"
 

@@ -219,6 +219,18 @@ def has_keys(obj: dict[str, Any], *keys: str) -> bool:
     return all(Fields._lookup(obj, k) is not None for k in keys)
 
 
+def code_number(v: Any) -> int | None:
+    """An event code or type number as exports write it: an int, or a string of up to six digits;
+    None for anything else (a bool, a longer or non-numeric string, a float)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.isdigit() and len(v) < 7:
+        return int(v)
+    return None
+
+
 def scalar_text(v: Any) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"

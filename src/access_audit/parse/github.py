@@ -28,10 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from access_audit.core.errors import ParseError
 from access_audit.core.events import (
     AccessEvent,
-    Endpoint,
     EventInfo,
     Geo,
     Outcome,
@@ -42,7 +40,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.cloudcommon import inner, unwrap
+from access_audit.parse.cloudcommon import add_geo, inner, required, unwrap
 from access_audit.parse.ecs import Fields, endpoint, has_keys
 
 _TIME_FIELDS = ("@timestamp", "at_sign_timestamp", "created_at", "p_event_time")
@@ -81,9 +79,7 @@ class GitHubAuditParser(JsonParser):
         obj = unwrap(obj)
         f = Fields(obj, self.name)
         ts = f.time(*_TIME_FIELDS)
-        action = f.text("action")
-        if action is None:
-            raise ParseError("missing field", "action is absent", parser=self.name)
+        action = required(f, "action")
         area, _, verb = action.rpartition(".")
         category = next((c for prefix, c in _CATEGORIES if action.startswith(prefix)), "configuration")
         types = [_verb_type(verb or action)]
@@ -92,10 +88,7 @@ class GitHubAuditParser(JsonParser):
         if area.startswith("team"):
             types.append("group")
 
-        labels: dict[str, str] = {}
-        for key, label in _LABELS:
-            if (v := f.label(key)) is not None:
-                labels[label] = v
+        labels = f.labels(_LABELS)
 
         user = None
         actor = f.text("actor")
@@ -119,9 +112,7 @@ class GitHubAuditParser(JsonParser):
         )
         if (ip := f.text("actor_ip")) is not None:
             ev.source = endpoint(ip)
-        if (country := f.text("actor_location.country_code")) is not None:
-            ev.source = ev.source or Endpoint()
-            ev.source.geo = Geo(country_iso_code=country)
+        add_geo(ev, Geo(country_iso_code=f.text("actor_location.country_code")))
         if (agent := f.text("user_agent")) is not None:
             ev.user_agent = UserAgent(original=agent)
         return [ev]

@@ -74,6 +74,7 @@ from access_audit.core.errors import ParseError
 from access_audit.core.events import AccessEvent, EventInfo, Outcome, Resource, Url, User, UserAgent
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
+from access_audit.parse.cloudcommon import required
 from access_audit.parse.ecs import Fields, endpoint
 
 STAGES = frozenset({"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"})
@@ -125,17 +126,17 @@ class KubernetesAuditParser(JsonParser):
 
     def _event(self, f: Fields) -> AccessEvent:
         p = f.prefix
-        audit_id = _required(f, "auditID")
-        stage = _required(f, "stage")
+        audit_id = required(f, "auditID")
+        stage = required(f, "stage")
         if stage not in STAGES:
             raise ParseError("invalid field value", f"{p}stage={stage!r} is not one of {', '.join(sorted(STAGES))}",
                              parser=self.name)
-        verb = _required(f, "verb")
-        uri = _required(f, "requestURI")
+        verb = required(f, "verb")
+        uri = required(f, "requestURI")
         user_f = f.obj_at("user")
         if user_f is None:
             raise ParseError("missing field", f"{p}user is absent", parser=self.name)
-        username = _required(user_f, "username")
+        username = required(user_f, "username")
         ts = f.time(*_TIME_KEYS)
 
         labels: dict[str, str] = {"k8s_audit_id": audit_id, "k8s_stage": stage}
@@ -191,13 +192,6 @@ class KubernetesAuditParser(JsonParser):
         if ref is not None:
             _pod_spec_labels(f.raw("requestObject"), labels.get("k8s_resource"), labels)
         return ev
-
-
-def _required(f: Fields, key: str) -> str:
-    v = f.text(key)
-    if v is None:
-        raise ParseError("missing field", f"{f.prefix}{key} is absent", parser=f.parser)
-    return v
 
 
 def _strings(f: Fields, key: str) -> list[str]:

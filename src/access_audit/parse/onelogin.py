@@ -36,7 +36,7 @@ from access_audit.core.events import AccessEvent, Authentication, EventInfo, Out
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
 from access_audit.parse.cloudcommon import email_or_none, inner, unwrap
-from access_audit.parse.ecs import Fields, endpoint
+from access_audit.parse.ecs import Fields, code_number, endpoint
 
 # id -> (action, category, type, outcome)
 EVENT_TYPES: dict[int, tuple[str, str, str, Outcome]] = {
@@ -63,16 +63,6 @@ _SNIFF_COMPANIONS = ("user_name", "actor_user_name", "user_id", "actor_user_id",
                      "privilege_name", "created_at")
 
 
-def type_id(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str) and v.isdigit() and len(v) < 7:
-        return int(v)
-    return None
-
-
 @register
 class OneLoginParser(JsonParser):
     """OneLogin events (logins, user and app administration)."""
@@ -91,7 +81,7 @@ class OneLoginParser(JsonParser):
         raw = f.raw("event_type_id")
         if raw is None or raw == "":
             raise ParseError("missing field", "event_type_id is absent", parser=self.name)
-        tid = type_id(raw)
+        tid = code_number(raw)
         if tid is None:
             raise ParseError("wrong field type", f"event_type_id={raw!r} is not an event type number",
                              parser=self.name)

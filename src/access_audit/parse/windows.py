@@ -84,7 +84,7 @@ from access_audit.core.events import (
 )
 from access_audit.core.records import RawRecord
 from access_audit.parse.base import JsonParser, register
-from access_audit.parse.ecs import Fields, endpoint
+from access_audit.parse.ecs import Fields, code_number, endpoint
 
 PROVIDER = "Microsoft-Windows-Security-Auditing"
 
@@ -127,14 +127,7 @@ _SECURITY_NAMES = frozenset({"security", PROVIDER.lower(), "securityevent"})
 
 def event_code(obj: dict[str, Any]) -> int | None:
     """The ``EventID`` as an int (exports write a number or a string), None when absent/other."""
-    v = Fields._lookup(obj, "EventID")
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str) and v.isdigit() and len(v) < 7:
-        return int(v)
-    return None
+    return code_number(Fields._lookup(obj, "EventID"))
 
 
 def is_security_log(obj: dict[str, Any]) -> bool:
