@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -70,6 +71,18 @@ def test_a_layout_1_store_is_upgraded_and_answers_as_before(v1_store: Path) -> N
     plan = " ".join(str(r) for r in store.db.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM events WHERE ip_key BETWEEN ? AND ?", cidr_key_range("10.0.0.0/8")))
     assert "events_ip_key" in plan
+
+    # the user index carries the source address: "where does this user come from" reads the index only
+    idx = {n for (n,) in store.db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
+    assert "events_user" not in idx and {"events_user_ts_ip", "events_ip_key"} <= idx
+    users = Counter((d.get("user") or {}).get("name") for i, d in before.items() if ips[i])
+    user = next(u for u, _ in users.most_common() if u)
+    plan = " ".join(str(r) for r in store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT source_ip, count(*) FROM events WHERE user_name = ? GROUP BY source_ip", (user,)))
+    assert "COVERING INDEX events_user_ts_ip" in plan
+    want_top = Counter(ips[i] for i, d in before.items() if (d.get("user") or {}).get("name") == user and ips[i])
+    got_top = store.aggregate(Query(expr=Term("user.name", "eq", user)), "source.ip", 100)
+    assert dict(got_top) == dict(want_top) and want_top
 
     # the rest of what layout 1 held reads as it did: documents and alerts
     assert {e.id: e.to_doc() for e in store.search(Query(limit=10_000))} == before
