@@ -703,17 +703,14 @@ EXPORT_PAGE = 1000
 def _aggregate(store: Any, qq: Any, text: str, fields: list[str], interval: str | None, fmt: str) -> None:
     """``query --top/--histogram``: the API's /api/aggregations on the command line (the same store
     methods and limits), recorded in the self-audit like a search."""
-    from dataclasses import replace
-
     from access_audit.api.audit import audit_cli, csv_safe
     from access_audit.core.csvcells import LINE_END
 
-    whole = replace(qq, limit=100)  # the aggregations ignore the page; --limit is the size of each top list
-    try:
+    try:  # the stores' aggregations ignore the page: --limit is the size of each top list
         if len(fields) > 10:
             raise QueryError("at most 10 --top fields at once")
-        tops = {f: store.aggregate(whole, f, min(qq.limit, 1000)) for f in fields}
-        hist = store.histogram(whole, interval) if interval else None
+        tops = {f: store.aggregate(qq, f, min(qq.limit, 1000)) for f in fields}
+        hist = store.histogram(qq, interval) if interval else None
     except QueryError as e:
         raise _fail(str(e)) from None
     audit_cli(store, "aggregate", f"{text} by {', '.join(fields + ([f'@timestamp/{interval}'] if interval else []))}",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from access_audit.app import build_embedded
+from access_audit.demo import generate, write_files
 from access_audit.demo.context import write_context
 from access_audit.demo.generator import DEFAULT_START
 from access_audit.ingest.files import LineReader
@@ -46,3 +47,15 @@ def through_pipeline(tmp_path: Path) -> Iterator[Callable[..., PipelineRun]]:
     yield run
     for store in stores:
         store.close()
+
+
+@pytest.fixture
+def demo_source(tmp_path: Path,
+                through_pipeline: Callable[..., PipelineRun]) -> Callable[..., tuple[Path, PipelineRun, int]]:
+    """One demo source's file of a ``days``-day window (seed 7) run alone through the pipeline:
+    (its path, the run, how many records of ``log_type`` the demo generated)."""
+    def go(source: str, log_type: str, days: int = 7) -> tuple[Path, PipelineRun, int]:
+        recs, _ = generate(seed=7, days=days)
+        path = write_files(recs, tmp_path / "logs")[source]
+        return path, through_pipeline([path], days), sum(1 for r in recs if r.log_type == log_type)
+    return go

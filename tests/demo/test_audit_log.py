@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
-from access_audit.demo import generate, write_files
+from access_audit.demo import generate
 from access_audit.demo.generator import AUDITD, SRC_DB, SRC_DB_AUDIT
 
 
@@ -28,12 +27,8 @@ def test_audit_records_name_the_sessions_of_auth_log() -> None:
     assert {re.search(r" ses=(\d+) ", ln)[1] for ln in logins} == sessions
 
 
-def test_the_audit_log_parses_and_raises_nothing(tmp_path: Path, through_pipeline) -> None:
-    days = 7
-    recs, _ = generate(seed=7, days=days)
-    path = write_files(recs, tmp_path / "logs")[SRC_DB_AUDIT]
+def test_the_audit_log_parses_and_raises_nothing(demo_source) -> None:
+    path, run, n = demo_source(SRC_DB_AUDIT, AUDITD)  # the reader joins auditd records by serial (one each here)
     assert path.name == "db-01-audit.log"
-    run = through_pipeline([path], days)  # the reader joins auditd records by serial (one each here)
-    n = sum(1 for r in recs if r.log_type == AUDITD)
     assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
     assert run.alerts == []  # active staff's sessions: no rule covers auditd but the status one

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
 
 from access_audit.core.records import RawRecord
-from access_audit.demo import COMPANY, generate, write_files
+from access_audit.demo import COMPANY, generate
 from access_audit.demo.generator import BOX, BOX_USERS, DEFAULT_START, SRC_BOX
 from access_audit.parse import ParserRegistry
 from access_audit.testing import FrozenClock
@@ -67,12 +66,8 @@ def test_parsed_fields(week) -> None:
     assert set(actions) == {"LOGIN", "PREVIEW", "DOWNLOAD", "UPLOAD"}
 
 
-def test_the_box_file_parses_and_raises_nothing(tmp_path: Path, through_pipeline) -> None:
-    days = 7
-    recs, _ = generate(seed=7, days=days)
-    path = write_files(recs, tmp_path / "logs")[SRC_BOX]
+def test_the_box_file_parses_and_raises_nothing(demo_source) -> None:
+    path, run, n = demo_source(SRC_BOX, BOX)
     assert path.name == "box-events.jsonl"
-    run = through_pipeline([path], days)
-    n = sum(1 for r in recs if r.log_type == BOX)
     assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
     assert run.alerts == []  # active staff only (the finance employee on leave is silent)

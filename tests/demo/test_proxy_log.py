@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from access_audit.core.records import RawRecord
-from access_audit.demo import COMPANY, generate, write_files
+from access_audit.demo import COMPANY, generate
 from access_audit.demo.generator import DEFAULT_START, SQUID, SRC_PROXY
 from access_audit.parse import ParserRegistry
 from access_audit.testing import FrozenClock
@@ -73,12 +72,8 @@ def test_parsed_fields(week) -> None:
     assert {code for code, _ in outcomes} >= {"TCP_TUNNEL", "TCP_DENIED"}
 
 
-def test_the_proxy_log_parses_and_raises_nothing(tmp_path: Path, through_pipeline) -> None:
-    days = 7
-    recs, _ = generate(seed=7, days=days)
-    path = write_files(recs, tmp_path / "logs")[SRC_PROXY]
+def test_the_proxy_log_parses_and_raises_nothing(demo_source) -> None:
+    path, run, n = demo_source(SRC_PROXY, SQUID)
     assert path.name == "proxy-01-access.log"
-    run = through_pipeline([path], days)
-    n = sum(1 for r in recs if r.log_type == SQUID)
     assert (run.stats.records, run.stats.events, run.stats.dead_letters, run.stored) == (n, n, 0, n)
     assert run.alerts == []  # the leaver browses only until he leaves: the status rule is quiet
