@@ -190,7 +190,8 @@ class SqliteStore:
     def _upgrade(self) -> None:
         """Bring a store of an earlier layout to ``LAYOUT``, in one transaction (a crash leaves it
         as it was). Layout 1 -> 2: add ``ip_key`` and fill it from ``source_ip``, drop ``events_user``;
-        the schema then makes the new indexes. A store of a later layout than this code knows is refused, not misread."""
+        the schema then makes the new indexes. A store of a later layout than this code knows is
+        refused, not misread."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(events)")}
         if not cols:
             return  # a new store: the schema makes layout 2
