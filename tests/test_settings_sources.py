@@ -58,7 +58,7 @@ CASES: list[tuple[dict[str, str], dict[str, Any], str | None]] = [  # (environme
     ({}, {"data_dir": None}, None),
     ({"ACCESS_AUDIT_SLACK_CHANNEL": "#env", "ACCESS_AUDIT_SLACK_USER_ROLES": '{"U2": "dpo", "U3": "auditor"}'},
      {"retention_days": 3},
-     "slack_channel: '#file'\nretention_days: 7\nslack_dpo_channel: '#dpo-file'\nSLACK_BASE_URL: http://x/\n"
+     "slack_channel: '#file'\nretention_days: 7\nslack_dpo_channel: '#dpo-file'\nslack_base_url: http://x/\n"
      "slack_user_roles: {U1: dpo, U2: auditor}\nkafka_topics: [t1]\nnot_a_setting: 1\n"),
     ({}, {"slack_user_roles": {"U9": "dpo"}}, "slack_user_roles: {U1: dpo}\nbatch_size: 0\n"),
     ({}, {}, ""),
@@ -105,3 +105,13 @@ def test_settings_keep_the_model_behaviour() -> None:
         s.data_dir = Path("/e")  # type: ignore[misc]
     assert s.model_copy(update={"chain": False}).chain is False
     assert s.sqlite_path == Path("/d/events.db")
+
+
+def test_a_config_file_name_in_capitals_is_read_not_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names in the config file are matched in any case, as the environment's are: the unknown-name
+    warning already took ``SLACK_BASE_URL`` as known, and pydantic-settings reads it since 2.16
+    (2.14 dropped it silently, which is why the comparison cases above leave it out)."""
+    (tmp_path / "config.yml").write_text("SLACK_BASE_URL: http://x/\nBatch_Size: 7\n", encoding="utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "config.yml"))
+    s = Settings()
+    assert (s.slack_base_url, s.batch_size) == ("http://x/", 7)

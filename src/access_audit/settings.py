@@ -269,8 +269,11 @@ def _build_values(settings_cls: type[BaseModel], init: dict[str, Any]) -> dict[s
     path = os.environ.get(CONFIG_ENV)
     file: dict[str, Any] = {}
     if path:
-        file = _read_config(path)
-        _warn_unknown(path, [str(k) for k in file], known)
+        raw = _read_config(path)
+        _warn_unknown(path, [str(k) for k in raw], known)
+        # names in any case, as in the environment (and in pydantic-settings >= 2.16): the warning
+        # above takes SLACK_BASE_URL as known, so it must not be dropped here either
+        file = {str(k).lower(): v for k, v in raw.items()}
     state: dict[str, Any] = {}
     for source in (init, _from_environment(settings_cls), file):  # the first wins
         state = deep_update(source, state)
